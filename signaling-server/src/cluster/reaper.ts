@@ -1,0 +1,77 @@
+// Removes participants nobody holds any more: those whose grace period ran out and those of nodes
+// that stopped heartbeating (kill -9, a lost machine). One node at a time runs it, the holder of
+// a lease in the database; any node takes over within a heartbeat period when the holder dies.
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import type { Departure, RoomStore } from '../store/store.js';
+
+export const REAPER_LEASE = 'reaper';
+
+export interface ReaperOptions {
+  store: RoomStore;
+  nodeId: string;
+  heartbeatMs: number;
+  log: Logger;
+  metrics: Metrics;
+  announce: (d: Departure) => Promise<void>;
+}
+
+export class Reaper {
+  private timer: NodeJS.Timeout | null = null;
+  private isRunning = false;
+  private isLeader = false;
+
+  constructor(private readonly opts: ReaperOptions) {}
+
+  start(): void {
+    // Ticking at half the heartbeat keeps detection (2 missed periods + a tick) under 3 periods.
+    this.timer = setInterval(() => void this.tick(), Math.max(50, this.opts.heartbeatMs / 2));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One round: renew or take the lease, then reap. Returns what was removed. */
+  async tick(): Promise<Departure[]> {
+    if (this.isRunning) return [];
+    this.isRunning = true;
+    const { store, nodeId, heartbeatMs, log } = this.opts;
+    try {
+      const isLeader = await store.acquireLease(REAPER_LEASE, nodeId, heartbeatMs);
+      if (isLeader !== this.isLeader) log.info({ isLeader }, isLeader ? 'leading the reaper' : 'no longer leading the reaper');
+      this.isLeader = isLeader;
+      if (!isLeader) return [];
+      const departures = await store.reap(2 * heartbeatMs, this.opts.announce);
+      this.record(departures, 'reaped');
+      return departures;
+    } catch (err) {
+      log.warn({ err: String(err) }, 'reaper round failed');
+      return [];
+    } finally {
+      this.isRunning = false;
+    }
+  }
+
+  /** A node is known to be gone (its pod was deleted): free its participants now, if leading. */
+  async evictNode(goneNodeId: string): Promise<Departure[]> {
+    if (!this.isLeader || goneNodeId === this.opts.nodeId) return [];
+    try {
+      const departures = await this.opts.store.evictNode(goneNodeId, this.opts.announce);
+      this.record(departures, 'evicted');
+      return departures;
+    } catch (err) {
+      this.opts.log.warn({ err: String(err), goneNode: goneNodeId }, 'could not evict a gone node');
+      return [];
+    }
+  }
+
+  private record(departures: Departure[], what: string): void {
+    for (const d of departures) {
+      this.opts.metrics.reaped.labels(d.reason).inc();
+      this.opts.log.info({ room: d.room, participant: d.participantId, reason: d.reason }, `participant ${what}`);
+    }
+  }
+}

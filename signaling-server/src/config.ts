@@ -1,0 +1,56 @@
+// The node's configuration: read once from the environment and validated, so that a bad value
+// stops the node at start with a message naming the variable instead of failing later.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const ConfigSchema = z.object({
+  PORT: int(8080, 0, 65535),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  NODE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'letters, digits and _.:- only, at most 128')
+    .optional(),
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  REDIS_PREFIX: z.string().default('sig:'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  RESUME_GRACE_MS: int(10_000, 0),
+  NODE_HEARTBEAT_MS: int(5_000, 100),
+  IDLE_TIMEOUT_MS: int(30_000, 8_000, 960_000),
+  DB_TIMEOUT_MS: int(5_000, 100),
+  REDIS_TIMEOUT_MS: int(3_000, 100),
+  MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
+  MAX_ROOMS_PER_CONNECTION: int(16, 1),
+  MAX_PARTICIPANTS_PER_ROOM: int(50, 1),
+  SEND_BUFFER_BYTES: int(1024 * 1024, 16 * 1024),
+  MAX_META_BYTES: int(4096, 2),
+  ALLOW_UWS_FALLBACK: bool(false),
+});
+
+export type Config = z.infer<typeof ConfigSchema> & { NODE_ID: string };
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const nodeId = parsed.data.NODE_ID ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+  return { ...parsed.data, NODE_ID: nodeId };
+}

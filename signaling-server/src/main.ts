@@ -1,0 +1,139 @@
+// Starts one signaling node: configuration, database and migrations, bus, domain, HTTP/WebSocket
+// server, heartbeats and the reaper, wired by constructor injection, and stops it on a signal.
+import { fileURLToPath } from 'node:url';
+import { RedisBus } from './bus/redis-bus.js';
+import { MemoryHub } from './bus/memory-bus.js';
+import type { RoomBus } from './bus/bus.js';
+import { Heartbeat } from './cluster/heartbeat.js';
+import { Reaper } from './cluster/reaper.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { RoomService } from './rooms/room-service.js';
+import { openDatabase } from './store/database.js';
+import { migrateToLatest } from './store/migrations.js';
+import { PostgresStore } from './store/postgres-store.js';
+import { SignalingServer } from './transport/server.js';
+import { StaticFiles } from './transport/static-files.js';
+import { loadUws } from './transport/uws.js';
+
+async function start(config: Config, log: Logger) {
+  const { uws, isNative } = loadUws(config.ALLOW_UWS_FALLBACK);
+  if (!isNative) log.warn('running on the uWebSockets.js JavaScript fallback (ALLOW_UWS_FALLBACK): expect far lower throughput');
+  const metrics = createMetrics();
+
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.DB_TIMEOUT_MS });
+  const applied = await migrateToLatest(database.db);
+  if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds));
+
+  let bus: RoomBus;
+  if (config.REDIS_URL) {
+    bus = await RedisBus.connect({
+      url: config.REDIS_URL,
+      prefix: config.REDIS_PREFIX,
+      timeoutMs: config.REDIS_TIMEOUT_MS,
+      log,
+      onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
+    });
+  } else {
+    bus = new MemoryHub().createBus();
+  }
+  metrics.busUp.set(bus.isUp() ? 1 : 0);
+  if (database.isEmbedded || !config.REDIS_URL) {
+    log.warn(
+      { embeddedDatabase: database.isEmbedded, inProcessBus: !config.REDIS_URL, dataDir: config.DATA_DIR },
+      'running embedded: this node cannot be scaled out; set DATABASE_URL and REDIS_URL to run a cluster',
+    );
+  }
+  log.warn('no token secret or key configured: anonymous joins are allowed');
+
+  let isDraining = false;
+  let server: SignalingServer | null = null;
+  const rooms = new RoomService({
+    nodeId: config.NODE_ID,
+    store,
+    bus,
+    fanout: {
+      publish: (topic, frame) => server?.publish(topic, frame),
+      subscriberCount: (topic) => server?.subscriberCount(topic) ?? 0,
+    },
+    metrics,
+    log,
+    resumeGraceMs: config.RESUME_GRACE_MS,
+    maxRoomsPerConnection: config.MAX_ROOMS_PER_CONNECTION,
+    maxParticipantsPerRoom: config.MAX_PARTICIPANTS_PER_ROOM,
+    maxMetaBytes: config.MAX_META_BYTES,
+  });
+
+  // A previous process with this NODE_ID held sockets that are gone now: free its participants
+  // before announcing ourselves alive, so a restart never resurrects them.
+  const announce = (d: Parameters<RoomService['announceDeparture']>[0]) => rooms.announceDeparture(d);
+  const released = await store.evictNode(config.NODE_ID, announce);
+  if (released.length > 0) log.info({ participants: released.length }, 'freed the participants of a previous run of this node');
+  const heartbeat = new Heartbeat({ store, nodeId: config.NODE_ID, intervalMs: config.NODE_HEARTBEAT_MS, log, metrics, isDraining: () => isDraining });
+  await heartbeat.beat();
+  heartbeat.start();
+  const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
+  reaper.start();
+
+  const staticFiles = new StaticFiles([
+    { prefix: '/client/', dir: fileURLToPath(new URL('../../client/dist/', import.meta.url)) },
+    { prefix: '/', dir: fileURLToPath(new URL('../public/', import.meta.url)) },
+  ]);
+  server = new SignalingServer({
+    uws,
+    host: config.HOST,
+    port: config.PORT,
+    nodeId: config.NODE_ID,
+    idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+    maxMessageBytes: config.MAX_MESSAGE_BYTES,
+    sendBufferBytes: config.SEND_BUFFER_BYTES,
+    rooms,
+    metrics,
+    log,
+    staticFiles,
+    isReady: async () => {
+      if (isDraining || !bus.isUp()) return false;
+      await store.ping();
+      return true;
+    },
+  });
+  const port = await server.listen();
+  log.info({ host: config.HOST, port, native: isNative }, 'listening');
+
+  let isStopping = false;
+  const stop = async (signal: string) => {
+    if (isStopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    isStopping = true;
+    isDraining = true;
+    log.info({ signal }, 'shutting down');
+    server!.stopListening();
+    reaper.stop();
+    heartbeat.stop();
+    await rooms.releaseAll().catch((err) => log.warn({ err: String(err) }, 'could not release participants'));
+    server!.closeAll(1001, 'server shutting down');
+    await bus.close();
+    await database.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+const log = createLogger(config.LOG_LEVEL, config.NODE_ID);
+start(config, log).catch((err) => {
+  log.fatal({ err }, 'failed to start');
+  process.exit(1);
+});

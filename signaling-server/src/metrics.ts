@@ -1,0 +1,70 @@
+// One prom-client registry with the process defaults and every signaling_* series. Metric names
+// are a public interface: dashboards, alerts and the HPA in k8s/ depend on them.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const ms = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+  return {
+    registry,
+    connections: new Gauge({ name: 'signaling_connections', help: 'Open WebSocket connections on this node', registers }),
+    participants: new Gauge({ name: 'signaling_participants', help: 'Participants connected to this node', registers }),
+    rooms: new Gauge({ name: 'signaling_rooms', help: 'Rooms with at least one participant on this node', registers }),
+    messagesReceived: new Counter({
+      name: 'signaling_messages_received_total',
+      help: 'Client messages received, by type',
+      labelNames: ['type'] as const,
+      registers,
+    }),
+    deliveries: new Counter({
+      name: 'signaling_deliveries_total',
+      help: 'Frames handed to client sockets on this node, by kind',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    errors: new Counter({
+      name: 'signaling_errors_total',
+      help: 'Error frames sent to clients, by code',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    dropped: new Counter({
+      name: 'signaling_dropped_total',
+      help: 'Messages dropped instead of delivered, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    busPublishSeconds: new Histogram({
+      name: 'signaling_bus_publish_seconds',
+      help: 'Time to hand a message to the bus',
+      buckets: ms,
+      registers,
+    }),
+    dbQuerySeconds: new Histogram({
+      name: 'signaling_db_query_seconds',
+      help: 'Database operation latency, by operation',
+      labelNames: ['op'] as const,
+      buckets: ms,
+      registers,
+    }),
+    joinSeconds: new Histogram({
+      name: 'signaling_join_seconds',
+      help: 'Time from join request to joined reply',
+      buckets: ms,
+      registers,
+    }),
+    busUp: new Gauge({ name: 'signaling_bus_up', help: '1 when the bus (Redis) is connected', registers }),
+    dbUp: new Gauge({ name: 'signaling_db_up', help: '1 when the database answered its last check', registers }),
+    draining: new Gauge({ name: 'signaling_draining', help: '1 while this node drains', registers }),
+    reaped: new Counter({
+      name: 'signaling_reaped_total',
+      help: 'Participants removed by the reaper, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,39 @@
+// The bus message format: a one-line header and the client frame, already encoded, so a receiving
+// node forwards the frame as it is instead of re-serialising it.
+//   origin \t kind \t target \t number \n frame
+
+export const enum Kind {
+  /** A broadcast: every participant of the room but the sender. target = sender id. */
+  Broadcast = 'b',
+  /** A signal to one participant. target = recipient id. */
+  Signal = 's',
+  /** peer-joined. target = the new participant, number = membership seq. */
+  PeerJoined = 'j',
+  /** peer-left. target = the participant that left, number = membership seq. */
+  PeerLeft = 'l',
+  /** A state change. target = the writer, number = the new version. */
+  State = 't',
+  /** The participant resumed on another node: its old node drops it without telling anyone. */
+  Evict = 'x',
+}
+
+export interface Envelope {
+  origin: string;
+  kind: Kind;
+  target: string;
+  num: number;
+  frame: string;
+}
+
+export function encodeEnvelope(origin: string, kind: Kind, target: string, num: number, frame: string): string {
+  return `${origin}\t${kind}\t${target}\t${num}\n${frame}`;
+}
+
+export function decodeEnvelope(payload: string): Envelope | null {
+  const newline = payload.indexOf('\n');
+  if (newline < 0) return null;
+  const header = payload.slice(0, newline).split('\t');
+  if (header.length !== 4) return null;
+  const [origin, kind, target, num] = header as [string, Kind, string, string];
+  return { origin, kind, target, num: Number(num), frame: payload.slice(newline + 1) };
+}

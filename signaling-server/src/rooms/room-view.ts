@@ -1,0 +1,48 @@
+// A node's view of one room it has members in: who the participants are (cluster-wide, for
+// `peer-not-found` without a database round trip) and which local members to deliver to.
+// Membership events arrive in the order the database serialised them; the view ignores those
+// already covered by a newer snapshot.
+import type { LocalMember } from './session.js';
+
+export class RoomView {
+  readonly locals = new Set<LocalMember>();
+  readonly subscription: Promise<void>;
+  private readonly members = new Set<string>();
+  private seq = -1;
+  private isInitialized = false;
+  /** Events seen before the first snapshot, applied on top of it. */
+  private early: { seq: number; joined: boolean; id: string }[] = [];
+
+  constructor(subscribe: () => Promise<void>) {
+    this.subscription = subscribe();
+    // A failed subscription is reported to the join awaiting it; keep it from being unhandled here.
+    this.subscription.catch(() => {});
+  }
+
+  has(participantId: string): boolean {
+    return this.members.has(participantId);
+  }
+
+  applySnapshot(seq: number, participantIds: string[]): void {
+    if (this.isInitialized && seq <= this.seq) return;
+    this.members.clear();
+    for (const id of participantIds) this.members.add(id);
+    this.seq = seq;
+    if (!this.isInitialized) {
+      this.isInitialized = true;
+      for (const e of this.early) this.applyEvent(e.seq, e.joined, e.id);
+      this.early = [];
+    }
+  }
+
+  applyEvent(seq: number, joined: boolean, participantId: string): void {
+    if (!this.isInitialized) {
+      this.early.push({ seq, joined, id: participantId });
+      return;
+    }
+    if (seq <= this.seq) return;
+    this.seq = seq;
+    if (joined) this.members.add(participantId);
+    else this.members.delete(participantId);
+  }
+}

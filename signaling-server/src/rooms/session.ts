@@ -1,0 +1,54 @@
+// What the domain knows of a connection: a link to send through (implemented by the transport) and
+// the connection's memberships, one LocalMember per room.
+import type { ClientMessage, RequestId } from '../protocol/messages.js';
+
+/** The transport's side of one client connection. */
+export interface ClientLink {
+  send(frame: string): void;
+  /** Local room fan-out: uWS topics. */
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  /** Sends to every other subscriber of the topic on this node. */
+  publish(topic: string, frame: string): void;
+  close(code: number, reason: string): void;
+}
+
+/** The transport's node-wide fan-out. */
+export interface LocalFanout {
+  publish(topic: string, frame: string): void;
+  subscriberCount(topic: string): number;
+}
+
+export const topicOf = (room: string): string => `r:${room}`;
+
+/** A room event held for a member whose join is still in flight. */
+export interface HeldEvent {
+  kind: 'membership' | 'state';
+  num: number;
+  target: string;
+  frame: string;
+}
+
+export class Session {
+  readonly memberships = new Map<string, LocalMember>();
+  isClosed = false;
+  constructor(readonly link: ClientLink) {}
+}
+
+/** One membership of a connection in a room, from the join request until it ends. */
+export class LocalMember {
+  id = '';
+  status: 'joining' | 'joined' | 'gone' = 'joining';
+  /** Membership seq and state version this participant has seen; older events are not sent again. */
+  seq = 0;
+  version = 0;
+  /** Events that arrived while joining, replayed (filtered) right after `joined`. */
+  held: HeldEvent[] = [];
+  /** Requests waiting behind an asynchronous one (join, state, leave): per-sender order holds. */
+  queue: { msg: ClientMessage; requestId: RequestId | undefined }[] | null = [];
+
+  constructor(
+    readonly session: Session,
+    readonly room: string,
+  ) {}
+}

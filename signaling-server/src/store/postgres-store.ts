@@ -1,0 +1,318 @@
+// RoomStore on Postgres (or PGlite) through Kysely. Every membership change locks its room row and
+// bumps rooms.seq, so joins, leaves and reaps of one room are serialised cluster-wide and nodes can
+// order membership events without asking the database again.
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { ProtocolError } from '../protocol/errors.js';
+import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
+import type { Database } from './schema.js';
+import type {
+  Announce,
+  Departure,
+  JoinRequest,
+  Membership,
+  ResumeRequest,
+  ResumeResult,
+  RoomSnapshot,
+  RoomStore,
+  StateWrite,
+} from './store.js';
+
+type Tx = Transaction<Database>;
+type WhereCapable = { where: (...args: any[]) => any };
+/** Observes each operation's latency (seconds) and failure; the metrics module plugs in here. */
+export type QueryObserver = (op: string, seconds: number, failed: boolean) => void;
+
+const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::text::jsonb`;
+const msInterval = (ms: number) => sql<string>`make_interval(secs => ${ms / 1000}::float8)`;
+
+export class PostgresStore implements RoomStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly observe: QueryObserver = () => {},
+  ) {}
+
+  private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      const result = await fn();
+      this.observe(op, (performance.now() - start) / 1000, false);
+      return result;
+    } catch (e) {
+      this.observe(op, (performance.now() - start) / 1000, true);
+      throw e;
+    }
+  }
+
+  join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot> {
+    return this.timed('join', () =>
+      this.db.transaction().execute(async (tx) => {
+        await tx.insertInto('rooms').values({ name: req.room, state: null }).onConflict((oc) => oc.doNothing()).execute();
+        const room = await lockRoom(tx, req.room);
+        const peers = await listPeers(tx, req.room);
+        if (peers.length >= req.maxParticipants) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
+        await tx
+          .insertInto('participants')
+          .values({
+            id: req.participantId,
+            room: req.room,
+            node_id: req.nodeId,
+            identity: req.identity,
+            name: req.name,
+            meta: json(req.meta),
+            status: 'connected',
+            resume_hash: req.resumeHash,
+          })
+          .execute();
+        const seq = await bumpSeq(tx, req.room);
+        await logEvent(tx, req.room, req.participantId, req.nodeId, 'join');
+        const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: room.state, seq };
+        await announce(snapshot);
+        return snapshot;
+      }),
+    );
+  }
+
+  resume(req: ResumeRequest): Promise<ResumeResult | null> {
+    return this.timed('resume', () =>
+      this.db.transaction().execute(async (tx) => {
+        // Lock the room first, as every membership change does, so lock order is always room → participant.
+        const room = await lockRoom(tx, req.room).catch(() => null);
+        if (!room) return null;
+        const row = await tx
+          .selectFrom('participants')
+          .select(['id', 'name', 'meta', 'status', 'node_id', 'resume_hash'])
+          .select(sql<boolean>`status = 'connected' OR grace_until > now()`.as('is_live'))
+          .where('id', '=', req.participantId)
+          .where('room', '=', req.room)
+          .forUpdate()
+          .executeTakeFirst();
+        if (!row || !row.is_live || row.resume_hash !== req.resumeHash) return null;
+        await tx
+          .updateTable('participants')
+          .set({ node_id: req.nodeId, status: 'connected', grace_until: null, disconnect_reason: null, resume_hash: req.nextResumeHash })
+          .where('id', '=', req.participantId)
+          .execute();
+        await logEvent(tx, req.room, req.participantId, req.nodeId, 'resume');
+        const peers = (await listPeers(tx, req.room)).filter((p) => p.id !== req.participantId);
+        const previousNodeId = row.status === 'connected' && row.node_id !== req.nodeId ? row.node_id : null;
+        const self: Peer = { id: row.id, name: row.name, meta: row.meta };
+        return { self, peers, state: room.state, seq: room.seq, previousNodeId };
+      }),
+    );
+  }
+
+  leave(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null> {
+    return this.timed('leave', () =>
+      this.db.transaction().execute(async (tx) => {
+        await lockRoom(tx, m.room);
+        const deleted = await tx
+          .deleteFrom('participants')
+          .where('id', '=', m.participantId)
+          .where('room', '=', m.room)
+          .returning('id')
+          .executeTakeFirst();
+        if (!deleted) return null;
+        const seq = await bumpSeq(tx, m.room);
+        await logEvent(tx, m.room, m.participantId, nodeId, 'leave');
+        const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'left', seq };
+        await announce(departure);
+        return departure;
+      }),
+    );
+  }
+
+  disconnect(ms: Membership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void> {
+    if (ms.length === 0) return Promise.resolve();
+    return this.timed('disconnect', async () => {
+      await this.db
+        .updateTable('participants')
+        .set({
+          status: 'disconnected',
+          disconnect_reason: reason,
+          grace_until: sql`now() + ${msInterval(graceMs)}`,
+        })
+        .where(
+          'id',
+          'in',
+          ms.map((m) => m.participantId),
+        )
+        // A participant that already resumed elsewhere belongs to that node now.
+        .where('node_id', '=', nodeId)
+        .where('status', '=', 'connected')
+        .execute();
+    });
+  }
+
+  writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite> {
+    return this.timed('state', () =>
+      this.db.transaction().execute(async (tx): Promise<StateWrite> => {
+        const updated = await tx
+          .updateTable('rooms')
+          .set({ state: json(data), version: sql`version + 1`, updated_at: sql`now()` })
+          .where('name', '=', m.room)
+          .where('version', '=', expectedVersion)
+          .returning('version')
+          .executeTakeFirst();
+        if (!updated) return { ok: false, current: await readRoomState(tx, m.room) };
+        await logEvent(tx, m.room, m.participantId, null, 'state', { version: updated.version });
+        await announce(updated.version);
+        return { ok: true, version: updated.version };
+      }),
+    );
+  }
+
+  readState(room: string): Promise<RoomState> {
+    return this.timed('read_state', () => readRoomState(this.db, room));
+  }
+
+  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void> {
+    return this.timed('heartbeat', async () => {
+      await this.db
+        .insertInto('nodes')
+        .values({ id: nodeId, status })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ status, heartbeat_at: sql`now()` }))
+        .execute();
+    });
+  }
+
+  evictNode(nodeId: string, announce: Announce<Departure>): Promise<Departure[]> {
+    return this.timed('evict_node', async () => {
+      await this.db.updateTable('nodes').set({ status: 'dead' }).where('id', '=', nodeId).execute();
+      const rows = await this.db
+        .selectFrom('participants')
+        .select(['id', 'room'])
+        .where('node_id', '=', nodeId)
+        .where('status', '=', 'connected')
+        .execute();
+      return this.removeParticipants(
+        rows,
+        (qb) => qb.where('node_id', '=', nodeId).where('status', '=', 'connected'),
+        () => 'disconnected',
+        announce,
+      );
+    });
+  }
+
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.timed('lease', async () => {
+      const row = await this.db
+        .insertInto('leases')
+        .values({ name, holder, expires_at: sql`now() + ${msInterval(ttlMs)}` })
+        .onConflict((oc) =>
+          oc
+            .column('name')
+            .doUpdateSet({ holder, expires_at: sql`now() + ${msInterval(ttlMs)}` })
+            .where((eb) => eb.or([eb('leases.holder', '=', holder), eb('leases.expires_at', '<', sql<Date>`now()`)])),
+        )
+        .returning('holder')
+        .executeTakeFirst();
+      return row?.holder === holder;
+    });
+  }
+
+  reap(deadAfterMs: number, announce: Announce<Departure>): Promise<Departure[]> {
+    return this.timed('reap', async () => {
+      const dead = await this.db
+        .updateTable('nodes')
+        .set({ status: 'dead' })
+        .where('status', '<>', 'dead')
+        .where(sql<boolean>`heartbeat_at < now() - ${msInterval(deadAfterMs)}`)
+        .returning('id')
+        .execute();
+      const departures: Departure[] = [];
+      for (const { id } of dead) departures.push(...(await this.evictNode(id, announce)));
+      const expired = await this.db
+        .selectFrom('participants')
+        .select(['id', 'room'])
+        .where('status', '=', 'disconnected')
+        .where('grace_until', '<', sql<Date>`now()`)
+        .execute();
+      departures.push(
+        ...(await this.removeParticipants(
+          expired,
+          (qb) => qb.where('status', '=', 'disconnected').where('grace_until', '<', sql<Date>`now()`),
+          (reason) => (reason === 'timeout' ? 'timeout' : 'disconnected'),
+          announce,
+        )),
+      );
+      return departures;
+    });
+  }
+
+  ping(): Promise<void> {
+    return this.timed('ping', async () => void (await sql`select 1`.execute(this.db)));
+  }
+
+  /**
+   * Deletes the given participants room by room, each room under its row lock, re-checking the
+   * condition so that a participant who resumed meanwhile is left alone.
+   */
+  private async removeParticipants(
+    rows: { id: string; room: string }[],
+    stillMatches: <Q extends WhereCapable>(qb: Q) => Q,
+    reasonOf: (stored: string | null) => PeerLeftReason,
+    announce: Announce<Departure>,
+  ): Promise<Departure[]> {
+    const byRoom = new Map<string, string[]>();
+    for (const r of rows) byRoom.set(r.room, [...(byRoom.get(r.room) ?? []), r.id]);
+    const departures: Departure[] = [];
+    for (const [room, ids] of byRoom) {
+      const removed = await this.db.transaction().execute(async (tx) => {
+        await lockRoom(tx, room);
+        const deleted = await stillMatches(tx.deleteFrom('participants').where('id', 'in', ids).where('room', '=', room))
+          .returning(['id', 'disconnect_reason'])
+          .execute();
+        const out: Departure[] = [];
+        for (const d of deleted) {
+          const seq = await bumpSeq(tx, room);
+          const reason = reasonOf(d.disconnect_reason);
+          await logEvent(tx, room, d.id, null, 'reap', { reason });
+          const departure: Departure = { room, participantId: d.id, reason, seq };
+          await announce(departure);
+          out.push(departure);
+        }
+        return out;
+      });
+      departures.push(...removed);
+    }
+    return departures;
+  }
+}
+
+async function lockRoom(tx: Tx, room: string): Promise<{ state: RoomState; seq: number }> {
+  const row = await tx
+    .selectFrom('rooms')
+    .select(['state', 'version', sql<number>`seq::float8`.as('seq')])
+    .where('name', '=', room)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  return { state: { version: row.version, data: row.state }, seq: row.seq };
+}
+
+async function readRoomState(db: Kysely<Database>, room: string): Promise<RoomState> {
+  const row = await db.selectFrom('rooms').select(['state', 'version']).where('name', '=', room).executeTakeFirst();
+  return row ? { version: row.version, data: row.state } : { version: 0, data: null };
+}
+
+async function listPeers(tx: Tx, room: string): Promise<Peer[]> {
+  const rows = await tx.selectFrom('participants').select(['id', 'name', 'meta']).where('room', '=', room).orderBy('joined_at').execute();
+  return rows.map((r) => ({ id: r.id, name: r.name, meta: r.meta }));
+}
+
+/** Takes the room's next membership sequence number; call with the room row locked. */
+async function bumpSeq(tx: Tx, room: string): Promise<number> {
+  const row = await tx
+    .updateTable('rooms')
+    .set({ seq: sql`nextval('membership_seq')` })
+    .where('name', '=', room)
+    .returning(sql<number>`seq::float8`.as('seq'))
+    .executeTakeFirstOrThrow();
+  return row.seq;
+}
+
+async function logEvent(tx: Tx, room: string, participantId: string | null, nodeId: string | null, kind: string, detail?: unknown) {
+  await tx
+    .insertInto('room_events')
+    .values({ room, participant_id: participantId, node_id: nodeId, kind, detail: detail === undefined ? null : json(detail) })
+    .execute();
+}

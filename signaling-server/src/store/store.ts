@@ -1,0 +1,78 @@
+// The storage interface of the domain: rooms, participants, the event log, node heartbeats and
+// leases. PostgresStore implements it on Postgres or PGlite; MemoryStore is its twin for unit tests.
+import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
+
+export interface RoomSnapshot {
+  self: Peer;
+  peers: Peer[];
+  state: RoomState;
+  /** The room's membership sequence after this change; events with a higher seq are newer. */
+  seq: number;
+}
+
+export interface JoinRequest {
+  room: string;
+  participantId: string;
+  nodeId: string;
+  name: string;
+  meta: Record<string, unknown>;
+  identity: string | null;
+  resumeHash: string;
+  maxParticipants: number;
+}
+
+export interface ResumeRequest {
+  room: string;
+  participantId: string;
+  /** sha256 of the secret the client presented. */
+  resumeHash: string;
+  /** Replaces the stored hash: a resume token works once. */
+  nextResumeHash: string;
+  nodeId: string;
+}
+
+export interface ResumeResult extends RoomSnapshot {
+  /** The node that held the participant's socket before, when it was still marked connected. */
+  previousNodeId: string | null;
+}
+
+export interface Departure {
+  room: string;
+  participantId: string;
+  reason: PeerLeftReason;
+  seq: number;
+}
+
+export type StateWrite = { ok: true; version: number } | { ok: false; current: RoomState };
+
+export interface Membership {
+  room: string;
+  participantId: string;
+}
+
+/**
+ * Called inside the transaction, under the room's lock, before it commits: the room's events are
+ * published in the order the database serialised them, and a change whose event could not be
+ * published is rolled back.
+ */
+export type Announce<T> = (event: T) => Promise<void>;
+
+export interface RoomStore {
+  /** Adds a participant; throws ProtocolError('room-full') at the limit, counted cluster-wide. */
+  join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot>;
+  /** Takes a participant over with its resume secret; null when the token is unknown, used or expired. */
+  resume(req: ResumeRequest): Promise<ResumeResult | null>;
+  leave(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null>;
+  /** Starts the grace period of participants whose connection ended without `leave`. */
+  disconnect(ms: Membership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void>;
+  writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite>;
+  readState(room: string): Promise<RoomState>;
+  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void>;
+  /** Marks a node gone and removes the participants it still held as connected. */
+  evictNode(nodeId: string, announce: Announce<Departure>): Promise<Departure[]>;
+  /** One lease holder at a time, until ttl passes without renewal. */
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Removes participants whose grace ran out or whose node stopped heartbeating for deadAfterMs. */
+  reap(deadAfterMs: number, announce: Announce<Departure>): Promise<Departure[]>;
+  ping(): Promise<void>;
+}

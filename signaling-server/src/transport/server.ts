@@ -1,0 +1,225 @@
+// The uWS app: WebSocket upgrades and frames, backpressure, and the HTTP routes (/healthz,
+// /readyz, /metrics, static files). It decodes every frame with the protocol schemas and hands
+// typed messages to the rooms layer; it knows nothing of Postgres or Redis.
+import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import { DecodeError, decodeClientMessage, encode } from '../protocol/messages.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { RoomService } from '../rooms/room-service.js';
+import type { ClientLink, Session } from '../rooms/session.js';
+import type { StaticFiles } from './static-files.js';
+import type { Uws } from './uws.js';
+
+export interface ServerOptions {
+  uws: Uws;
+  host: string;
+  port: number;
+  nodeId: string;
+  idleTimeoutMs: number;
+  maxMessageBytes: number;
+  sendBufferBytes: number;
+  rooms: RoomService;
+  metrics: Metrics;
+  log: Logger;
+  staticFiles?: StaticFiles;
+  /** Resolves true when this node should receive traffic. */
+  isReady: () => Promise<boolean>;
+}
+
+interface Connection {
+  session: Session | null;
+  isClosed: boolean;
+  lastSeen: number;
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+export class SignalingServer {
+  private readonly app: TemplatedApp;
+  private listenSocket: us_listen_socket | null = null;
+  private readonly sockets = new Set<WebSocket<Connection>>();
+  private readonly idleTimeoutSec: number;
+
+  constructor(private readonly opts: ServerOptions) {
+    const { uws, metrics } = opts;
+    // uWS counts idle time in whole seconds and pings at about half of it.
+    this.idleTimeoutSec = Math.max(8, Math.round(opts.idleTimeoutMs / 1000));
+    const heartbeatMs = (this.idleTimeoutSec * 1000) / 2;
+    const received = new Map<string, ReturnType<typeof metrics.messagesReceived.labels>>();
+    const countReceived = (type: string) => {
+      let counter = received.get(type);
+      if (!counter) received.set(type, (counter = metrics.messagesReceived.labels(type)));
+      counter.inc();
+    };
+    this.app = uws.App();
+    this.app.ws<Connection>('/ws', {
+      compression: uws.DISABLED,
+      // Frames up to twice the limit are read and answered with `too-large`; beyond that uWS
+      // closes the connection with 1009 before buffering them.
+      maxPayloadLength: opts.maxMessageBytes * 2,
+      idleTimeout: this.idleTimeoutSec,
+      sendPingsAutomatically: true,
+      maxBackpressure: opts.sendBufferBytes,
+      // A reader too slow to keep its buffer under the bound is closed, not buffered without end.
+      closeOnBackpressureLimit: 1,
+
+      upgrade: (res, req, context) => {
+        res.upgrade<Connection>(
+          { session: null, isClosed: false, lastSeen: performance.now() },
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        );
+      },
+
+      open: (ws) => {
+        const conn = ws.getUserData();
+        conn.session = opts.rooms.connect(this.linkFor(ws, conn));
+        this.sockets.add(ws);
+        metrics.connections.set(this.sockets.size);
+        ws.send(encode.welcome(opts.nodeId, heartbeatMs));
+      },
+
+      message: (ws, message, isBinary) => {
+        const conn = ws.getUserData();
+        const session = conn.session!;
+        conn.lastSeen = performance.now();
+        if (isBinary) {
+          countReceived('binary');
+          return opts.rooms.replyError(session, undefined, new ProtocolError('bad-request', 'binary frames are not supported'));
+        }
+        if (message.byteLength > opts.maxMessageBytes) {
+          countReceived('too-large');
+          return opts.rooms.replyError(
+            session,
+            undefined,
+            new ProtocolError('too-large', `frame is larger than ${opts.maxMessageBytes} bytes`),
+          );
+        }
+        let text: string;
+        try {
+          text = textDecoder.decode(message);
+        } catch {
+          countReceived('invalid');
+          return opts.rooms.replyError(session, undefined, new ProtocolError('bad-request', 'frame is not valid UTF-8'));
+        }
+        let msg;
+        try {
+          msg = decodeClientMessage(text);
+        } catch (err) {
+          countReceived('invalid');
+          const requestId = err instanceof DecodeError ? err.requestId : undefined;
+          return opts.rooms.replyError(session, requestId, err);
+        }
+        countReceived(msg.type);
+        opts.rooms.handle(session, msg);
+      },
+
+      close: (ws, code) => {
+        const conn = ws.getUserData();
+        conn.isClosed = true;
+        this.sockets.delete(ws);
+        metrics.connections.set(this.sockets.size);
+        const isIdle = performance.now() - conn.lastSeen >= this.idleTimeoutSec * 1000 - 1000;
+        if (conn.session) opts.rooms.closeSession(conn.session, isIdle && code !== 1000 ? 'timeout' : 'disconnected');
+      },
+    });
+
+    this.app.get('/healthz', (res) => {
+      res.cork(() => res.writeHeader('content-type', 'text/plain').end('ok'));
+    });
+    this.app.get('/readyz', (res) => {
+      this.answerLater(res, async () => {
+        const ready = await opts.isReady().catch(() => false);
+        return { status: ready ? '200 OK' : '503 Service Unavailable', type: 'text/plain', body: ready ? 'ready' : 'not ready' };
+      });
+    });
+    this.app.get('/metrics', (res) => {
+      this.answerLater(res, async () => ({
+        status: '200 OK',
+        type: opts.metrics.registry.contentType,
+        body: await opts.metrics.registry.metrics(),
+      }));
+    });
+    this.app.get('/*', (res, req) => {
+      const file = opts.staticFiles?.lookup(req.getUrl());
+      res.cork(() => {
+        if (!file) res.writeStatus('404 Not Found').end('not found');
+        else res.writeHeader('content-type', file.type).writeHeader('cache-control', 'no-cache').end(file.body);
+      });
+    });
+  }
+
+  /** Starts listening; resolves with the port (useful when configured as 0). */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(this.opts.host, this.opts.port, (socket) => {
+        if (!socket) return reject(new Error(`cannot listen on ${this.opts.host}:${this.opts.port}`));
+        this.listenSocket = socket;
+        resolve(this.opts.uws.us_socket_local_port(socket));
+      });
+    });
+  }
+
+  /** Stops accepting connections; open ones are untouched. */
+  stopListening(): void {
+    if (this.listenSocket) this.opts.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+  /** Closes every connection with the given code (1001 on shutdown). */
+  closeAll(code: number, reason: string): void {
+    for (const ws of [...this.sockets]) ws.end(code, reason);
+  }
+
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  subscriberCount(topic: string): number {
+    return this.app.numSubscribers(topic);
+  }
+
+  publish(topic: string, frame: string): void {
+    this.app.publish(topic, frame, false, false);
+  }
+
+  private linkFor(ws: WebSocket<Connection>, conn: Connection): ClientLink {
+    const dropped = this.opts.metrics.dropped.labels('backpressure');
+    return {
+      send: (frame) => {
+        if (conn.isClosed) return;
+        // 2 = dropped: the socket is past its send buffer bound and uWS is closing it.
+        if (ws.send(frame, false, false) === 2) dropped.inc();
+      },
+      subscribe: (topic) => {
+        if (!conn.isClosed) ws.subscribe(topic);
+      },
+      unsubscribe: (topic) => {
+        if (!conn.isClosed) ws.unsubscribe(topic);
+      },
+      publish: (topic, frame) => {
+        if (!conn.isClosed) ws.publish(topic, frame, false, false);
+      },
+      close: (code, reason) => {
+        if (!conn.isClosed) ws.end(code, reason);
+      },
+    };
+  }
+
+  private answerLater(res: HttpResponse, produce: () => Promise<{ status: string; type: string; body: string }>) {
+    let isAborted = false;
+    res.onAborted(() => (isAborted = true));
+    produce().then(
+      ({ status, type, body }) => {
+        if (!isAborted) res.cork(() => res.writeStatus(status).writeHeader('content-type', type).end(body));
+      },
+      (err) => {
+        this.opts.log.error({ err }, 'http handler failed');
+        if (!isAborted) res.cork(() => res.writeStatus('500 Internal Server Error').end('internal error'));
+      },
+    );
+  }
+}

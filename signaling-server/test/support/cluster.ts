@@ -1,0 +1,137 @@
+// Starts real signaling nodes as child processes (the built signaling-server/dist/main.js) against
+// the test Postgres and Redis, each test with its own database and Redis channel prefix.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { inject } from 'vitest';
+
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+export const testDatabaseUrl = (): string => inject('databaseUrl');
+export const testRedisUrl = (): string => inject('redisUrl');
+export const uniqueName = (prefix: string): string => `${prefix}${randomBytes(5).toString('hex')}`;
+
+/** Creates an empty database on the test server and returns its URL. */
+export async function createTestDatabase(): Promise<string> {
+  const admin = new pg.Client({ connectionString: testDatabaseUrl() });
+  await admin.connect();
+  const name = uniqueName('sig_test_');
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(testDatabaseUrl());
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export interface NodeOptions {
+  databaseUrl?: string;
+  redisUrl?: string;
+  redisPrefix?: string;
+  nodeId?: string;
+  port?: number;
+  env?: Record<string, string>;
+}
+
+export interface RunningNode {
+  id: string;
+  port: number;
+  url: string;
+  httpUrl: string;
+  process: ChildProcess;
+  /** Every log line so far, parsed. */
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  kill(): Promise<void>;
+}
+
+const running = new Set<RunningNode>();
+
+export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
+  const id = opts.nodeId ?? uniqueName('node-');
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    HOST: '127.0.0.1',
+    PORT: String(opts.port ?? 0),
+    NODE_ID: id,
+    LOG_LEVEL: 'info',
+    ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+    ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : {}),
+    ...(opts.redisPrefix ? { REDIS_PREFIX: opts.redisPrefix } : {}),
+    ...opts.env,
+  };
+  const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node ${id} did not start in 20 s\n${stderr}`)), 20_000);
+    let pending = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      pending += chunk;
+      let newline;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          logs.push(entry);
+          if (entry.msg === 'listening') {
+            clearTimeout(timer);
+            resolve(entry.port as number);
+          }
+        } catch {
+          logs.push({ raw: line });
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`node ${id} exited with ${code} before listening\n${stderr}`));
+    });
+  });
+  const node: RunningNode = {
+    id,
+    port,
+    url: `ws://127.0.0.1:${port}/ws`,
+    httpUrl: `http://127.0.0.1:${port}`,
+    process: child,
+    logs,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const code = await exited;
+      running.delete(node);
+      return code;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      running.delete(node);
+    },
+  };
+  running.add(node);
+  return node;
+}
+
+/** Kills every node a test started and did not stop; call from afterEach/afterAll. */
+export async function killAllNodes(): Promise<void> {
+  await Promise.all([...running].map((n) => n.kill()));
+}
+
+/** Two (or more) nodes on a fresh database and a private Redis prefix. */
+export async function startCluster(count: number, opts: Omit<NodeOptions, 'nodeId'> = {}) {
+  const databaseUrl = opts.databaseUrl ?? (await createTestDatabase());
+  const redisPrefix = opts.redisPrefix ?? `${uniqueName('t')}:`;
+  const common = { ...opts, databaseUrl, redisUrl: opts.redisUrl ?? testRedisUrl(), redisPrefix };
+  // Start one first so it runs the migrations; the rest start together.
+  const first = await startNode(common);
+  const rest = await Promise.all(Array.from({ length: count - 1 }, () => startNode(common)));
+  return { nodes: [first, ...rest], databaseUrl, redisPrefix, options: common };
+}

@@ -1,0 +1,17 @@
+// Runs once per `vitest run`: finds Postgres and Redis and hands their URLs to the test files.
+import type { TestProject } from 'vitest/node';
+import { findBackends } from './backends.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    databaseUrl: string;
+    redisUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const backends = await findBackends();
+  project.provide('databaseUrl', backends.databaseUrl);
+  project.provide('redisUrl', backends.redisUrl);
+  return () => backends.stop();
+}
