@@ -30,7 +30,10 @@ export interface ServerOptions {
 interface Connection {
   session: Session | null;
   isClosed: boolean;
+  /** performance.now() of the last frame or pong from the client. */
   lastSeen: number;
+  /** Set when this server closed the connection because the client went silent. */
+  isSilenced: boolean;
 }
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -39,13 +42,16 @@ export class SignalingServer {
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
   private readonly sockets = new Set<WebSocket<Connection>>();
-  private readonly idleTimeoutSec: number;
+  private readonly livenessTimer: NodeJS.Timeout;
 
   constructor(private readonly opts: ServerOptions) {
     const { uws, metrics } = opts;
-    // uWS counts idle time in whole seconds and pings at about half of it.
-    this.idleTimeoutSec = Math.max(8, Math.round(opts.idleTimeoutMs / 1000));
-    const heartbeatMs = (this.idleTimeoutSec * 1000) / 2;
+    // Liveness is ours rather than uWS's: one timer pings every socket each half idle period and
+    // closes those silent for a whole one, so the close is known to be for silence (peer-left
+    // reason "timeout") and not a network drop ("disconnected").
+    const heartbeatMs = Math.round(opts.idleTimeoutMs / 2);
+    this.livenessTimer = setInterval(() => this.checkLiveness(), heartbeatMs);
+    this.livenessTimer.unref();
     const received = new Map<string, ReturnType<typeof metrics.messagesReceived.labels>>();
     const countReceived = (type: string) => {
       let counter = received.get(type);
@@ -58,15 +64,16 @@ export class SignalingServer {
       // Frames up to twice the limit are read and answered with `too-large`; beyond that uWS
       // closes the connection with 1009 before buffering them.
       maxPayloadLength: opts.maxMessageBytes * 2,
-      idleTimeout: this.idleTimeoutSec,
-      sendPingsAutomatically: true,
+      // A backstop only; checkLiveness() acts first.
+      idleTimeout: Math.min(960, Math.ceil((opts.idleTimeoutMs * 2) / 1000)),
+      sendPingsAutomatically: false,
       maxBackpressure: opts.sendBufferBytes,
       // A reader too slow to keep its buffer under the bound is closed, not buffered without end.
       closeOnBackpressureLimit: 1,
 
       upgrade: (res, req, context) => {
         res.upgrade<Connection>(
-          { session: null, isClosed: false, lastSeen: performance.now() },
+          { session: null, isClosed: false, lastSeen: performance.now(), isSilenced: false },
           req.getHeader('sec-websocket-key'),
           req.getHeader('sec-websocket-protocol'),
           req.getHeader('sec-websocket-extensions'),
@@ -117,13 +124,16 @@ export class SignalingServer {
         opts.rooms.handle(session, msg);
       },
 
-      close: (ws, code) => {
+      pong: (ws) => {
+        ws.getUserData().lastSeen = performance.now();
+      },
+
+      close: (ws) => {
         const conn = ws.getUserData();
         conn.isClosed = true;
         this.sockets.delete(ws);
         metrics.connections.set(this.sockets.size);
-        const isIdle = performance.now() - conn.lastSeen >= this.idleTimeoutSec * 1000 - 1000;
-        if (conn.session) opts.rooms.closeSession(conn.session, isIdle && code !== 1000 ? 'timeout' : 'disconnected');
+        if (conn.session) opts.rooms.closeSession(conn.session, conn.isSilenced ? 'timeout' : 'disconnected');
       },
     });
 
@@ -152,6 +162,19 @@ export class SignalingServer {
     });
   }
 
+  private checkLiveness(): void {
+    const silentSince = performance.now() - this.opts.idleTimeoutMs;
+    for (const ws of this.sockets) {
+      const conn = ws.getUserData();
+      if (conn.lastSeen < silentSince) {
+        conn.isSilenced = true;
+        ws.close();
+      } else {
+        ws.ping();
+      }
+    }
+  }
+
   /** Starts listening; resolves with the port (useful when configured as 0). */
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
@@ -167,6 +190,7 @@ export class SignalingServer {
   stopListening(): void {
     if (this.listenSocket) this.opts.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
+    clearInterval(this.livenessTimer);
   }
 
   /** Closes every connection with the given code (1001 on shutdown). */
