@@ -1,0 +1,199 @@
+// RoomStore in memory: the twin of PostgresStore for unit tests of the rooms layer. It keeps the
+// same rules (room-full, compare-and-set, grace, single-use resume, serialised membership changes
+// with announcements before they take effect) without a database.
+import { ProtocolError } from '../protocol/errors.js';
+import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
+import type {
+  Announce,
+  Departure,
+  JoinRequest,
+  Membership,
+  ResumeRequest,
+  ResumeResult,
+  RoomSnapshot,
+  RoomStore,
+  StateWrite,
+} from './store.js';
+
+interface Row {
+  peer: Peer;
+  room: string;
+  nodeId: string;
+  status: 'connected' | 'disconnected';
+  reason: 'disconnected' | 'timeout' | null;
+  graceUntil: number;
+  resumeHash: string;
+}
+
+interface Room {
+  state: RoomState;
+  seq: number;
+  lock: Promise<void>;
+}
+
+export class MemoryStore implements RoomStore {
+  private readonly rooms = new Map<string, Room>();
+  private readonly participants = new Map<string, Row>();
+  private readonly heartbeats = new Map<string, { at: number; status: string }>();
+  private readonly leases = new Map<string, { holder: string; until: number }>();
+  private seq = 0;
+  /** Flip to make every call fail, as a database outage would. */
+  isDown = false;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  async join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot> {
+    return this.locked(req.room, async (room) => {
+      const peers = this.peersOf(req.room);
+      if (peers.length >= req.maxParticipants) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
+      const seq = ++this.seq;
+      const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: room.state, seq };
+      await announce(snapshot);
+      room.seq = seq;
+      this.participants.set(req.participantId, {
+        peer: snapshot.self,
+        room: req.room,
+        nodeId: req.nodeId,
+        status: 'connected',
+        reason: null,
+        graceUntil: 0,
+        resumeHash: req.resumeHash,
+      });
+      return snapshot;
+    });
+  }
+
+  async resume(req: ResumeRequest): Promise<ResumeResult | null> {
+    if (!this.rooms.has(req.room)) return null;
+    return this.locked(req.room, async (room) => {
+      const row = this.participants.get(req.participantId);
+      const isLive = row && (row.status === 'connected' || row.graceUntil > this.now());
+      if (!row || row.room !== req.room || !isLive || row.resumeHash !== req.resumeHash) return null;
+      const previousNodeId = row.status === 'connected' && row.nodeId !== req.nodeId ? row.nodeId : null;
+      Object.assign(row, { nodeId: req.nodeId, status: 'connected', reason: null, graceUntil: 0, resumeHash: req.nextResumeHash });
+      const peers = this.peersOf(req.room).filter((p) => p.id !== req.participantId);
+      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId };
+    });
+  }
+
+  async leave(m: Membership, _nodeId: string, announce: Announce<Departure>): Promise<Departure | null> {
+    const removed = await this.remove(m.room, [m.participantId], () => true, () => 'left', announce);
+    return removed[0] ?? null;
+  }
+
+  async disconnect(ms: Membership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void> {
+    this.check();
+    for (const m of ms) {
+      const row = this.participants.get(m.participantId);
+      if (!row || row.nodeId !== nodeId || row.status !== 'connected') continue;
+      Object.assign(row, { status: 'disconnected', reason, graceUntil: this.now() + graceMs });
+    }
+  }
+
+  async writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite> {
+    return this.locked(m.room, async (room) => {
+      if (room.state.version !== expectedVersion) return { ok: false, current: room.state };
+      const version = expectedVersion + 1;
+      await announce(version);
+      room.state = { version, data };
+      return { ok: true, version };
+    });
+  }
+
+  async readState(room: string): Promise<RoomState> {
+    this.check();
+    return this.rooms.get(room)?.state ?? { version: 0, data: null };
+  }
+
+  async heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void> {
+    this.check();
+    this.heartbeats.set(nodeId, { at: this.now(), status });
+  }
+
+  async evictNode(nodeId: string, announce: Announce<Departure>): Promise<Departure[]> {
+    this.check();
+    const node = this.heartbeats.get(nodeId);
+    if (node) node.status = 'dead';
+    const matches = (r: Row) => r.nodeId === nodeId && r.status === 'connected';
+    return this.removeWhere(matches, () => 'disconnected', announce);
+  }
+
+  async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    this.check();
+    const lease = this.leases.get(name);
+    if (lease && lease.holder !== holder && lease.until >= this.now()) return false;
+    this.leases.set(name, { holder, until: this.now() + ttlMs });
+    return true;
+  }
+
+  async reap(deadAfterMs: number, announce: Announce<Departure>): Promise<Departure[]> {
+    this.check();
+    const departures: Departure[] = [];
+    for (const [id, node] of this.heartbeats) {
+      if (node.status !== 'dead' && node.at < this.now() - deadAfterMs) departures.push(...(await this.evictNode(id, announce)));
+    }
+    const expired = (r: Row) => r.status === 'disconnected' && r.graceUntil < this.now();
+    departures.push(...(await this.removeWhere(expired, (r) => r.reason ?? 'disconnected', announce)));
+    return departures;
+  }
+
+  async ping(): Promise<void> {
+    this.check();
+  }
+
+  private async removeWhere(matches: (r: Row) => boolean, reasonOf: (r: Row) => PeerLeftReason, announce: Announce<Departure>) {
+    const byRoom = new Map<string, string[]>();
+    for (const [id, row] of this.participants) if (matches(row)) byRoom.set(row.room, [...(byRoom.get(row.room) ?? []), id]);
+    const departures: Departure[] = [];
+    for (const [room, ids] of byRoom) departures.push(...(await this.remove(room, ids, matches, reasonOf, announce)));
+    return departures;
+  }
+
+  private remove(
+    roomName: string,
+    ids: string[],
+    stillMatches: (r: Row) => boolean,
+    reasonOf: (r: Row) => PeerLeftReason,
+    announce: Announce<Departure>,
+  ): Promise<Departure[]> {
+    if (!this.rooms.has(roomName)) return Promise.resolve([]);
+    return this.locked(roomName, async (room) => {
+      const out: Departure[] = [];
+      for (const id of ids) {
+        const row = this.participants.get(id);
+        if (!row || row.room !== roomName || !stillMatches(row)) continue;
+        const departure: Departure = { room: roomName, participantId: id, reason: reasonOf(row), seq: ++this.seq };
+        await announce(departure);
+        room.seq = departure.seq;
+        this.participants.delete(id);
+        out.push(departure);
+      }
+      return out;
+    });
+  }
+
+  private peersOf(room: string): Peer[] {
+    return [...this.participants.values()].filter((r) => r.room === room).map((r) => r.peer);
+  }
+
+  /** Runs `work` holding the room's lock, like a transaction holding the row lock. */
+  private async locked<T>(name: string, work: (room: Room) => Promise<T>): Promise<T> {
+    this.check();
+    let room = this.rooms.get(name);
+    if (!room) this.rooms.set(name, (room = { state: { version: 0, data: null }, seq: 0, lock: Promise.resolve() }));
+    const previous = room.lock;
+    let release!: () => void;
+    room.lock = new Promise((resolve) => (release = resolve));
+    await previous;
+    try {
+      this.check();
+      return await work(room);
+    } finally {
+      release();
+    }
+  }
+
+  private check(): void {
+    if (this.isDown) throw new Error('database unavailable');
+  }
+}

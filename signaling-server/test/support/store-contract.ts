@@ -1,0 +1,166 @@
+// The rules every RoomStore keeps, run against the in-memory twin (unit) and Postgres
+// (integration), so the twin cannot drift from the real thing.
+import { describe, expect, it } from 'vitest';
+import type { Departure, JoinRequest, RoomStore } from '../../src/store/store.js';
+
+let counter = 0;
+const fresh = (what: string) => `${what}-${Date.now().toString(36)}-${counter++}`;
+const none = async () => {};
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function request(room: string, overrides: Partial<JoinRequest> = {}): JoinRequest {
+  return {
+    room,
+    participantId: fresh('p'),
+    nodeId: 'node-a',
+    name: 'n',
+    meta: { k: 1 },
+    identity: null,
+    resumeHash: fresh('hash'),
+    maxParticipants: 50,
+    ...overrides,
+  };
+}
+
+export function describeRoomStore(name: string, create: () => Promise<RoomStore>) {
+  describe(`${name} keeps the RoomStore rules`, () => {
+    it('lists earlier participants as peers and hands out increasing membership seqs', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const first = await store.join(request(room, { name: 'first' }), none);
+      const second = await store.join(request(room), none);
+      expect(first.peers).toEqual([]);
+      expect(first.state).toEqual({ version: 0, data: null });
+      expect(second.peers).toEqual([first.self]);
+      expect(second.seq).toBeGreaterThan(first.seq);
+    });
+
+    it('refuses a join past the limit, also when many race for the last places', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const results = await Promise.allSettled(Array.from({ length: 12 }, () => store.join(request(room, { maxParticipants: 5 }), none)));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+      for (const r of results.filter((r) => r.status === 'rejected')) {
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'room-full' });
+      }
+    });
+
+    it('rolls a join back when its announcement cannot be published', async () => {
+      const store = await create();
+      const room = fresh('room');
+      await expect(store.join(request(room), async () => Promise.reject(new Error('bus down')))).rejects.toThrow('bus down');
+      expect((await store.join(request(room), none)).peers).toEqual([]);
+    });
+
+    it('announces membership changes in seq order, before they commit', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const seen: number[] = [];
+      const joins = await Promise.all(
+        Array.from({ length: 6 }, () => store.join(request(room), async (s) => void seen.push(s.seq))),
+      );
+      expect(seen).toEqual([...seen].sort((x, y) => x - y));
+      expect(joins.map((j) => j.seq).sort((x, y) => x - y)).toEqual(seen);
+    });
+
+    it('writes state by compare-and-set: one winner per version, the loser sees the current value', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const p = await store.join(request(room), none);
+      const m = { room, participantId: p.self.id };
+      const results = await Promise.all([1, 2, 3].map((n) => store.writeState(m, 0, { n }, none)));
+      expect(results.filter((r) => r.ok)).toEqual([{ ok: true, version: 1 }]);
+      const losers = results.filter((r) => !r.ok) as { ok: false; current: { version: number } }[];
+      for (const l of losers) expect(l.current.version).toBe(1);
+      expect((await store.readState(room)).version).toBe(1);
+      const announced: number[] = [];
+      expect(await store.writeState(m, 1, { n: 9 }, async (v) => void announced.push(v))).toEqual({ ok: true, version: 2 });
+      expect(announced).toEqual([2]);
+      expect(await store.readState(room)).toEqual({ version: 2, data: { n: 9 } });
+    });
+
+    it('resumes a participant once, with its own hash, in its own room, while its grace lasts', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const req = request(room);
+      const other = await store.join(request(room), none);
+      await store.join(req, none);
+      await store.disconnect([{ room, participantId: req.participantId }], 'node-a', 60_000, 'disconnected');
+      const base = { room, participantId: req.participantId, nodeId: 'node-b' };
+      expect(await store.resume({ ...base, resumeHash: 'wrong', nextResumeHash: 'x' })).toBeNull();
+      expect(await store.resume({ ...base, room: fresh('room'), resumeHash: req.resumeHash, nextResumeHash: 'x' })).toBeNull();
+      const resumed = await store.resume({ ...base, resumeHash: req.resumeHash, nextResumeHash: 'next' });
+      expect(resumed).toMatchObject({ self: { id: req.participantId }, previousNodeId: null });
+      expect(resumed!.peers.map((p) => p.id)).toEqual([other.self.id]);
+      expect(await store.resume({ ...base, resumeHash: req.resumeHash, nextResumeHash: 'again' })).toBeNull();
+      // Still connected on node-b: a resume elsewhere names node-b as the one to let go.
+      expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: 'next', nextResumeHash: 'n2' })).toMatchObject({ previousNodeId: 'node-b' });
+    });
+
+    it('reaps participants whose grace ran out, with the reason they disconnected for', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const quiet = request(room);
+      const lost = request(room);
+      const staying = request(room);
+      for (const r of [quiet, lost, staying]) await store.join(r, none);
+      await store.disconnect([{ room, participantId: quiet.participantId }], 'node-a', 0, 'timeout');
+      await store.disconnect([{ room, participantId: lost.participantId }], 'node-a', 0, 'disconnected');
+      await store.disconnect([{ room, participantId: staying.participantId }], 'node-a', 60_000, 'disconnected');
+      await pause(5);
+      const announced: Departure[] = [];
+      const reaped = await store.reap(60_000, async (d) => void announced.push(d));
+      expect(reaped.map((d) => [d.participantId, d.reason]).sort()).toEqual(
+        [[quiet.participantId, 'timeout'], [lost.participantId, 'disconnected']].sort(),
+      );
+      expect(announced).toEqual(reaped);
+      expect(await store.resume({ room, participantId: lost.participantId, resumeHash: lost.resumeHash, nextResumeHash: 'x', nodeId: 'b' })).toBeNull();
+    });
+
+    it('leaves a participant alone when the grace is recorded by a node that no longer holds it', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const req = request(room);
+      await store.join(req, none);
+      await store.disconnect([{ room, participantId: req.participantId }], 'some-other-node', 0, 'disconnected');
+      await pause(5);
+      expect(await store.reap(60_000, none)).toEqual([]);
+    });
+
+    it('evicts the connected participants of a gone node, and only those', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const gone = fresh('node');
+      const onGone = request(room, { nodeId: gone });
+      const elsewhere = request(room, { nodeId: 'node-a' });
+      await store.join(onGone, none);
+      await store.join(elsewhere, none);
+      const departures = await store.evictNode(gone, none);
+      expect(departures).toEqual([{ room, participantId: onGone.participantId, reason: 'disconnected', seq: expect.any(Number) }]);
+      expect((await store.join(request(room), none)).peers.map((p) => p.id)).toEqual([elsewhere.participantId]);
+    });
+
+    it('takes the participants of a node that stopped heartbeating', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const silent = fresh('node');
+      await store.heartbeat(silent, 'up');
+      const req = request(room, { nodeId: silent });
+      await store.join(req, none);
+      await pause(20);
+      const reaped = await store.reap(10, none);
+      expect(reaped.filter((d) => d.room === room)).toEqual([{ room, participantId: req.participantId, reason: 'disconnected', seq: expect.any(Number) }]);
+    });
+
+    it('grants a lease to one holder at a time until it lapses', async () => {
+      const store = await create();
+      const lease = fresh('lease');
+      expect(await store.acquireLease(lease, 'a', 60_000)).toBe(true);
+      expect(await store.acquireLease(lease, 'b', 60_000)).toBe(false);
+      expect(await store.acquireLease(lease, 'a', 1)).toBe(true);
+      await pause(20);
+      expect(await store.acquireLease(lease, 'b', 60_000)).toBe(true);
+      expect(await store.acquireLease(lease, 'a', 60_000)).toBe(false);
+    });
+  });
+}
