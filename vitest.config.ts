@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['signaling-server/test/**/*.test.ts', 'client/test/**/*.test.ts', 'load-tests/test/**/*.test.ts'],
     globalSetup: ['signaling-server/test/support/global-setup.ts'],
+    reporters: ['default', './signaling-server/test/support/summary-reporter.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Cluster tests spawn node processes; on a 2-core machine more parallel files only adds contention.
