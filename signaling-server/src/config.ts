@@ -4,8 +4,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
-const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(def);
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 const optionalString = z
   .string()
   .optional()
@@ -38,6 +37,24 @@ const ConfigSchema = z.object({
   MAX_PARTICIPANTS_PER_ROOM: int(50, 1),
   SEND_BUFFER_BYTES: int(1024 * 1024, 16 * 1024),
   MAX_META_BYTES: int(4096, 2),
+  MAX_JSON_DEPTH: int(32, 2, 1000),
+  MAX_CONNECTIONS_PER_IP: int(100, 1),
+  RATE_LIMIT_PER_SEC: int(50, 1),
+  RATE_LIMIT_BURST: int(100, 1),
+  /** Rate-limit violations within RATE_LIMIT_STRIKE_WINDOW_MS after which the connection is closed (1008). */
+  RATE_LIMIT_STRIKES: int(50, 1),
+  RATE_LIMIT_STRIKE_WINDOW_MS: int(10_000, 100),
+  AUTH_JWT_SECRET: optionalString,
+  AUTH_JWT_PUBLIC_KEY: optionalString,
+  AUTH_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  ALLOWED_ORIGINS: optionalString.transform((v) =>
+    v === undefined
+      ? undefined
+      : v
+          .split(',')
+          .map((o) => o.trim())
+          .filter((o) => o.length > 0),
+  ),
   ALLOW_UWS_FALLBACK: bool(false),
 });
 

@@ -1,6 +1,7 @@
 // Starts one signaling node: configuration, database and migrations, bus, domain, HTTP/WebSocket
 // server, heartbeats and the reaper, wired by constructor injection, and stops it on a signal.
 import { fileURLToPath } from 'node:url';
+import { createTokenVerifier } from './auth/token-verifier.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { MemoryHub } from './bus/memory-bus.js';
 import type { RoomBus } from './bus/bus.js';
@@ -46,7 +47,13 @@ async function start(config: Config, log: Logger) {
       'running embedded: this node cannot be scaled out; set DATABASE_URL and REDIS_URL to run a cluster',
     );
   }
-  log.warn('no token secret or key configured: anonymous joins are allowed');
+  const verifier = createTokenVerifier({
+    secret: config.AUTH_JWT_SECRET,
+    publicKeyPem: config.AUTH_JWT_PUBLIC_KEY,
+    jwksUrl: config.AUTH_JWKS_URL,
+    jwksTimeoutMs: config.DB_TIMEOUT_MS,
+  });
+  if (!verifier) log.warn('no token secret or key configured: anonymous joins are allowed');
 
   let isDraining = false;
   let server: SignalingServer | null = null;
@@ -64,6 +71,7 @@ async function start(config: Config, log: Logger) {
     maxRoomsPerConnection: config.MAX_ROOMS_PER_CONNECTION,
     maxParticipantsPerRoom: config.MAX_PARTICIPANTS_PER_ROOM,
     maxMetaBytes: config.MAX_META_BYTES,
+    verifier,
   });
 
   // A previous process with this NODE_ID held sockets that are gone now: free its participants
@@ -71,7 +79,14 @@ async function start(config: Config, log: Logger) {
   const announce = (d: Parameters<RoomService['announceDeparture']>[0]) => rooms.announceDeparture(d);
   const released = await store.evictNode(config.NODE_ID, announce);
   if (released.length > 0) log.info({ participants: released.length }, 'freed the participants of a previous run of this node');
-  const heartbeat = new Heartbeat({ store, nodeId: config.NODE_ID, intervalMs: config.NODE_HEARTBEAT_MS, log, metrics, isDraining: () => isDraining });
+  const heartbeat = new Heartbeat({
+    store,
+    nodeId: config.NODE_ID,
+    intervalMs: config.NODE_HEARTBEAT_MS,
+    log,
+    metrics,
+    isDraining: () => isDraining,
+  });
   await heartbeat.beat();
   heartbeat.start();
   const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
@@ -93,6 +108,16 @@ async function start(config: Config, log: Logger) {
     metrics,
     log,
     staticFiles,
+    verifier,
+    allowedOrigins: config.ALLOWED_ORIGINS,
+    maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
+    maxJsonDepth: config.MAX_JSON_DEPTH,
+    rateLimit: {
+      perSec: config.RATE_LIMIT_PER_SEC,
+      burst: config.RATE_LIMIT_BURST,
+      strikes: config.RATE_LIMIT_STRIKES,
+      strikeWindowMs: config.RATE_LIMIT_STRIKE_WINDOW_MS,
+    },
     isReady: async () => {
       if (isDraining || !bus.isUp()) return false;
       await store.ping();

@@ -20,6 +20,8 @@ export class Reaper {
   private timer: NodeJS.Timeout | null = null;
   private isRunning = false;
   private isLeader = false;
+  /** When the database last failed us; nodes cannot heartbeat through an outage either. */
+  private lastFailureAt = -Infinity;
 
   constructor(private readonly opts: ReaperOptions) {}
 
@@ -44,10 +46,14 @@ export class Reaper {
       if (isLeader !== this.isLeader) log.info({ isLeader }, isLeader ? 'leading the reaper' : 'no longer leading the reaper');
       this.isLeader = isLeader;
       if (!isLeader) return [];
-      const departures = await store.reap(2 * heartbeatMs, this.opts.announce);
+      // Right after an outage every node's heartbeat looks stale. Judge nodes dead only once they
+      // have all had two periods to beat again; expired grace periods are reaped meanwhile.
+      const deadAfterMs = performance.now() - this.lastFailureAt < 2 * heartbeatMs ? null : 2 * heartbeatMs;
+      const departures = await store.reap(deadAfterMs, this.opts.announce);
       this.record(departures, 'reaped');
       return departures;
     } catch (err) {
+      this.lastFailureAt = performance.now();
       log.warn({ err: String(err) }, 'reaper round failed');
       return [];
     } finally {

@@ -3,6 +3,7 @@
 // state, the bus carries everything between nodes. Signals and broadcasts touch neither the
 // database nor any await on their way out.
 import type { Logger } from 'pino';
+import { roomAllowed, type Grant, type TokenClaims, type TokenVerifier } from '../auth/token-verifier.js';
 import type { RoomBus } from '../bus/bus.js';
 import type { Metrics } from '../metrics.js';
 import { ProtocolError, isProtocolError } from '../protocol/errors.js';
@@ -38,6 +39,8 @@ export interface RoomServiceOptions {
   maxRoomsPerConnection: number;
   maxParticipantsPerRoom: number;
   maxMetaBytes: number;
+  /** Null in anonymous mode: no token needed. */
+  verifier: TokenVerifier | null;
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
 }
@@ -61,8 +64,8 @@ export class RoomService {
     this.bus.onMessage((room, payload) => this.onBusMessage(room, payload));
   }
 
-  connect(link: ClientLink): Session {
-    return new Session(link);
+  connect(link: ClientLink, claims?: TokenClaims): Session {
+    return new Session(link, claims);
   }
 
   get participantCount(): number {
@@ -140,6 +143,7 @@ export class RoomService {
       case 'broadcast':
         return this.broadcast(member, msg);
       case 'state':
+        requireGrant(member, 'state');
         return this.waitFor(member, this.writeState(member, msg));
       case 'leave':
         return this.waitFor(member, this.leave(member, requestId));
@@ -196,8 +200,10 @@ export class RoomService {
     const started = performance.now();
     const { session, room } = member;
     try {
+      const claims = await this.authorize(session, msg);
+      member.grants = claims?.grants;
       await this.dependency(view.subscription);
-      const { snapshot, secret, isResumed } = await this.admit(member, msg, meta);
+      const { snapshot, secret, isResumed } = await this.admit(msg, meta, claims);
       member.id = snapshot.self.id;
       member.seq = snapshot.seq;
       member.version = snapshot.state.version;
@@ -228,8 +234,18 @@ export class RoomService {
     }
   }
 
+  /** The claims this join acts under: its own token, else the connection's; none in anonymous mode. */
+  private async authorize(session: Session, msg: JoinMessage): Promise<TokenClaims | undefined> {
+    if (!this.opts.verifier) return undefined;
+    const claims = msg.token !== undefined ? await this.opts.verifier.verify(msg.token) : session.claims;
+    if (!claims) throw new ProtocolError('unauthorized', 'a token is required to join');
+    if (claims.exp * 1000 < Date.now()) throw new ProtocolError('unauthorized', 'token expired');
+    if (!roomAllowed(claims, msg.room)) throw new ProtocolError('forbidden', `the token does not grant room ${msg.room}`);
+    return claims;
+  }
+
   /** Resumes the participant named by the join's resume token, or adds a new one. */
-  private async admit(member: LocalMember, msg: JoinMessage, meta: Record<string, unknown>) {
+  private async admit(msg: JoinMessage, meta: Record<string, unknown>, claims: TokenClaims | undefined) {
     const next = newResumeSecret();
     const presented = msg.resume ? parseResumeToken(msg.resume) : null;
     if (presented) {
@@ -261,9 +277,10 @@ export class RoomService {
           room: msg.room,
           participantId,
           nodeId: this.nodeId,
-          name: msg.name ?? '',
+          // The token's identity and name win over what the client claims.
+          name: claims?.name ?? msg.name ?? '',
           meta,
-          identity: null,
+          identity: claims?.sub ?? null,
           resumeHash: next.hash,
           maxParticipants: this.opts.maxParticipantsPerRoom,
         },
@@ -305,6 +322,7 @@ export class RoomService {
   // ---- signal, broadcast, state ----------------------------------------------------------------
 
   private signal(member: LocalMember, msg: SignalMessage): void {
+    requireGrant(member, 'signal');
     const frame = encode.signal(member.room, member.id, msg.data);
     const target = this.localById.get(msg.to);
     if (target && target.room === member.room) {
@@ -320,6 +338,7 @@ export class RoomService {
   }
 
   private broadcast(member: LocalMember, msg: BroadcastMessage): void {
+    requireGrant(member, 'broadcast');
     const frame = encode.broadcast(member.room, member.id, msg.data);
     const topic = topicOf(member.room);
     member.session.link.publish(topic, frame);
@@ -509,5 +528,11 @@ async function dependency<T>(work: Promise<T>): Promise<T> {
   } catch (err) {
     if (isProtocolError(err)) throw err;
     throw new ProtocolError('unavailable', 'the database or the bus is unreachable; retry later', undefined);
+  }
+}
+
+function requireGrant(member: LocalMember, action: Grant): void {
+  if (member.grants && !member.grants.has(action)) {
+    throw new ProtocolError('forbidden', `the token does not grant ${action}`);
   }
 }

@@ -1,5 +1,6 @@
 // What the domain knows of a connection: a link to send through (implemented by the transport) and
 // the connection's memberships, one LocalMember per room.
+import type { Grant, TokenClaims } from '../auth/token-verifier.js';
 import type { ClientMessage, RequestId } from '../protocol/messages.js';
 
 /** The transport's side of one client connection. */
@@ -32,13 +33,19 @@ export interface HeldEvent {
 export class Session {
   readonly memberships = new Map<string, LocalMember>();
   isClosed = false;
-  constructor(readonly link: ClientLink) {}
+  constructor(
+    readonly link: ClientLink,
+    /** Claims of a token given at connect time (`?token=`); they cover every join. */
+    readonly claims: TokenClaims | undefined,
+  ) {}
 }
 
 /** One membership of a connection in a room, from the join request until it ends. */
 export class LocalMember {
   id = '';
   status: 'joining' | 'joined' | 'gone' = 'joining';
+  /** What the member's token allows; undefined in anonymous mode (everything). */
+  grants: ReadonlySet<Grant> | undefined;
   /** Membership seq and state version this participant has seen; older events are not sent again. */
   seq = 0;
   version = 0;

@@ -126,11 +126,11 @@ export class MemoryStore implements RoomStore {
     return true;
   }
 
-  async reap(deadAfterMs: number, announce: Announce<Departure>): Promise<Departure[]> {
+  async reap(deadAfterMs: number | null, announce: Announce<Departure>): Promise<Departure[]> {
     this.check();
     const departures: Departure[] = [];
     for (const [id, node] of this.heartbeats) {
-      if (node.status !== 'dead' && node.at < this.now() - deadAfterMs) departures.push(...(await this.evictNode(id, announce)));
+      if (deadAfterMs !== null && node.status !== 'dead' && node.at < this.now() - deadAfterMs) departures.push(...(await this.evictNode(id, announce)));
     }
     const expired = (r: Row) => r.status === 'disconnected' && r.graceUntil < this.now();
     departures.push(...(await this.removeWhere(expired, (r) => r.reason ?? 'disconnected', announce)));

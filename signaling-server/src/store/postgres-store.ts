@@ -210,9 +210,12 @@ export class PostgresStore implements RoomStore {
     });
   }
 
-  reap(deadAfterMs: number, announce: Announce<Departure>): Promise<Departure[]> {
+  reap(deadAfterMs: number | null, announce: Announce<Departure>): Promise<Departure[]> {
     return this.timed('reap', async () => {
-      const dead = await this.db
+      const dead =
+        deadAfterMs === null
+          ? []
+          : await this.db
         .updateTable('nodes')
         .set({ status: 'dead' })
         .where('status', '<>', 'dead')

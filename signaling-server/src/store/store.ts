@@ -72,7 +72,10 @@ export interface RoomStore {
   evictNode(nodeId: string, announce: Announce<Departure>): Promise<Departure[]>;
   /** One lease holder at a time, until ttl passes without renewal. */
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
-  /** Removes participants whose grace ran out or whose node stopped heartbeating for deadAfterMs. */
-  reap(deadAfterMs: number, announce: Announce<Departure>): Promise<Departure[]>;
+  /**
+   * Removes participants whose grace ran out, and those of nodes that stopped heartbeating for
+   * deadAfterMs (null: judge no node dead this round).
+   */
+  reap(deadAfterMs: number | null, announce: Announce<Departure>): Promise<Departure[]>;
   ping(): Promise<void>;
 }

@@ -3,6 +3,10 @@
 // typed messages to the rooms layer; it knows nothing of Postgres or Redis.
 import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
+import type { TokenClaims, TokenVerifier } from '../auth/token-verifier.js';
+import { IpConnectionCounter } from '../limits/ip-connections.js';
+import { jsonDepthExceeds } from '../limits/json-guard.js';
+import { AbuseCounter, TokenBucket } from '../limits/token-bucket.js';
 import type { Metrics } from '../metrics.js';
 import { DecodeError, decodeClientMessage, encode } from '../protocol/messages.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -25,6 +29,13 @@ export interface ServerOptions {
   staticFiles?: StaticFiles;
   /** Resolves true when this node should receive traffic. */
   isReady: () => Promise<boolean>;
+  /** Verifies `?token=` at connect time; null in anonymous mode. */
+  verifier: TokenVerifier | null;
+  /** Browser origins allowed to connect; undefined allows any. Clients that send no Origin are not browsers and pass. */
+  allowedOrigins?: string[];
+  maxConnectionsPerIp: number;
+  maxJsonDepth: number;
+  rateLimit: { perSec: number; burst: number; strikes: number; strikeWindowMs: number };
 }
 
 interface Connection {
@@ -34,6 +45,12 @@ interface Connection {
   lastSeen: number;
   /** Set when this server closed the connection because the client went silent. */
   isSilenced: boolean;
+  ip: string;
+  claims: TokenClaims | undefined;
+  /** Why the connect-time token was refused; the connection is closed with 1008 right after open. */
+  authError: ProtocolError | undefined;
+  bucket: TokenBucket;
+  strikes: AbuseCounter;
 }
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -43,6 +60,10 @@ export class SignalingServer {
   private listenSocket: us_listen_socket | null = null;
   private readonly sockets = new Set<WebSocket<Connection>>();
   private readonly livenessTimer: NodeJS.Timeout;
+  private readonly connectionsPerIp: IpConnectionCounter;
+  private readonly allowedOrigins: Set<string> | undefined;
+  /** While draining, new upgrades are refused. */
+  isDraining = false;
 
   constructor(private readonly opts: ServerOptions) {
     const { uws, metrics } = opts;
@@ -52,6 +73,10 @@ export class SignalingServer {
     const heartbeatMs = Math.round(opts.idleTimeoutMs / 2);
     this.livenessTimer = setInterval(() => this.checkLiveness(), heartbeatMs);
     this.livenessTimer.unref();
+    this.connectionsPerIp = new IpConnectionCounter(opts.maxConnectionsPerIp);
+    this.allowedOrigins = opts.allowedOrigins ? new Set(opts.allowedOrigins) : undefined;
+    const refused = (reason: string) => metrics.dropped.labels(`upgrade-${reason}`).inc();
+    const rateLimited = metrics.dropped.labels('rate-limit');
     const received = new Map<string, ReturnType<typeof metrics.messagesReceived.labels>>();
     const countReceived = (type: string) => {
       let counter = received.get(type);
@@ -72,27 +97,75 @@ export class SignalingServer {
       closeOnBackpressureLimit: 1,
 
       upgrade: (res, req, context) => {
-        res.upgrade<Connection>(
-          { session: null, isClosed: false, lastSeen: performance.now(), isSilenced: false },
-          req.getHeader('sec-websocket-key'),
-          req.getHeader('sec-websocket-protocol'),
-          req.getHeader('sec-websocket-extensions'),
-          context,
-        );
+        // uWS's request object is valid only now: read everything before any await.
+        const key = req.getHeader('sec-websocket-key');
+        const protocol = req.getHeader('sec-websocket-protocol');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const origin = req.getHeader('origin');
+        const token = new URLSearchParams(req.getQuery() ?? '').get('token');
+        const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+        if (this.isDraining) {
+          refused('draining');
+          return void res.writeStatus('503 Service Unavailable').end('draining');
+        }
+        if (this.allowedOrigins && origin !== '' && !this.allowedOrigins.has(origin)) {
+          refused('origin');
+          return void res.writeStatus('403 Forbidden').end('origin not allowed');
+        }
+        if (!this.connectionsPerIp.tryAcquire(ip)) {
+          refused('ip-limit');
+          return void res.writeStatus('429 Too Many Requests').end('too many connections from this address');
+        }
+        const { perSec, burst, strikes, strikeWindowMs } = opts.rateLimit;
+        const conn: Connection = {
+          session: null,
+          isClosed: false,
+          lastSeen: performance.now(),
+          isSilenced: false,
+          ip,
+          claims: undefined,
+          authError: undefined,
+          bucket: new TokenBucket(perSec, burst),
+          strikes: new AbuseCounter(strikes, strikeWindowMs),
+        };
+        if (!token || !opts.verifier) return void res.upgrade(conn, key, protocol, extensions, context);
+        let isAborted = false;
+        res.onAborted(() => {
+          isAborted = true;
+          this.connectionsPerIp.release(ip);
+        });
+        opts.verifier.verify(token).then(
+          (claims) => (conn.claims = claims),
+          (err: unknown) => (conn.authError = err instanceof ProtocolError ? err : new ProtocolError('unauthorized', 'invalid token')),
+        ).finally(() => {
+          if (!isAborted) res.cork(() => res.upgrade(conn, key, protocol, extensions, context));
+        });
       },
 
       open: (ws) => {
         const conn = ws.getUserData();
-        conn.session = opts.rooms.connect(this.linkFor(ws, conn));
+        conn.session = opts.rooms.connect(this.linkFor(ws, conn), conn.claims);
         this.sockets.add(ws);
         metrics.connections.set(this.sockets.size);
         ws.send(encode.welcome(opts.nodeId, heartbeatMs));
+        if (conn.authError) {
+          opts.rooms.replyError(conn.session, undefined, conn.authError);
+          ws.end(1008, 'unauthorized');
+        }
       },
 
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData();
         const session = conn.session!;
         conn.lastSeen = performance.now();
+        if (!conn.bucket.take()) {
+          rateLimited.inc();
+          if (conn.strikes.strike()) {
+            opts.log.warn({ ip: conn.ip }, 'closing a connection that keeps exceeding its rate limit');
+            return ws.end(1008, 'rate limit exceeded repeatedly');
+          }
+          return opts.rooms.replyError(session, undefined, new ProtocolError('rate-limited', 'too many messages; this one was dropped'));
+        }
         if (isBinary) {
           countReceived('binary');
           return opts.rooms.replyError(session, undefined, new ProtocolError('bad-request', 'binary frames are not supported'));
@@ -111,6 +184,10 @@ export class SignalingServer {
         } catch {
           countReceived('invalid');
           return opts.rooms.replyError(session, undefined, new ProtocolError('bad-request', 'frame is not valid UTF-8'));
+        }
+        if (jsonDepthExceeds(text, opts.maxJsonDepth)) {
+          countReceived('invalid');
+          return opts.rooms.replyError(session, undefined, new ProtocolError('bad-request', `JSON nested deeper than ${opts.maxJsonDepth}`));
         }
         let msg;
         try {
@@ -131,6 +208,7 @@ export class SignalingServer {
       close: (ws) => {
         const conn = ws.getUserData();
         conn.isClosed = true;
+        this.connectionsPerIp.release(conn.ip);
         this.sockets.delete(ws);
         metrics.connections.set(this.sockets.size);
         if (conn.session) opts.rooms.closeSession(conn.session, conn.isSilenced ? 'timeout' : 'disconnected');

@@ -17,7 +17,7 @@ async function client(node: RunningNode): Promise<TestClient> {
 }
 
 beforeAll(async () => {
-  ({ nodes: [a, b] = [] as unknown as RunningNode[] } = await startCluster(2));
+  [a, b] = (await startCluster(2)).nodes as [RunningNode, RunningNode];
 });
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 // A node without sockets, for unit tests of the rooms layer: a RoomService on the in-memory bus and
 // store, with links that record what would have been sent, and uWS-like topics.
 import { pino } from 'pino';
+import type { TokenVerifier } from '../../src/auth/token-verifier.js';
 import type { MemoryHub } from '../../src/bus/memory-bus.js';
 import { createMetrics } from '../../src/metrics.js';
 import { decodeClientMessage, ServerMessage } from '../../src/protocol/messages.js';
@@ -66,7 +67,7 @@ export class FakeNode {
     readonly id: string,
     hub: MemoryHub,
     store: RoomStore,
-    opts: { maxParticipantsPerRoom?: number; resumeGraceMs?: number } = {},
+    opts: { maxParticipantsPerRoom?: number; resumeGraceMs?: number; verifier?: TokenVerifier } = {},
   ) {
     this.service = new RoomService({
       nodeId: id,
@@ -82,6 +83,7 @@ export class FakeNode {
       maxRoomsPerConnection: 4,
       maxParticipantsPerRoom: opts.maxParticipantsPerRoom ?? 50,
       maxMetaBytes: 4096,
+      verifier: opts.verifier ?? null,
       retryMs: 10,
     });
   }

@@ -152,6 +152,21 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect(reaped.filter((d) => d.room === room)).toEqual([{ room, participantId: req.participantId, reason: 'disconnected', seq: expect.any(Number) }]);
     });
 
+    it('judges no node dead when asked not to, but still reaps expired grace periods', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const silent = fresh('node');
+      await store.heartbeat(silent, 'up');
+      const onSilent = request(room, { nodeId: silent });
+      const expired = request(room);
+      await store.join(onSilent, none);
+      await store.join(expired, none);
+      await store.disconnect([{ room, participantId: expired.participantId }], 'node-a', 0, 'disconnected');
+      await pause(20);
+      const reaped = (await store.reap(null, none)).filter((d) => d.room === room);
+      expect(reaped.map((d) => d.participantId)).toEqual([expired.participantId]);
+    });
+
     it('grants a lease to one holder at a time until it lapses', async () => {
       const store = await create();
       const lease = fresh('lease');
