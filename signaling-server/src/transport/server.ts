@@ -54,6 +54,8 @@ interface Connection {
 }
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const TOO_LARGE_FACTOR = 4;
+const CLOSE_FACTOR = 16;
 
 export class SignalingServer {
   private readonly app: TemplatedApp;
@@ -86,9 +88,9 @@ export class SignalingServer {
     this.app = uws.App();
     this.app.ws<Connection>('/ws', {
       compression: uws.DISABLED,
-      // Frames up to twice the limit are read and answered with `too-large`; beyond that uWS
-      // closes the connection with 1009 before buffering them.
-      maxPayloadLength: opts.maxMessageBytes * 2,
+      // Up to TOO_LARGE_FACTOR times the limit a frame is answered with `too-large`; up to
+      // CLOSE_FACTOR times it closes with 1009; uWS drops anything larger before buffering it.
+      maxPayloadLength: opts.maxMessageBytes * CLOSE_FACTOR,
       // A backstop only; checkLiveness() acts first.
       idleTimeout: Math.min(960, Math.ceil((opts.idleTimeoutMs * 2) / 1000)),
       sendPingsAutomatically: false,
@@ -172,6 +174,7 @@ export class SignalingServer {
         }
         if (message.byteLength > opts.maxMessageBytes) {
           countReceived('too-large');
+          if (message.byteLength > opts.maxMessageBytes * TOO_LARGE_FACTOR) return ws.end(1009, 'frame too large');
           return opts.rooms.replyError(
             session,
             undefined,
