@@ -4,13 +4,14 @@
 // UPDATE_SCREENSHOTS=1 also writes the demo's desktop and phone screenshots to docs/images/.
 /// <reference lib="dom" />
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SignalingClient } from '../../../client/src/index.js';
-import { killAllNodes, startCluster, startNode, uniqueName } from '../support/cluster.js';
+import { createTestDatabase, killAllNodes, startNode, testRedisUrl, uniqueName } from '../support/cluster.js';
 
 /** What signaling-server/public/app.js exposes as `window.demo`. */
 declare global {
@@ -60,6 +61,19 @@ afterAll(async () => {
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
+/**
+ * A port to give a node explicitly. A node started on port 0 cannot get its port back while the
+ * browser still holds half-closed keep-alive connections to it (the listener binds without
+ * SO_REUSEADDR then), so the node this test restarts gets a fixed one from the start.
+ */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** Opens the demo served by a node, joins `room` as `name`, and returns the page. */
 async function openDemo(httpUrl: string, room: string, name: string): Promise<Page> {
   const page = await browser.newPage();
@@ -95,14 +109,20 @@ const iceUfrag = (page: Page, peerId: string) =>
   page.evaluate((p) => /a=ice-ufrag:(\S+)/.exec(window.demo.page.calls.get(p)!.pc.currentRemoteDescription!.sdp)?.[1], peerId);
 
 it('two pages on different nodes call each other, and renegotiate after one node restarts', { timeout: 180_000 }, async () => {
-  const cluster = await startCluster(2, { env: { RESUME_GRACE_MS: '30000' } });
-  const [nodeA, nodeB] = cluster.nodes;
+  const common = {
+    databaseUrl: await createTestDatabase(),
+    redisUrl: testRedisUrl(),
+    redisPrefix: `${uniqueName('t')}:`,
+    env: { RESUME_GRACE_MS: '30000' },
+  };
+  const nodeA = await startNode(common); // alone first: it runs the migrations
+  const nodeB = await startNode({ ...common, port: await freePort() });
   const room = uniqueName('e2e-');
 
-  const ada = await openDemo(nodeA!.httpUrl, room, 'Ada');
-  const grace = await openDemo(nodeB!.httpUrl, room, 'Grace');
-  expect(await ada.evaluate(() => window.demo.client.node)).toBe(nodeA!.id);
-  expect(await grace.evaluate(() => window.demo.client.node)).toBe(nodeB!.id);
+  const ada = await openDemo(nodeA.httpUrl, room, 'Ada');
+  const grace = await openDemo(nodeB.httpUrl, room, 'Grace');
+  expect(await ada.evaluate(() => window.demo.client.node)).toBe(nodeA.id);
+  expect(await grace.evaluate(() => window.demo.client.node)).toBe(nodeB.id);
   const adaId = await selfId(ada);
   const graceId = await selfId(grace);
   await ada.waitForSelector(`#peers li[data-peer="${graceId}"]`, WAIT);
@@ -139,9 +159,9 @@ it('two pages on different nodes call each other, and renegotiate after one node
 
   // Restart Grace's node. Her page reconnects to it and resumes the same participant.
   const ufragBefore = await iceUfrag(ada, graceId);
-  await nodeB!.stop();
+  await nodeB.stop();
   await grace.waitForFunction(() => window.demo.client.state === 'reconnecting', null, WAIT);
-  const restarted = await startNode({ ...cluster.options, port: nodeB!.port });
+  const restarted = await startNode({ ...common, port: nodeB.port });
   await grace.waitForFunction((id) => window.demo.client.state === 'open' && window.demo.client.node === id, restarted.id, WAIT);
   expect(await selfId(grace)).toBe(graceId);
 

@@ -1,0 +1,215 @@
+// One logical connection to the cluster over a succession of WebSockets: picks the next URL,
+// waits for `welcome`, notices silence, honours drains, and reconnects with backoff. It knows
+// nothing of rooms or requests; the client above re-joins and re-sends through its hooks.
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { parseServerMessage, type ServerMessage, type WelcomeMessage } from './protocol.js';
+import { type WebSocketConstructor, type WebSocketLike, discard, withToken } from './socket.js';
+
+export type ReconnectReason = 'closed' | 'drain' | 'heartbeat' | 'connect-timeout' | 'connect-failed' | 'rejoin-failed';
+
+export interface ConnectionOptions {
+  urls: string[];
+  WebSocket: WebSocketConstructor;
+  token?: string | (() => string | undefined | Promise<string | undefined>);
+  connectTimeoutMs: number;
+  /** Silence after which a ping is sent; undefined means the server's `heartbeatMs`, 0 disables. */
+  heartbeatMs?: number;
+  /** How long to wait for anything after that ping before giving the socket up. */
+  heartbeatTimeoutMs: number;
+  /** undefined: never reconnect. */
+  reconnect?: BackoffOptions & { maxAttempts?: number };
+}
+
+export interface ConnectionHooks {
+  welcome(message: WelcomeMessage): void;
+  message(message: ServerMessage): void;
+  /** The socket is gone; `willReconnect` says whether another attempt follows. */
+  down(event: { code: number; reason: string; willReconnect: boolean }): void;
+  reconnecting(event: { attempt: number; delayMs: number; reason: ReconnectReason }): void;
+  /** No more attempts will be made. */
+  closed(event: { code: number; reason: string }): void;
+}
+
+/** Close codes after which reconnecting would only repeat the refusal. */
+const FINAL_CLOSE_CODES = new Set([1008]);
+
+export class Connection {
+  private readonly backoff: Backoff;
+  private readonly maxAttempts: number;
+  private socket: WebSocketLike | null = null;
+  private urlIndex = -1;
+  private isClosed = false;
+  private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private lastReceivedAt = 0;
+  private pingSentAt: number | undefined;
+  private isHonouringDrain = false;
+
+  constructor(
+    private readonly options: ConnectionOptions,
+    private readonly hooks: ConnectionHooks,
+  ) {
+    this.backoff = new Backoff(options.reconnect ?? {});
+    this.maxAttempts = options.reconnect ? (options.reconnect.maxAttempts ?? Infinity) : 0;
+  }
+
+  start(): void {
+    void this.open();
+  }
+
+  /** Writes a frame; false when there is no socket to write to. */
+  send(text: string): boolean {
+    if (!this.socket) return false;
+    try {
+      this.socket.send(text);
+      return true;
+    } catch {
+      return false; // still connecting or going away; its close event follows
+    }
+  }
+
+  /** The connection has proved usable, so the next failure starts the backoff afresh. */
+  markHealthy(): void {
+    this.backoff.reset();
+  }
+
+  /** Skips the wait before the next attempt, unless the server asked for that wait (a drain). */
+  reconnectNow(): void {
+    if (this.isClosed || this.socket || this.reconnectTimer === undefined || this.isHonouringDrain) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    void this.open();
+  }
+
+  /** Gives up on the current socket without waiting for its close event (which may take minutes). */
+  drop(code: number, reason: string, why: ReconnectReason): void {
+    if (!this.socket) return;
+    discard(this.socket);
+    this.handleClose(code, reason, why);
+  }
+
+  close(code = 1000, reason = 'client closed'): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    clearTimeout(this.reconnectTimer);
+    const socket = this.detach();
+    if (socket) discard(socket);
+    this.hooks.closed({ code, reason });
+  }
+
+  private async open(): Promise<void> {
+    this.urlIndex = (this.urlIndex + 1) % this.options.urls.length;
+    const url = this.options.urls[this.urlIndex]!;
+    let socket: WebSocketLike;
+    try {
+      const { token } = this.options;
+      const value = typeof token === 'function' ? await token() : token;
+      if (this.isClosed) return;
+      socket = new this.options.WebSocket(withToken(url, value));
+    } catch {
+      this.scheduleReconnect('connect-failed');
+      return;
+    }
+    this.socket = socket;
+    this.lastReceivedAt = Date.now();
+    socket.onmessage = (event: { data: unknown }) => this.handleFrame(event.data);
+    socket.onclose = (event: { code?: number; reason?: string }) => {
+      if (this.socket === socket) this.handleClose(event.code ?? 1006, event.reason ?? '', 'closed');
+    };
+    socket.onerror = () => {
+      // A close event follows; that is where the end of the socket is handled.
+    };
+    this.welcomeTimer = setTimeout(() => {
+      if (this.socket === socket) this.drop(4000, 'no welcome in time', 'connect-timeout');
+    }, this.options.connectTimeoutMs);
+  }
+
+  private handleFrame(data: unknown): void {
+    this.lastReceivedAt = Date.now();
+    this.pingSentAt = undefined;
+    const message = parseServerMessage(data);
+    if (!message) return;
+    if (message.type === 'welcome') {
+      clearTimeout(this.welcomeTimer);
+      this.startHeartbeat(this.options.heartbeatMs ?? message.heartbeatMs);
+      this.hooks.welcome(message);
+    } else if (message.type === 'reconnect') {
+      this.handleDrain(message.retryAfterMs);
+    } else {
+      this.hooks.message(message);
+    }
+  }
+
+  /** The node is draining: stop using it, wait as asked, then connect to the next URL. */
+  private handleDrain(retryAfterMs: number): void {
+    if (this.isClosed) return;
+    clearTimeout(this.reconnectTimer);
+    this.backoff.reset();
+    const delayMs = Math.max(0, retryAfterMs);
+    this.isHonouringDrain = true;
+    this.hooks.reconnecting({ attempt: 0, delayMs, reason: 'drain' });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.isHonouringDrain = false;
+      // The node closes with 1012 on its own; if it has not yet, stop waiting for it.
+      if (this.socket) this.drop(1000, 'drained', 'drain');
+      else void this.open();
+    }, delayMs);
+  }
+
+  private startHeartbeat(intervalMs: number): void {
+    clearInterval(this.heartbeatTimer);
+    if (!(intervalMs > 0)) return;
+    const socket = this.socket;
+    this.pingSentAt = undefined;
+    this.heartbeatTimer = setInterval(() => {
+      if (this.socket !== socket) return;
+      const now = Date.now();
+      if (this.pingSentAt !== undefined) {
+        if (now - this.pingSentAt >= this.options.heartbeatTimeoutMs) this.drop(4002, 'heartbeat timeout', 'heartbeat');
+      } else if (now - this.lastReceivedAt >= intervalMs) {
+        this.pingSentAt = now;
+        this.send(JSON.stringify({ type: 'ping' }));
+      }
+    }, Math.max(50, Math.min(intervalMs, this.options.heartbeatTimeoutMs) / 2));
+  }
+
+  private detach(): WebSocketLike | null {
+    const socket = this.socket;
+    this.socket = null;
+    clearTimeout(this.welcomeTimer);
+    clearInterval(this.heartbeatTimer);
+    this.pingSentAt = undefined;
+    return socket;
+  }
+
+  private handleClose(code: number, reason: string, why: ReconnectReason): void {
+    this.detach();
+    if (this.isClosed) return;
+    const isDraining = this.reconnectTimer !== undefined && why !== 'drain';
+    const isFinal = FINAL_CLOSE_CODES.has(code) || this.maxAttempts === 0;
+    this.hooks.down({ code, reason, willReconnect: !isFinal });
+    if (isFinal) {
+      this.close(code, `connection closed (${code}${reason ? `: ${reason}` : ''})`);
+    } else if (why === 'drain') {
+      void this.open();
+    } else if (!isDraining) {
+      this.scheduleReconnect(why);
+    }
+    // else: a drain already scheduled the next socket
+  }
+
+  private scheduleReconnect(why: ReconnectReason): void {
+    if (this.backoff.attempt >= this.maxAttempts) {
+      this.close(1006, `gave up after ${this.backoff.attempt} reconnect attempts`);
+      return;
+    }
+    const delayMs = this.backoff.next();
+    this.hooks.reconnecting({ attempt: this.backoff.attempt, delayMs, reason: why });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.open();
+    }, delayMs);
+  }
+}

@@ -1,0 +1,34 @@
+// The events a SignalingClient emits, by name. Room events are only emitted for rooms the client
+// is in; `isReconciled` marks peer changes inferred from a re-join rather than told by the server.
+import type { SignalingError } from './errors.js';
+import type { JsonObject, Peer, PeerLeftReason } from './protocol.js';
+import type { RoomSnapshot } from './rooms.js';
+
+export interface SignalingEvents {
+  /** A node accepted the connection. */
+  welcome: { node: string; protocol: number; heartbeatMs: number };
+  /** The connection is usable: rooms are re-joined and held messages are being sent. */
+  connected: { node: string; isReconnect: boolean };
+  /** The connection ended. */
+  disconnected: { code: number; reason: string; willReconnect: boolean };
+  /** The next connection attempt is due in `delayMs` (`attempt` is 0 for a server-requested drain). */
+  reconnecting: { attempt: number; delayMs: number; reason: 'closed' | 'drain' | 'heartbeat' | 'connect-timeout' | 'connect-failed' | 'rejoin-failed' };
+  /** The client stopped for good (`close()`, a policy close, or reconnect attempts used up). */
+  closed: { code: number; reason: string };
+  /**
+   * A room was joined, or re-joined after a reconnect (`isRejoin`). `resumed` is false when the
+   * server gave a new participant id, which the other participants see as a new peer.
+   */
+  joined: RoomSnapshot & { resumed: boolean; isRejoin: boolean };
+  /** A room could not be re-joined after a reconnect (e.g. `forbidden`, `room-full`). */
+  'room-lost': { room: string; error: SignalingError };
+  left: { room: string };
+  'peer-joined': { room: string; peer: Peer; isReconciled: boolean };
+  'peer-left': { room: string; peer: { id: string }; reason: PeerLeftReason; isReconciled: boolean };
+  signal: { room: string; from: string; data: unknown };
+  broadcast: { room: string; from: string; data: unknown };
+  /** The room's state changed; `from` is absent when the client learnt it from a reply rather than an update event. */
+  state: { room: string; version: number; data: JsonObject | null; from: string | undefined };
+  /** An `error` frame that answers no pending request. */
+  error: SignalingError;
+}

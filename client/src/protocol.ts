@@ -1,0 +1,113 @@
+// Wire types of signaling protocol v1 (docs/protocol.md), written out for the client so that it
+// depends on nothing of the server. Only the shapes the client sends or reads are described.
+
+export const PROTOCOL_VERSION = 1;
+
+export type RequestId = string | number;
+export type JsonObject = Record<string, unknown>;
+
+/** Error codes the server sends in `error` frames. */
+export type ServerErrorCode =
+  | 'bad-request'
+  | 'too-large'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not-joined'
+  | 'already-joined'
+  | 'room-full'
+  | 'too-many-rooms'
+  | 'peer-not-found'
+  | 'version-conflict'
+  | 'rate-limited'
+  | 'unavailable'
+  | 'internal';
+
+export interface Peer {
+  id: string;
+  name: string;
+  meta: JsonObject;
+}
+
+export interface RoomState<T extends JsonObject = JsonObject> {
+  version: number;
+  data: T | null;
+}
+
+export type PeerLeftReason = 'left' | 'disconnected' | 'timeout' | 'kicked';
+
+// ---- client → server --------------------------------------------------------------------------
+
+export interface JoinRequest {
+  type: 'join';
+  id?: RequestId;
+  room: string;
+  name?: string;
+  meta?: JsonObject;
+  token?: string;
+  resume?: string;
+}
+export interface LeaveRequest { type: 'leave'; id?: RequestId; room: string }
+export interface SignalRequest { type: 'signal'; id?: RequestId; room: string; to: string; data: unknown }
+export interface BroadcastRequest { type: 'broadcast'; id?: RequestId; room: string; data: unknown }
+export interface StateRequest { type: 'state'; id?: RequestId; room: string; data: JsonObject; version: number }
+export interface PingRequest { type: 'ping'; id?: RequestId }
+
+export type ClientMessage = JoinRequest | LeaveRequest | SignalRequest | BroadcastRequest | StateRequest | PingRequest;
+
+// ---- server → client --------------------------------------------------------------------------
+
+export interface WelcomeMessage { type: 'welcome'; protocol: number; node: string; heartbeatMs: number }
+export interface JoinedMessage {
+  type: 'joined';
+  id?: RequestId;
+  room: string;
+  self: Peer;
+  peers: Peer[];
+  state: RoomState;
+  resume: string;
+  resumed?: boolean;
+}
+export interface LeftMessage { type: 'left'; id?: RequestId; room: string }
+export interface PeerJoinedMessage { type: 'peer-joined'; room: string; peer: Peer }
+export interface PeerLeftMessage { type: 'peer-left'; room: string; peer: { id: string }; reason: PeerLeftReason }
+export interface SignalMessage { type: 'signal'; room: string; from: string; data: unknown }
+export interface BroadcastMessage { type: 'broadcast'; room: string; from: string; data: unknown }
+export interface StateMessage { type: 'state'; room: string; version: number; data: JsonObject; from: string }
+export interface AckMessage { type: 'ack'; id: RequestId; version?: number }
+export interface PongMessage { type: 'pong'; id?: RequestId }
+export interface ReconnectMessage { type: 'reconnect'; retryAfterMs: number }
+export interface ErrorMessage {
+  type: 'error';
+  id?: RequestId;
+  code: ServerErrorCode;
+  message: string;
+  state?: RoomState;
+}
+
+export type ServerMessage =
+  | WelcomeMessage
+  | JoinedMessage
+  | LeftMessage
+  | PeerJoinedMessage
+  | PeerLeftMessage
+  | SignalMessage
+  | BroadcastMessage
+  | StateMessage
+  | AckMessage
+  | PongMessage
+  | ReconnectMessage
+  | ErrorMessage;
+
+/** Parses a text frame; anything that is not an object with a string `type` yields undefined. */
+export function parseServerMessage(text: unknown): ServerMessage | undefined {
+  if (typeof text !== 'string') return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  if (typeof (value as { type?: unknown }).type !== 'string') return undefined;
+  return value as ServerMessage;
+}
