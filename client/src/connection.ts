@@ -32,6 +32,8 @@ export interface ConnectionHooks {
 
 /** Close codes after which reconnecting would only repeat the refusal. */
 const FINAL_CLOSE_CODES = new Set([1008]);
+/** How long a client told to reconnect waits, after the delay it was given, for the node to close. */
+const DRAIN_CLOSE_WAIT_MS = 3000;
 
 export class Connection {
   private readonly backoff: Backoff;
@@ -45,6 +47,7 @@ export class Connection {
   private lastReceivedAt = 0;
   private pingSentAt: number | undefined;
   private isHonouringDrain = false;
+  private drainCloseTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -93,6 +96,7 @@ export class Connection {
     if (this.isClosed) return;
     this.isClosed = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.drainCloseTimer);
     const socket = this.detach();
     if (socket) discard(socket);
     this.hooks.closed({ code, reason });
@@ -152,9 +156,16 @@ export class Connection {
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       this.isHonouringDrain = false;
-      // The node closes with 1012 on its own; if it has not yet, stop waiting for it.
-      if (this.socket) this.drop(1000, 'drained', 'drain');
-      else void this.open();
+      if (!this.socket) {
+        void this.open();
+        return;
+      }
+      // The node closes with 1012 once it has sent what it still had for us: wait for that rather
+      // than close first and lose it, but not for ever.
+      this.drainCloseTimer = setTimeout(() => {
+        this.drainCloseTimer = undefined;
+        if (this.socket) this.drop(1000, 'drained', 'drain');
+      }, DRAIN_CLOSE_WAIT_MS);
     }, delayMs);
   }
 
@@ -186,6 +197,12 @@ export class Connection {
 
   private handleClose(code: number, reason: string, why: ReconnectReason): void {
     this.detach();
+    if (this.drainCloseTimer !== undefined) {
+      // The draining node closed as expected, after the wait it asked for: go to the next one now.
+      clearTimeout(this.drainCloseTimer);
+      this.drainCloseTimer = undefined;
+      why = 'drain';
+    }
     if (this.isClosed) return;
     const isDraining = this.reconnectTimer !== undefined && why !== 'drain';
     const isFinal = FINAL_CLOSE_CODES.has(code) || this.maxAttempts === 0;

@@ -4,8 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { createTokenVerifier } from './auth/token-verifier.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { MemoryHub } from './bus/memory-bus.js';
+import { MemoryMailbox, RedisMailbox, type ParticipantMailbox } from './bus/mailbox.js';
 import type { RoomBus } from './bus/bus.js';
+import { drain } from './cluster/drain.js';
 import { Heartbeat } from './cluster/heartbeat.js';
+import { PodWatcher, isInCluster } from './cluster/pod-watcher.js';
 import { Reaper } from './cluster/reaper.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -29,16 +32,20 @@ async function start(config: Config, log: Logger) {
   const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds));
 
   let bus: RoomBus;
+  let mailbox: ParticipantMailbox;
   if (config.REDIS_URL) {
-    bus = await RedisBus.connect({
+    const redisBus = await RedisBus.connect({
       url: config.REDIS_URL,
       prefix: config.REDIS_PREFIX,
       timeoutMs: config.REDIS_TIMEOUT_MS,
       log,
       onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
     });
+    bus = redisBus;
+    mailbox = new RedisMailbox(redisBus.client, config.REDIS_PREFIX);
   } else {
     bus = new MemoryHub().createBus();
+    mailbox = new MemoryMailbox();
   }
   metrics.busUp.set(bus.isUp() ? 1 : 0);
   if (database.isEmbedded || !config.REDIS_URL) {
@@ -72,6 +79,9 @@ async function start(config: Config, log: Logger) {
     maxParticipantsPerRoom: config.MAX_PARTICIPANTS_PER_ROOM,
     maxMetaBytes: config.MAX_META_BYTES,
     verifier,
+    mailbox,
+    maxGapSignals: config.MAX_GAP_SIGNALS,
+    handoverWaitMs: config.HANDOVER_WAIT_MS,
   });
 
   // A previous process with this NODE_ID held sockets that are gone now: free its participants
@@ -91,6 +101,7 @@ async function start(config: Config, log: Logger) {
   heartbeat.start();
   const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
   reaper.start();
+  const podWatcher = startPodWatcher(config, log, (pod) => void reaper.evictNode(pod));
 
   const staticFiles = new StaticFiles([
     { prefix: '/client/', dir: fileURLToPath(new URL('../../client/dist/', import.meta.url)) },
@@ -135,12 +146,22 @@ async function start(config: Config, log: Logger) {
     }
     isStopping = true;
     isDraining = true;
-    log.info({ signal }, 'shutting down');
+    log.info({ signal }, 'stopping');
+    await drain({
+      server: server!,
+      rooms,
+      heartbeat,
+      metrics,
+      log,
+      timeoutMs: config.DRAIN_TIMEOUT_MS,
+      spreadMs: config.DRAIN_SPREAD_MS,
+      jitterMs: config.RECONNECT_JITTER_MS,
+    });
     server!.stopListening();
     reaper.stop();
     heartbeat.stop();
-    await rooms.releaseAll().catch((err) => log.warn({ err: String(err) }, 'could not release participants'));
-    server!.closeAll(1001, 'server shutting down');
+    await podWatcher?.stop();
+    await rooms.settled();
     await bus.close();
     await database.close();
     log.info('stopped');
@@ -148,6 +169,19 @@ async function start(config: Config, log: Logger) {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** Watches this Deployment's pods when running in Kubernetes, so a deleted pod's participants go at once. */
+function startPodWatcher(config: Config, log: Logger, onPodGone: (pod: string) => void): PodWatcher | null {
+  const isOn = config.K8S_POD_WATCH === 'on' || (config.K8S_POD_WATCH === 'auto' && isInCluster());
+  if (!isOn) return null;
+  if (!config.K8S_POD_SELECTOR || !config.POD_NAMESPACE) {
+    log.warn('K8S_POD_WATCH is on but K8S_POD_SELECTOR or POD_NAMESPACE is unset: relying on heartbeats alone');
+    return null;
+  }
+  const watcher = new PodWatcher({ namespace: config.POD_NAMESPACE, labelSelector: config.K8S_POD_SELECTOR, onPodGone, log });
+  watcher.start().catch((err) => log.warn({ err: String(err) }, 'pod watcher failed to start; relying on heartbeats'));
+  return watcher;
 }
 
 let config: Config;

@@ -13,8 +13,13 @@ export const enum Kind {
   PeerLeft = 'l',
   /** A state change. target = the writer, number = the new version. */
   State = 't',
-  /** The participant resumed on another node: its old node drops it without telling anyone. */
-  Evict = 'x',
+  /**
+   * The origin node resumed the participant. Signals for it ordered before this marker belong to
+   * its previous node (which stores them in the mailbox), those after it to the origin.
+   */
+  Claim = 'x',
+  /** The previous node stored every signal ordered before the claim: the mailbox is complete. */
+  Handover = 'h',
 }
 
 export interface Envelope {

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { roomAllowed, type Grant, type TokenClaims, type TokenVerifier } from '../auth/token-verifier.js';
 import type { RoomBus } from '../bus/bus.js';
+import type { ParticipantMailbox } from '../bus/mailbox.js';
 import type { Metrics } from '../metrics.js';
 import { ProtocolError, isProtocolError } from '../protocol/errors.js';
 import {
@@ -16,8 +17,9 @@ import {
   type SignalMessage,
   type StateMessage,
 } from '../protocol/messages.js';
-import type { Departure, RoomSnapshot, RoomStore } from '../store/store.js';
+import type { Departure, HeldMembership, RoomSnapshot, RoomStore } from '../store/store.js';
 import { Kind, decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { GapSignals } from './gap-signals.js';
 import {
   formatResumeToken,
   hashResumeSecret,
@@ -41,6 +43,11 @@ export interface RoomServiceOptions {
   maxMetaBytes: number;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
+  mailbox: ParticipantMailbox;
+  /** Signals kept per participant between two connections. */
+  maxGapSignals: number;
+  /** How long a resumed participant waits for its previous node's handover. */
+  handoverWaitMs: number;
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
 }
@@ -56,11 +63,33 @@ export class RoomService {
   private readonly log: Logger;
   private readonly deliveredSignal;
   private readonly deliveredBroadcast;
+  private readonly gaps: GapSignals;
+  /** Signals for participants whose join is in flight here, delivered right after `joined`. */
+  private readonly joining = new Map<string, string[]>();
+  /**
+   * Signals this node published per recipient and has not yet seen come back from the bus. While
+   * any are in flight, a recipient that became local meanwhile still gets signals through the bus,
+   * so the direct path cannot overtake them.
+   */
+  private readonly signalsInFlight = new Map<string, number>();
+  /** Resolvers waiting for this node's own membership and state events to come back from the bus. */
+  private readonly echoes = new Map<string, () => void>();
 
   constructor(private readonly opts: RoomServiceOptions) {
     ({ nodeId: this.nodeId, store: this.store, bus: this.bus, fanout: this.fanout, metrics: this.metrics, log: this.log } = opts);
     this.deliveredSignal = this.metrics.deliveries.labels('signal');
     this.deliveredBroadcast = this.metrics.deliveries.labels('broadcast');
+    this.gaps = new GapSignals({
+      mailbox: opts.mailbox,
+      graceMs: opts.resumeGraceMs,
+      maxPerParticipant: opts.maxGapSignals,
+      handoverWaitMs: opts.handoverWaitMs,
+      metrics: opts.metrics,
+      log: opts.log,
+      publishHandover: (room, participantId) => this.publish(room, Kind.Handover, participantId, 0, ''),
+      deliver: (participantId, frames) => this.deliverSignals(participantId, frames),
+      onRoomReleased: (room) => this.releaseViewIfUnused(room),
+    });
     this.bus.onMessage((room, payload) => this.onBusMessage(room, payload));
   }
 
@@ -95,32 +124,33 @@ export class RoomService {
     }
   }
 
-  /** The connection ended without `leave`: its participants enter their grace period. */
+  /**
+   * The connection ended without `leave`: its participants enter their grace period, and this node
+   * keeps the signals sent to them until they resume, here or elsewhere.
+   */
   closeSession(session: Session, reason: 'disconnected' | 'timeout'): void {
     session.isClosed = true;
-    const gone = [];
+    const gone: HeldMembership[] = [];
     for (const member of session.memberships.values()) {
       if (member.status !== 'joined') continue; // a join in flight finishes the job itself
-      gone.push({ room: member.room, participantId: member.id });
-      this.dropLocal(member);
+      gone.push(this.enterGrace(member));
     }
-    if (gone.length > 0) this.startGrace(gone, reason);
+    if (gone.length > 0) void this.startGrace(gone, reason);
+  }
+
+  /** Participants whose gaps this node took since `since` (performance.now()) and still keeps. */
+  gapsSince(since: number): number {
+    return this.gaps.ownedSince(since);
   }
 
   /**
-   * Lets go of every participant on this node at once (shutdown, drain): each enters its grace
-   * period, so a client that reconnects elsewhere resumes it and nobody sees it leave.
+   * Resolves once every grace period started on this node so far is recorded in the database and
+   * every handover it owes is published: until then the node must keep its connections.
    */
-  async releaseAll(reason: 'disconnected' | 'timeout' = 'disconnected'): Promise<void> {
-    const all = [...this.localById.values()];
-    for (const member of all) this.dropLocal(member);
-    await this.store.disconnect(
-      all.map((m) => ({ room: m.room, participantId: m.id })),
-      this.nodeId,
-      this.opts.resumeGraceMs,
-      reason,
-    );
+  async settled(): Promise<void> {
+    await Promise.all([...this.pendingGraces, this.gaps.settled()]);
   }
+  private readonly pendingGraces = new Set<Promise<void>>();
 
   replyError(session: Session, requestId: RequestId | undefined, err: unknown): void {
     let error: ProtocolError;
@@ -203,32 +233,36 @@ export class RoomService {
       const claims = await this.authorize(session, msg);
       member.grants = claims?.grants;
       await this.dependency(view.subscription);
-      const { snapshot, secret, isResumed } = await this.admit(msg, meta, claims);
-      member.id = snapshot.self.id;
+      const { snapshot, secret, isResumed } = await this.admit(member, msg, meta, claims);
       member.seq = snapshot.seq;
       member.version = snapshot.state.version;
       view.applySnapshot(snapshot.seq, [snapshot.self.id, ...snapshot.peers.map((p) => p.id)]);
-      if (session.isClosed) {
-        // The connection went away while the join was in flight: the participant starts its grace.
-        member.status = 'joined';
-        this.dropLocal(member);
-        this.startGrace([{ room, participantId: member.id }], 'disconnected');
-        return;
-      }
       member.status = 'joined';
       this.localById.set(member.id, member);
       this.metrics.participants.set(this.localById.size);
+      if (session.isClosed) {
+        // The connection went away while the join was in flight: the participant starts its grace.
+        this.gaps.markJoined(member.id);
+        void this.startGrace([this.enterGrace(member)], 'disconnected');
+        return;
+      }
       session.link.subscribe(topicOf(room));
       session.link.send(
         encode.joined(msg.id, room, snapshot.self, snapshot.peers, snapshot.state, formatResumeToken(member.id, secret), isResumed),
       );
       for (const event of member.held) this.deliverHeld(member, event);
       member.held = [];
+      const early = this.joining.get(member.id);
+      this.joining.delete(member.id);
+      if (early) this.deliverSignals(member.id, early);
+      this.gaps.markJoined(member.id);
       this.metrics.joinSeconds.observe((performance.now() - started) / 1000);
       this.log.info({ room, participant: member.id, resumed: isResumed }, 'joined');
     } catch (err) {
       member.status = 'gone';
       member.held = [];
+      this.joining.delete(member.id);
+      this.gaps.cancelClaim(member.id);
       this.forget(member);
       if (!session.isClosed) this.replyError(session, msg.id, err);
     }
@@ -244,33 +278,43 @@ export class RoomService {
     return claims;
   }
 
-  /** Resumes the participant named by the join's resume token, or adds a new one. */
-  private async admit(msg: JoinMessage, meta: Record<string, unknown>, claims: TokenClaims | undefined) {
+  /**
+   * Resumes the participant named by the join's resume token, or adds a new one. Sets the member's
+   * id and resume hash before anything can be addressed to it.
+   */
+  private async admit(member: LocalMember, msg: JoinMessage, meta: Record<string, unknown>, claims: TokenClaims | undefined) {
     const next = newResumeSecret();
+    member.resumeHash = next.hash;
     const presented = msg.resume ? parseResumeToken(msg.resume) : null;
     if (presented) {
       const resumed = await this.dependency(
         this.store.resume({
           room: msg.room,
           participantId: presented.participantId,
+          identity: claims?.sub ?? null,
           resumeHash: hashResumeSecret(presented.secret),
           nextResumeHash: next.hash,
           nodeId: this.nodeId,
         }),
       );
       if (resumed) {
-        // Whoever held the participant before lets go of it without a peer-left.
-        const stale = this.localById.get(resumed.self.id);
-        if (stale) this.dropLocal(stale);
-        if (resumed.previousNodeId) {
-          await this.publish(msg.room, Kind.Evict, resumed.self.id, 0, '').catch((err) =>
-            this.log.warn({ err, room: msg.room, participant: resumed.self.id }, 'could not tell the previous node to let go'),
-          );
-        }
+        member.id = resumed.self.id;
+        // A connection of this node that still holds the participant lets go of it silently; this
+        // node then keeps its gap like any previous node would.
+        const stale = this.localById.get(member.id);
+        if (stale && stale !== member) this.enterGrace(stale);
+        // Signals before this marker are the previous node's to keep; those after it are ours.
+        this.gaps.beginClaim(msg.room, member.id);
+        await this.publish(msg.room, Kind.Claim, member.id, 0, '').catch((err) =>
+          this.log.warn({ err: String(err), room: msg.room, participant: member.id }, 'could not publish a resume claim'),
+        );
         return { snapshot: resumed as RoomSnapshot, secret: next.secret, isResumed: true };
       }
     }
     const participantId = newParticipantId();
+    member.id = participantId;
+    // Peers may signal the newcomer as soon as they see peer-joined, before `joined` goes out.
+    this.joining.set(participantId, []);
     const snapshot = await this.dependency(
       this.store.join(
         {
@@ -284,9 +328,11 @@ export class RoomService {
           resumeHash: next.hash,
           maxParticipants: this.opts.maxParticipantsPerRoom,
         },
-        (s) => this.publish(msg.room, Kind.PeerJoined, participantId, s.seq, encode.peerJoined(msg.room, s.self)),
+        (s) => this.publishAndAwaitEcho(msg.room, Kind.PeerJoined, participantId, s.seq, encode.peerJoined(msg.room, s.self)),
       ),
     );
+    // Local peers have seen peer-joined once its echo is back: only then may the newcomer speak.
+    await this.echo(Kind.PeerJoined, msg.room, participantId, snapshot.seq);
     return { snapshot, secret: next.secret, isResumed: false };
   }
 
@@ -309,14 +355,27 @@ export class RoomService {
     return this.publish(d.room, Kind.PeerLeft, d.participantId, d.seq, encode.peerLeft(d.room, d.participantId, d.reason));
   }
 
-  private startGrace(members: { room: string; participantId: string }[], reason: 'disconnected' | 'timeout'): void {
-    const attempt = () =>
-      this.store.disconnect(members, this.nodeId, this.opts.resumeGraceMs, reason).catch((err) => {
-        // Until this lands the rows say "connected" on a live node: nobody would ever reap them.
-        this.log.warn({ err: String(err), participants: members.length }, 'could not record disconnects; retrying');
-        setTimeout(attempt, this.opts.retryMs ?? 1000).unref();
-      });
-    void attempt();
+  /** Drops a member from this node and keeps its gap here until it resumes or expires. */
+  private enterGrace(member: LocalMember): HeldMembership {
+    this.gaps.own(member.room, member.id);
+    this.dropLocal(member);
+    return { room: member.room, participantId: member.id, resumeHash: member.resumeHash };
+  }
+
+  /** Records grace periods, retrying until the database takes them. */
+  private startGrace(members: HeldMembership[], reason: 'disconnected' | 'timeout'): Promise<void> {
+    const done = new Promise<void>((resolve) => {
+      const attempt = () =>
+        this.store.disconnect(members, this.nodeId, this.opts.resumeGraceMs, reason).then(resolve, (err) => {
+          // Until this lands the rows say "connected" on a live node: nobody would ever reap them.
+          this.log.warn({ err: String(err), participants: members.length }, 'could not record disconnects; retrying');
+          setTimeout(attempt, this.opts.retryMs ?? 1000).unref();
+        });
+      attempt();
+    });
+    this.pendingGraces.add(done);
+    void done.then(() => this.pendingGraces.delete(done));
+    return done;
   }
 
   // ---- signal, broadcast, state ----------------------------------------------------------------
@@ -325,7 +384,14 @@ export class RoomService {
     requireGrant(member, 'signal');
     const frame = encode.signal(member.room, member.id, msg.data);
     const target = this.localById.get(msg.to);
-    if (target && target.room === member.room) {
+    // A participant that is resuming here takes its signals through the bus, in the claim's order.
+    if (
+      target &&
+      target.room === member.room &&
+      target.status === 'joined' &&
+      !this.gaps.isClaiming(msg.to) &&
+      !this.signalsInFlight.has(msg.to)
+    ) {
       target.session.link.send(frame);
       this.deliveredSignal.inc();
       if (msg.id !== undefined) member.session.link.send(encode.ack(msg.id));
@@ -334,6 +400,7 @@ export class RoomService {
     if (!this.views.get(member.room)?.has(msg.to)) {
       throw new ProtocolError('peer-not-found', `no participant ${msg.to.slice(0, 64)} in room ${member.room}`);
     }
+    this.signalsInFlight.set(msg.to, (this.signalsInFlight.get(msg.to) ?? 0) + 1);
     this.publishThenAck(member, msg.id, Kind.Signal, msg.to, frame);
   }
 
@@ -353,6 +420,7 @@ export class RoomService {
         if (requestId !== undefined && !member.session.isClosed) member.session.link.send(encode.ack(requestId));
       },
       (err) => {
+        if (kind === Kind.Signal) this.signalLanded(target);
         this.metrics.dropped.labels('bus-unavailable').inc();
         this.log.warn({ err: String(err), room: member.room, participant: member.id }, 'bus publish failed');
         if (requestId !== undefined && !member.session.isClosed) {
@@ -367,12 +435,14 @@ export class RoomService {
     try {
       const result = await this.dependency(
         this.store.writeState({ room, participantId: member.id }, msg.version, msg.data, (version) =>
-          this.publish(room, Kind.State, member.id, version, encode.state(room, version, msg.data, member.id)),
+          this.publishAndAwaitEcho(room, Kind.State, member.id, version, encode.state(room, version, msg.data, member.id)),
         ),
       );
       if (!result.ok) {
         throw new ProtocolError('version-conflict', `room state is at version ${result.current.version}`, { state: result.current });
       }
+      // The sender's next broadcast goes straight to local peers: they must have the state first.
+      await this.echo(Kind.State, room, member.id, result.version);
       member.version = Math.max(member.version, result.version);
       if (msg.id !== undefined && !session.isClosed) session.link.send(encode.ack(msg.id, result.version));
     } catch (err) {
@@ -387,6 +457,39 @@ export class RoomService {
     return this.bus.publish(room, encodeEnvelope(this.nodeId, kind, target, num, frame)).then(() => {
       this.metrics.busPublishSeconds.observe((performance.now() - started) / 1000);
     });
+  }
+
+  /**
+   * Publishes an event this node must see come back before it goes on (see echo()). The waiter is
+   * registered first: the echo may arrive before the publish resolves.
+   */
+  private publishAndAwaitEcho(room: string, kind: Kind, target: string, num: number, frame: string): Promise<void> {
+    const key = `${kind}|${room}|${target}|${num}`;
+    const echoed = new Promise<void>((resolve) => this.echoes.set(key, resolve));
+    this.pendingEchoes.set(key, echoed);
+    // An operation that fails after publishing never asks for its echo: forget it in any case.
+    setTimeout(() => {
+      this.echoes.delete(key);
+      this.pendingEchoes.delete(key);
+    }, ECHO_WAIT_MS * 5).unref();
+    return this.publish(room, kind, target, num, frame).catch((err) => {
+      this.echoes.delete(key);
+      this.pendingEchoes.delete(key);
+      throw err;
+    });
+  }
+  private readonly pendingEchoes = new Map<string, Promise<void>>();
+
+  /** Waits (bounded) until this node's own event has come back from the bus and been delivered. */
+  private async echo(kind: Kind, room: string, target: string, num: number): Promise<void> {
+    const key = `${kind}|${room}|${target}|${num}`;
+    const echoed = this.pendingEchoes.get(key);
+    if (!echoed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([echoed, new Promise<void>((resolve) => (timer = setTimeout(resolve, ECHO_WAIT_MS)))]);
+    clearTimeout(timer);
+    this.echoes.delete(key);
+    this.pendingEchoes.delete(key);
   }
 
   private onBusMessage(room: string, payload: string): void {
@@ -406,45 +509,86 @@ export class RoomService {
         this.deliveredBroadcast.inc(this.fanout.subscriberCount(topic));
         return;
       }
-      case Kind.Signal: {
-        if (isOwn) return;
-        const member = this.localById.get(target);
-        if (member && member.room === room) {
-          member.session.link.send(frame);
-          this.deliveredSignal.inc();
-        }
-        return;
-      }
+      case Kind.Signal:
+        // Published only when the target was not live here at send time, so never a duplicate of
+        // the local fast path, even when this node sent it.
+        if (isOwn) this.signalLanded(target);
+        return this.onSignal(room, target, frame);
       case Kind.PeerJoined:
       case Kind.PeerLeft:
         // Membership and state events come back to their origin too: every node then sees them in
         // the one order the bus gives, the order in which the database serialised them.
-        return this.onMembershipEvent(room, kind === Kind.PeerJoined, target, num, frame);
+        this.onMembershipEvent(room, kind === Kind.PeerJoined, target, num, frame, isOwn);
+        return this.echoes.get(`${kind}|${room}|${target}|${num}`)?.();
       case Kind.State:
-        return this.deliverToMembers(room, { kind: 'state', num, target, frame });
-      case Kind.Evict: {
-        if (isOwn) return;
+        this.deliverToMembers(room, { kind: 'state', num, target, frame });
+        return this.echoes.get(`${kind}|${room}|${target}|${num}`)?.();
+      case Kind.Claim: {
+        this.gaps.onClaim(room, target, isOwn);
         const member = this.localById.get(target);
-        if (member && member.room === room) {
+        if (!isOwn && member && member.room === room) {
+          // Resumed on another node while this connection still held it (a half-dead network).
           this.log.info({ room, participant: target }, 'participant resumed on another node');
           this.dropLocal(member);
+          void this.publish(room, Kind.Handover, target, 0, '').catch(() => {});
         }
         return;
       }
+      case Kind.Handover:
+        return this.gaps.onHandover(target);
       default:
         this.log.warn({ room, kind }, 'ignoring a bus message of unknown kind');
     }
   }
 
-  private onMembershipEvent(room: string, joined: boolean, participantId: string, seq: number, frame: string): void {
+  private signalLanded(target: string): void {
+    const count = this.signalsInFlight.get(target);
+    if (count === undefined) return;
+    if (count <= 1) this.signalsInFlight.delete(target);
+    else this.signalsInFlight.set(target, count - 1);
+  }
+
+  private onSignal(room: string, target: string, frame: string): void {
+    if (this.gaps.holdForClaim(target, frame)) return;
+    const held = this.joining.get(target);
+    if (held) {
+      held.push(frame);
+      return;
+    }
+    const member = this.localById.get(target);
+    if (member && member.room === room) {
+      member.session.link.send(frame);
+      this.deliveredSignal.inc();
+    } else if (this.gaps.owns(target)) {
+      this.gaps.store(target, frame);
+    }
+  }
+
+  /** Sends signal frames to a local participant, in order (gap signals, early signals). */
+  private deliverSignals(participantId: string, frames: string[]): void {
+    const member = this.localById.get(participantId);
+    if (!member || member.session.isClosed) {
+      if (frames.length > 0) this.metrics.dropped.labels('recipient-gone').inc(frames.length);
+      return;
+    }
+    for (const frame of frames) member.session.link.send(frame);
+    this.deliveredSignal.inc(frames.length);
+  }
+
+  private onMembershipEvent(room: string, joined: boolean, participantId: string, seq: number, frame: string, isOwn: boolean): void {
+    if (!joined) this.gaps.release(participantId, true);
     const view = this.views.get(room);
     if (!view) return;
     view.applyEvent(seq, joined, participantId);
     this.deliverToMembers(room, { kind: 'membership', num: seq, target: participantId, frame });
-    if (!joined) {
-      // This node may still hold the departed participant (reaped while its node was cut off).
+    if (!joined && !isOwn) {
+      // Another node removed a participant this node still holds: it judged this node dead while
+      // it was cut off. The client is told by being let go; it can join again.
       const stale = this.localById.get(participantId);
-      if (stale && stale.room === room) this.dropLocal(stale);
+      if (stale && stale.room === room) {
+        this.log.warn({ room, participant: participantId }, 'a participant held here was removed by another node');
+        this.dropLocal(stale);
+      }
     }
   }
 
@@ -508,11 +652,16 @@ export class RoomService {
     const view = this.views.get(member.room);
     if (!view) return;
     view.locals.delete(member);
-    if (view.locals.size === 0) {
-      this.views.delete(member.room);
-      this.metrics.rooms.set(this.views.size);
-      this.bus.unsubscribe(member.room).catch((err) => this.log.warn({ err: String(err), room: member.room }, 'unsubscribe failed'));
-    }
+    this.releaseViewIfUnused(member.room);
+  }
+
+  /** Ends the room's subscription once no local member and no kept gap needs it. */
+  private releaseViewIfUnused(room: string): void {
+    const view = this.views.get(room);
+    if (!view || view.locals.size > 0 || this.gaps.ownsAnyIn(room)) return;
+    this.views.delete(room);
+    this.metrics.rooms.set(this.views.size);
+    this.bus.unsubscribe(room).catch((err) => this.log.warn({ err: String(err), room }, 'unsubscribe failed'));
   }
 
   /** Rooms with members on this node. */
@@ -521,15 +670,8 @@ export class RoomService {
   }
 }
 
-/** Awaits a database or bus call; its failure reaches the client as `unavailable`. */
-async function dependency<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (err) {
-    if (isProtocolError(err)) throw err;
-    throw new ProtocolError('unavailable', 'the database or the bus is unreachable; retry later', undefined);
-  }
-}
+/** How long an operation waits for its own event to come back from the bus before going on. */
+const ECHO_WAIT_MS = 2000;
 
 function requireGrant(member: LocalMember, action: Grant): void {
   if (member.grants && !member.grants.has(action)) {

@@ -43,6 +43,8 @@ export class Session {
 /** One membership of a connection in a room, from the join request until it ends. */
 export class LocalMember {
   id = '';
+  /** Hash of this connection's resume secret: tells this membership apart from a later resume. */
+  resumeHash = '';
   status: 'joining' | 'joined' | 'gone' = 'joining';
   /** What the member's token allows; undefined in anonymous mode (everything). */
   grants: ReadonlySet<Grant> | undefined;

@@ -6,6 +6,7 @@ import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
 import type {
   Announce,
   Departure,
+  HeldMembership,
   JoinRequest,
   Membership,
   ResumeRequest,
@@ -17,6 +18,7 @@ import type {
 
 interface Row {
   peer: Peer;
+  identity: string | null;
   room: string;
   nodeId: string;
   status: 'connected' | 'disconnected';
@@ -52,6 +54,7 @@ export class MemoryStore implements RoomStore {
       room.seq = seq;
       this.participants.set(req.participantId, {
         peer: snapshot.self,
+        identity: req.identity,
         room: req.room,
         nodeId: req.nodeId,
         status: 'connected',
@@ -68,7 +71,7 @@ export class MemoryStore implements RoomStore {
     return this.locked(req.room, async (room) => {
       const row = this.participants.get(req.participantId);
       const isLive = row && (row.status === 'connected' || row.graceUntil > this.now());
-      if (!row || row.room !== req.room || !isLive || row.resumeHash !== req.resumeHash) return null;
+      if (!row || row.room !== req.room || !isLive || row.resumeHash !== req.resumeHash || row.identity !== req.identity) return null;
       const previousNodeId = row.status === 'connected' && row.nodeId !== req.nodeId ? row.nodeId : null;
       Object.assign(row, { nodeId: req.nodeId, status: 'connected', reason: null, graceUntil: 0, resumeHash: req.nextResumeHash });
       const peers = this.peersOf(req.room).filter((p) => p.id !== req.participantId);
@@ -81,11 +84,11 @@ export class MemoryStore implements RoomStore {
     return removed[0] ?? null;
   }
 
-  async disconnect(ms: Membership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void> {
+  async disconnect(ms: HeldMembership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void> {
     this.check();
     for (const m of ms) {
       const row = this.participants.get(m.participantId);
-      if (!row || row.nodeId !== nodeId || row.status !== 'connected') continue;
+      if (!row || row.nodeId !== nodeId || row.status !== 'connected' || row.resumeHash !== m.resumeHash) continue;
       Object.assign(row, { status: 'disconnected', reason, graceUntil: this.now() + graceMs });
     }
   }

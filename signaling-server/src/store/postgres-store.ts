@@ -8,6 +8,7 @@ import type { Database } from './schema.js';
 import type {
   Announce,
   Departure,
+  HeldMembership,
   JoinRequest,
   Membership,
   ResumeRequest,
@@ -76,17 +77,17 @@ export class PostgresStore implements RoomStore {
     return this.timed('resume', () =>
       this.db.transaction().execute(async (tx) => {
         // Lock the room first, as every membership change does, so lock order is always room → participant.
-        const room = await lockRoom(tx, req.room).catch(() => null);
+        const room = await lockRoom(tx, req.room, { mayBeMissing: true });
         if (!room) return null;
         const row = await tx
           .selectFrom('participants')
-          .select(['id', 'name', 'meta', 'status', 'node_id', 'resume_hash'])
+          .select(['id', 'name', 'meta', 'status', 'node_id', 'resume_hash', 'identity'])
           .select(sql<boolean>`status = 'connected' OR grace_until > now()`.as('is_live'))
           .where('id', '=', req.participantId)
           .where('room', '=', req.room)
           .forUpdate()
           .executeTakeFirst();
-        if (!row || !row.is_live || row.resume_hash !== req.resumeHash) return null;
+        if (!row || !row.is_live || row.resume_hash !== req.resumeHash || row.identity !== req.identity) return null;
         await tx
           .updateTable('participants')
           .set({ node_id: req.nodeId, status: 'connected', grace_until: null, disconnect_reason: null, resume_hash: req.nextResumeHash })
@@ -121,7 +122,7 @@ export class PostgresStore implements RoomStore {
     );
   }
 
-  disconnect(ms: Membership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void> {
+  disconnect(ms: HeldMembership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void> {
     if (ms.length === 0) return Promise.resolve();
     return this.timed('disconnect', async () => {
       await this.db
@@ -131,12 +132,8 @@ export class PostgresStore implements RoomStore {
           disconnect_reason: reason,
           grace_until: sql`now() + ${msInterval(graceMs)}`,
         })
-        .where(
-          'id',
-          'in',
-          ms.map((m) => m.participantId),
-        )
-        // A participant that already resumed elsewhere belongs to that node now.
+        // A participant resumed since (elsewhere, or here on a new connection) has a new hash.
+        .where((eb) => eb.or(ms.map((m) => eb.and([eb('id', '=', m.participantId), eb('resume_hash', '=', m.resumeHash)]))))
         .where('node_id', '=', nodeId)
         .where('status', '=', 'connected')
         .execute();
@@ -282,13 +279,19 @@ export class PostgresStore implements RoomStore {
   }
 }
 
-async function lockRoom(tx: Tx, room: string): Promise<{ state: RoomState; seq: number }> {
+async function lockRoom(tx: Tx, room: string): Promise<{ state: RoomState; seq: number }>;
+async function lockRoom(tx: Tx, room: string, opts: { mayBeMissing: true }): Promise<{ state: RoomState; seq: number } | null>;
+async function lockRoom(tx: Tx, room: string, opts?: { mayBeMissing: true }) {
   const row = await tx
     .selectFrom('rooms')
     .select(['state', 'version', sql<number>`seq::float8`.as('seq')])
     .where('name', '=', room)
     .forUpdate()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+  if (!row) {
+    if (opts?.mayBeMissing) return null;
+    throw new Error(`room ${room} does not exist`);
+  }
   return { state: { version: row.version, data: row.state }, seq: row.seq };
 }
 

@@ -24,6 +24,8 @@ export interface JoinRequest {
 export interface ResumeRequest {
   room: string;
   participantId: string;
+  /** The token subject of whoever resumes; must match the participant's (null in anonymous mode). */
+  identity: string | null;
   /** sha256 of the secret the client presented. */
   resumeHash: string;
   /** Replaces the stored hash: a resume token works once. */
@@ -50,6 +52,11 @@ export interface Membership {
   participantId: string;
 }
 
+/** A membership as one connection held it: the resume hash tells it apart from a later resume. */
+export interface HeldMembership extends Membership {
+  resumeHash: string;
+}
+
 /**
  * Called inside the transaction, under the room's lock, before it commits: the room's events are
  * published in the order the database serialised them, and a change whose event could not be
@@ -63,8 +70,11 @@ export interface RoomStore {
   /** Takes a participant over with its resume secret; null when the token is unknown, used or expired. */
   resume(req: ResumeRequest): Promise<ResumeResult | null>;
   leave(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null>;
-  /** Starts the grace period of participants whose connection ended without `leave`. */
-  disconnect(ms: Membership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void>;
+  /**
+   * Starts the grace period of participants whose connection ended without `leave`; a participant
+   * that was resumed since (its resume hash changed) is left alone.
+   */
+  disconnect(ms: HeldMembership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void>;
   writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite>;
   readState(room: string): Promise<RoomState>;
   heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void>;

@@ -55,6 +55,8 @@ interface Connection {
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 const TOO_LARGE_FACTOR = 4;
+/** How long a draining node keeps reading a connection after telling it to reconnect. */
+const CLOSE_AFTER_RECONNECT_MS = 500;
 const CLOSE_FACTOR = 16;
 
 export class SignalingServer {
@@ -277,6 +279,31 @@ export class SignalingServer {
   /** Closes every connection with the given code (1001 on shutdown). */
   closeAll(code: number, reason: string): void {
     for (const ws of [...this.sockets]) ws.end(code, reason);
+  }
+
+  /**
+   * Tells every client to reconnect elsewhere and closes it with 1012, in waves spread over
+   * `spreadMs` so the other nodes are not hit all at once; each client also waits a random
+   * 0..jitterMs before reconnecting. Resolves when the last connection has closed.
+   */
+  async drainConnections(spreadMs: number, jitterMs: number): Promise<void> {
+    this.isDraining = true;
+    const waveMs = 100;
+    const waves = Math.max(1, Math.floor(spreadMs / waveMs));
+    const order = [...this.sockets].sort(() => Math.random() - 0.5);
+    const perWave = Math.ceil(order.length / waves);
+    for (let i = 0; i < order.length; i += perWave) {
+      for (const ws of order.slice(i, i + perWave)) {
+        const conn = ws.getUserData();
+        if (conn.isClosed) continue;
+        ws.send(encode.reconnect(Math.round(Math.random() * jitterMs)));
+        // Messages the client sent before it read `reconnect` are still on their way: keep reading
+        // them for a moment, then close. A client that closes first is fine too.
+        setTimeout(() => conn.isClosed || ws.end(1012, 'draining'), CLOSE_AFTER_RECONNECT_MS);
+      }
+      if (i + perWave < order.length) await new Promise((resolve) => setTimeout(resolve, waveMs));
+    }
+    while (this.sockets.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
   get connectionCount(): number {

@@ -2,6 +2,7 @@
 // the test Postgres and Redis, each test with its own database and Redis channel prefix.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { inject } from 'vitest';
@@ -11,6 +12,18 @@ const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 export const testDatabaseUrl = (): string => inject('databaseUrl');
 export const testRedisUrl = (): string => inject('redisUrl');
 export const uniqueName = (prefix: string): string => `${prefix}${randomBytes(5).toString('hex')}`;
+
+/** A port nothing listens on right now, for a node that must come back on the same port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /** Creates an empty database on the test server and returns its URL. */
 export async function createTestDatabase(): Promise<string> {

@@ -3,6 +3,7 @@
 import { pino } from 'pino';
 import type { TokenVerifier } from '../../src/auth/token-verifier.js';
 import type { MemoryHub } from '../../src/bus/memory-bus.js';
+import { MemoryMailbox } from '../../src/bus/mailbox.js';
 import { createMetrics } from '../../src/metrics.js';
 import { decodeClientMessage, ServerMessage } from '../../src/protocol/messages.js';
 import { RoomService } from '../../src/rooms/room-service.js';
@@ -67,7 +68,7 @@ export class FakeNode {
     readonly id: string,
     hub: MemoryHub,
     store: RoomStore,
-    opts: { maxParticipantsPerRoom?: number; resumeGraceMs?: number; verifier?: TokenVerifier } = {},
+    opts: { maxParticipantsPerRoom?: number; resumeGraceMs?: number; verifier?: TokenVerifier; mailbox?: MemoryMailbox } = {},
   ) {
     this.service = new RoomService({
       nodeId: id,
@@ -84,6 +85,9 @@ export class FakeNode {
       maxParticipantsPerRoom: opts.maxParticipantsPerRoom ?? 50,
       maxMetaBytes: 4096,
       verifier: opts.verifier ?? null,
+      mailbox: opts.mailbox ?? new MemoryMailbox(),
+      maxGapSignals: 100,
+      handoverWaitMs: 500,
       retryMs: 10,
     });
   }

@@ -85,8 +85,8 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const req = request(room);
       const other = await store.join(request(room), none);
       await store.join(req, none);
-      await store.disconnect([{ room, participantId: req.participantId }], 'node-a', 60_000, 'disconnected');
-      const base = { room, participantId: req.participantId, nodeId: 'node-b' };
+      await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'node-a', 60_000, 'disconnected');
+      const base = { room, participantId: req.participantId, nodeId: 'node-b', identity: null };
       expect(await store.resume({ ...base, resumeHash: 'wrong', nextResumeHash: 'x' })).toBeNull();
       expect(await store.resume({ ...base, room: fresh('room'), resumeHash: req.resumeHash, nextResumeHash: 'x' })).toBeNull();
       const resumed = await store.resume({ ...base, resumeHash: req.resumeHash, nextResumeHash: 'next' });
@@ -104,9 +104,10 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const lost = request(room);
       const staying = request(room);
       for (const r of [quiet, lost, staying]) await store.join(r, none);
-      await store.disconnect([{ room, participantId: quiet.participantId }], 'node-a', 0, 'timeout');
-      await store.disconnect([{ room, participantId: lost.participantId }], 'node-a', 0, 'disconnected');
-      await store.disconnect([{ room, participantId: staying.participantId }], 'node-a', 60_000, 'disconnected');
+      const held = (r: JoinRequest) => [{ room, participantId: r.participantId, resumeHash: r.resumeHash }];
+      await store.disconnect(held(quiet), 'node-a', 0, 'timeout');
+      await store.disconnect(held(lost), 'node-a', 0, 'disconnected');
+      await store.disconnect(held(staying), 'node-a', 60_000, 'disconnected');
       await pause(5);
       const announced: Departure[] = [];
       const reaped = await store.reap(60_000, async (d) => void announced.push(d));
@@ -114,7 +115,33 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
         [[quiet.participantId, 'timeout'], [lost.participantId, 'disconnected']].sort(),
       );
       expect(announced).toEqual(reaped);
-      expect(await store.resume({ room, participantId: lost.participantId, resumeHash: lost.resumeHash, nextResumeHash: 'x', nodeId: 'b' })).toBeNull();
+      expect(
+        await store.resume({ room, participantId: lost.participantId, resumeHash: lost.resumeHash, nextResumeHash: 'x', nodeId: 'b', identity: null }),
+      ).toBeNull();
+    });
+
+    it('ignores a late grace for a connection the participant has since resumed from', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const req = request(room);
+      await store.join(req, none);
+      // Resumed on the same node with a new hash while the old connection's grace was still queued.
+      await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'node-a', 60_000, 'disconnected');
+      await store.resume({ room, participantId: req.participantId, identity: null, resumeHash: req.resumeHash, nextResumeHash: 'h2', nodeId: 'node-a' });
+      await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'node-a', 0, 'disconnected');
+      await pause(5);
+      expect((await store.reap(60_000, none)).filter((d) => d.room === room)).toEqual([]);
+    });
+
+    it('resumes only for the identity that joined', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const req = request(room, { identity: 'alice' });
+      await store.join(req, none);
+      const attempt = { room, participantId: req.participantId, resumeHash: req.resumeHash, nextResumeHash: 'n', nodeId: 'node-b' };
+      expect(await store.resume({ ...attempt, identity: 'mallory' })).toBeNull();
+      expect(await store.resume({ ...attempt, identity: null })).toBeNull();
+      expect(await store.resume({ ...attempt, identity: 'alice' })).toMatchObject({ self: { id: req.participantId } });
     });
 
     it('leaves a participant alone when the grace is recorded by a node that no longer holds it', async () => {
@@ -122,7 +149,7 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const room = fresh('room');
       const req = request(room);
       await store.join(req, none);
-      await store.disconnect([{ room, participantId: req.participantId }], 'some-other-node', 0, 'disconnected');
+      await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'some-other-node', 0, 'disconnected');
       await pause(5);
       expect(await store.reap(60_000, none)).toEqual([]);
     });
@@ -161,7 +188,7 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const expired = request(room);
       await store.join(onSilent, none);
       await store.join(expired, none);
-      await store.disconnect([{ room, participantId: expired.participantId }], 'node-a', 0, 'disconnected');
+      await store.disconnect([{ room, participantId: expired.participantId, resumeHash: expired.resumeHash }], 'node-a', 0, 'disconnected');
       await pause(20);
       const reaped = (await store.reap(null, none)).filter((d) => d.room === room);
       expect(reaped.map((d) => d.participantId)).toEqual([expired.participantId]);
