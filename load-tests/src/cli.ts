@@ -1,0 +1,264 @@
+// Entry point of the load generator.
+//   bench            relay and fan-out against the project (3 nodes) and the Socket.IO baseline
+//                    (2 nodes) in one run; writes load-tests/results/<date>.json, .md and charts
+//   run <scenario>   one of relay | fanout | churn | idle | soak against one --target
+// Run `node --import tsx load-tests/src/cli.ts --help` for the flags.
+import { parseArgs } from 'node:util';
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCluster, type Cluster, type TargetKind } from './cluster/cluster.js';
+import { runLoad, type GeneratorOptions } from './scenarios/engine.js';
+import { runIdle } from './scenarios/idle.js';
+import { PRESETS, idleSpec, loadSpec, type Settings } from './presets.js';
+import { SCENARIOS, type MachineInfo, type RunFile, type ScenarioName, type ScenarioResult } from './results.js';
+import { maxOpenFiles } from './procstat.js';
+import { renderReport, renderSummary, writeCharts } from './report/markdown.js';
+
+const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+const SETTING_FLAGS: Record<string, keyof Settings> = {
+  warmup: 'warmupS', duration: 'durationS', drain: 'drainS', 'soak-duration': 'soakS',
+  pairs: 'pairs', rate: 'rate', rooms: 'rooms', 'room-size': 'roomSize', 'fanout-rate': 'fanoutRate',
+  'joins-per-second': 'joinsPerSecond', 'hold-ms': 'holdMs', 'churn-clients': 'churnClients', 'churn-rooms': 'churnRooms',
+  connections: 'connections', 'idle-room-size': 'idleRoomSize', settle: 'settleS',
+  workers: 'workers', sources: 'sources', 'per-source': 'perSource', payload: 'payload', concurrency: 'concurrency',
+};
+
+const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENARIO> [flags]
+
+  bench                      scenarios (default relay,fanout) against every target, report written
+  run relay|fanout|churn|idle|soak   one scenario against --target (default project)
+  report RESULTS.json        write the report and charts of a saved run again [--update-docs]
+
+  --preset small|medium|large   sizes (default small, ~2 min for bench on 2 cores)
+  --scenarios a,b  --targets project,baseline  --target project|baseline
+  --nodes N (project, default 3)  --baseline-nodes N (default 2)
+  --cpu-prof                 profile the servers over each measured window (V8 inspector) and add
+                             where the time goes to the report; .cpuprofile files in results/tmp/
+  --env KEY=VALUE            extra environment for the project's nodes (repeatable)
+  --out DIR (default load-tests/results)  --update-docs (rewrite the figures in docs/benchmarks.md)
+  --json FILE (run: also write the result)  --quiet
+  --redis-url URL  --postgres-url URL  --log-level LEVEL
+  sizes: ${Object.keys(SETTING_FLAGS).map((f) => `--${f}`).join(' ')}
+`;
+
+function parse() {
+  const numeric = Object.fromEntries(Object.keys(SETTING_FLAGS).map((k) => [k, { type: 'string' as const }]));
+  return parseArgs({
+    allowPositionals: true,
+    options: {
+      ...numeric,
+      preset: { type: 'string', default: 'small' },
+      scenarios: { type: 'string' },
+      targets: { type: 'string', default: 'project,baseline' },
+      target: { type: 'string', default: 'project' },
+      nodes: { type: 'string', default: '3' },
+      'baseline-nodes': { type: 'string', default: '2' },
+      'cpu-prof': { type: 'boolean', default: false },
+      env: { type: 'string', multiple: true, default: [] },
+      out: { type: 'string', default: join(REPO, 'load-tests', 'results') },
+      'update-docs': { type: 'boolean', default: false },
+      json: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+      'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+      'log-level': { type: 'string', default: 'info' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+}
+
+function machineInfo(): MachineInfo {
+  let commit: string | null = null;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+  } catch {
+    commit = null;
+  }
+  return {
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    commit,
+    fdLimit: maxOpenFiles('self'),
+  };
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+}
+
+async function main(): Promise<void> {
+  const { values: v, positionals } = parse();
+  const [command, scenarioArg] = positionals;
+  if (command === 'report' && scenarioArg) {
+    rerender(scenarioArg, v['update-docs']);
+    return;
+  }
+  if (v.help || (command !== 'bench' && command !== 'run')) {
+    process.stdout.write(HELP);
+    process.exitCode = v.help ? 0 : 2;
+    return;
+  }
+  const preset = PRESETS[v.preset];
+  if (!preset) throw new Error(`unknown preset ${v.preset}`);
+  const settings: Settings = { ...preset };
+  for (const [flag, key] of Object.entries(SETTING_FLAGS)) {
+    const raw = (v as Record<string, unknown>)[flag];
+    if (typeof raw === 'string') {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag} needs a number`);
+      settings[key] = n;
+    }
+  }
+  const scenarios = (command === 'run' ? [scenarioArg ?? ''] : (v.scenarios ?? 'relay,fanout').split(',')) as ScenarioName[];
+  for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
+  const targets = (command === 'run' ? [v.target] : v.targets.split(',')) as TargetKind[];
+  for (const t of targets) if (t !== 'project' && t !== 'baseline') throw new Error(`unknown target '${t}'`);
+
+  const startedAt = new Date();
+  const runId = `${stamp(startedAt).replace(/[^0-9]/g, '').slice(2, 14)}${process.pid}`;
+  const tmpDir = join(v.out, 'tmp', runId);
+  const extraEnv = Object.fromEntries(
+    v.env.map((kv) => {
+      const i = kv.indexOf('=');
+      if (i < 1) throw new Error(`--env needs KEY=VALUE, got ${kv}`);
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    }),
+  );
+  const gen: GeneratorOptions = {
+    workers: Math.max(1, settings.workers),
+    minSources: settings.sources,
+    clientsPerSource: settings.perSource,
+    payloadBytes: settings.payload,
+    connectConcurrency: Math.max(1, settings.concurrency),
+    requestTimeoutMs: 10_000,
+    runId,
+    redisUrl: v['redis-url'],
+    quiet: v.quiet,
+    profileDir: v['cpu-prof'] ? join(tmpDir, 'prof') : undefined,
+  };
+  const clusterOpts = (kind: TargetKind, nodeCount: number, sub: string, prof: boolean) => ({
+    repoRoot: REPO,
+    runId: `${runId}${sub}`,
+    nodeCount,
+    logDir: join(tmpDir, `${kind}${sub}`),
+    redisUrl: v['redis-url'],
+    postgresUrl: v['postgres-url'],
+    logLevel: v['log-level'],
+    extraEnv,
+    isInspectable: prof && v['cpu-prof'],
+  });
+  const say = (text: string) => v.quiet || process.stderr.write(`${text}\n`);
+  const nodesOf = (t: TargetKind) => Number(t === 'project' ? v.nodes : v['baseline-nodes']);
+
+  say(`run ${runId}: ${scenarios.join(', ')} × ${targets.join(', ')} (preset ${v.preset}); logs in ${relative(process.cwd(), tmpDir)}`);
+  const results: ScenarioResult[] = [];
+  const clusters = new Map<TargetKind, Cluster>();
+  const running = new Set<Cluster>();
+  const start = async (kind: TargetKind, nodeCount: number, sub: string, prof: boolean) => {
+    const c = await startCluster(kind, clusterOpts(kind, nodeCount, sub, prof));
+    running.add(c);
+    return c;
+  };
+  const stop = async (c: Cluster) => {
+    running.delete(c);
+    await c.stop();
+  };
+  // Ctrl-C stops the servers and drops the database instead of leaving them behind.
+  let isInterrupted = false;
+  const onSignal = (signal: string) => {
+    if (isInterrupted) process.exit(130);
+    isInterrupted = true;
+    say(`\n${signal}: stopping the servers`);
+    void Promise.allSettled([...running].map(stop)).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    if (scenarios.some((s) => s !== 'idle')) {
+      for (const t of targets) {
+        say(`starting ${t}: ${nodesOf(t)} nodes`);
+        clusters.set(t, await start(t, nodesOf(t), '', true));
+      }
+    }
+    for (const scenario of scenarios) {
+      for (const t of targets) {
+        say(`${scenario} → ${t}`);
+        if (scenario === 'idle') {
+          // A fresh single node, so its memory is that of the idle connections alone.
+          const single = await start(t, 1, 'i', false);
+          try {
+            results.push(await runIdle(idleSpec(settings), single, gen));
+          } finally {
+            await stop(single);
+          }
+        } else {
+          results.push(await runLoad(loadSpec(scenario, settings), clusters.get(t)!, gen));
+        }
+        if (command === 'bench') say(renderSummary([results.at(-1)!]));
+      }
+    }
+  } finally {
+    await Promise.all([...running].map(stop));
+  }
+
+  const run: RunFile = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    preset: v.preset,
+    command: process.argv.slice(2).join(' '),
+    machine: machineInfo(),
+    results,
+  };
+
+  if (command === 'run') {
+    process.stdout.write(renderSummary(results) + '\n');
+    if (v.json) writeFileSync(v.json, JSON.stringify(run, null, 2));
+    return;
+  }
+  mkdirSync(v.out, { recursive: true });
+  const base = stamp(startedAt);
+  writeFileSync(join(v.out, `${base}.json`), JSON.stringify(run, null, 2) + '\n');
+  const charts = writeCharts(run, v.out, base);
+  const report = renderReport(run, charts, '.');
+  writeFileSync(join(v.out, `${base}.md`), report);
+  say(`\nwrote ${relative(process.cwd(), join(v.out, `${base}.json`))} and ${relative(process.cwd(), join(v.out, `${base}.md`))}`);
+  if (v['update-docs']) updateDocs(run, charts, v.out);
+  process.stdout.write(renderSummary(results) + '\n');
+}
+
+/** Writes the report and charts of a saved run again (after a change to the report's code). */
+function rerender(jsonFile: string, shouldUpdateDocs: boolean): void {
+  const run = JSON.parse(readFileSync(jsonFile, 'utf8')) as RunFile;
+  const dir = dirname(resolve(jsonFile));
+  const base = basename(jsonFile, '.json');
+  const charts = writeCharts(run, dir, base);
+  writeFileSync(join(dir, `${base}.md`), renderReport(run, charts, '.'));
+  if (shouldUpdateDocs) updateDocs(run, charts, dir);
+  process.stderr.write(`wrote ${relative(process.cwd(), join(dir, `${base}.md`))}\n`);
+}
+
+/** Replaces the text between the bench markers of docs/benchmarks.md with this run's figures. */
+function updateDocs(run: RunFile, charts: string[], outDir: string): void {
+  const doc = join(REPO, 'docs', 'benchmarks.md');
+  if (!existsSync(doc)) return;
+  const text = readFileSync(doc, 'utf8');
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) return;
+  const body = renderReport(run, charts, relative(join(REPO, 'docs'), outDir), { headingLevel: 3 });
+  writeFileSync(doc, `${text.slice(0, a + start.length)}\n${body}\n${text.slice(b)}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,296 @@
+// Turns a run into what people read: a console summary, SVG charts, and a Markdown report with
+// the project beside the baseline and each target of the issue marked met or missed.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { barChart, COLORS, fmt, lineChart } from './svg.js';
+import type { FlowResult, RunFile, ScenarioName, ScenarioResult } from '../results.js';
+import type { TargetKind } from '../cluster/cluster.js';
+
+const KiB = 1024;
+const MiB = 2 ** 20;
+
+function flowOf(r: ScenarioResult): FlowResult | undefined {
+  return r.scenario === 'fanout' ? r.fanout : r.relay;
+}
+
+export function renderSummary(results: ScenarioResult[]): string {
+  return results
+    .map((r) => {
+      const head = `${r.scenario}/${r.target}`.padEnd(18);
+      if (r.idle) {
+        const i = r.idle;
+        return `${head} ${i.connected}/${i.attempted} joined idle, ${i.failed} failed, RSS +${((i.rssAfterBytes - i.rssBeforeBytes) / MiB).toFixed(1)} MiB = ${i.bytesPerConnection ?? '-'} B/connection` + (i.capReason ? `  (capped: ${i.capReason})` : '');
+      }
+      const parts: string[] = [];
+      for (const [name, f] of [['relay', r.relay], ['fanout', r.fanout]] as const) {
+        if (!f) continue;
+        const l = f.latencyMs;
+        parts.push(`${r.scenario === 'soak' ? name + ': ' : ''}delivered ${f.delivered}/${f.expected} lost ${f.lost}  p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} max ${l.max} ms  ${f.throughputPerS}/s`);
+      }
+      if (r.churn) {
+        const c = r.churn;
+        parts.push(`joins ${c.joins} (${c.joinsPerS}/s, failed ${c.failedJoins}, starved ${c.starved})  join p50 ${c.joinMs.p50} p99 ${c.joinMs.p99} max ${c.joinMs.max} ms`);
+      }
+      if (r.soak) parts.push(`RSS slope ${r.soak.rssSlopeMiBPerMin} MiB/min, max lag p99 ${r.soak.maxLagP99Ms ?? '-'} ms`);
+      const cpu = r.cpu.perThousandDeliveries !== null ? `  cpu ${r.cpu.perThousandDeliveries} s/1k deliveries` : r.cpu.perThousandJoins !== null ? `  cpu ${r.cpu.perThousandJoins} s/1k joins` : '';
+      const errs = Object.entries(r.errors).map(([k, v]) => `${k}:${v}`).join(' ');
+      return `${head} ${parts.join(' | ')}${cpu}${errs ? `  errors ${errs}` : ''}`;
+    })
+    .join('\n');
+}
+
+function find(run: RunFile, scenario: ScenarioName, target: TargetKind): ScenarioResult | undefined {
+  return run.results.find((r) => r.scenario === scenario && r.target === target);
+}
+
+const TARGETS = ['project', 'baseline'] as const;
+
+/** Writes the charts next to the report; returns their file names. */
+export function writeCharts(run: RunFile, dir: string, base: string): string[] {
+  const files: string[] = [];
+  const write = (name: string, svg: string) => {
+    writeFileSync(join(dir, `${base}-${name}.svg`), svg);
+    files.push(`${base}-${name}.svg`);
+  };
+  for (const scenario of ['relay', 'fanout'] as const) {
+    const present = TARGETS.filter((t) => find(run, scenario, t));
+    if (!present.length) continue;
+    write(
+      `${scenario}-latency`,
+      barChart({
+        title: `${scenario === 'relay' ? 'Relay' : 'Fan-out'}: delivery latency`,
+        unit: 'ms',
+        isLog: true,
+        categories: ['p50', 'p90', 'p99', 'max'],
+        series: present.map((t) => {
+          const l = flowOf(find(run, scenario, t)!)?.latencyMs;
+          return { name: t, color: COLORS[t], values: l ? [l.p50, l.p90, l.p99, l.max] : [null, null, null, null] };
+        }),
+      }),
+    );
+  }
+  const cpuScenarios = (['relay', 'fanout'] as const).filter((s) => TARGETS.some((t) => find(run, s, t)));
+  if (cpuScenarios.length) {
+    write(
+      'cpu',
+      barChart({
+        title: 'Server CPU seconds per 1,000 deliveries (lower is better)',
+        unit: 'CPU s / 1k deliveries',
+        categories: cpuScenarios.map((s) => (s === 'relay' ? 'relay' : 'fan-out')),
+        series: TARGETS.filter((t) => cpuScenarios.some((s) => find(run, s, t))).map((t) => ({
+          name: t,
+          color: COLORS[t],
+          values: cpuScenarios.map((s) => find(run, s, t)?.cpu.perThousandDeliveries ?? null),
+        })),
+      }),
+    );
+  }
+  const soaks = TARGETS.map((t) => find(run, 'soak', t)).filter((r): r is ScenarioResult => !!r?.soak);
+  if (soaks.length) {
+    write(
+      'soak-rss',
+      lineChart({
+        title: 'Soak: resident memory of all nodes',
+        unit: 'MiB',
+        xUnit: 'seconds',
+        series: soaks.map((r) => ({
+          name: r.target,
+          color: COLORS[r.target],
+          points: r.soak!.samples.map((s) => [s.atS, s.rssBytes.reduce((a, b) => a + b, 0) / MiB] as [number, number]),
+        })),
+      }),
+    );
+  }
+  return files;
+}
+
+type Status = 'met' | 'missed' | 'not run' | 'partly measured';
+const mark: Record<Status, string> = { met: '✅ met', missed: '❌ missed', 'not run': '— not run', 'partly measured': '⚠️ partly measured' };
+
+export function evaluateTargets(run: RunFile): Array<{ target: string; measured: string; status: Status }> {
+  const rows: Array<{ target: string; measured: string; status: Status }> = [];
+  for (const s of ['relay', 'fanout'] as const) {
+    const p = find(run, s, 'project');
+    const b = find(run, s, 'baseline');
+    const pc = p?.cpu.perThousandDeliveries;
+    const bc = b?.cpu.perThousandDeliveries;
+    rows.push(
+      pc && bc
+        ? { target: `${s}: server CPU per delivery ≤ 1/5 of the baseline's`, measured: `${fmt(pc)} vs ${fmt(bc)} s/1k (${(pc / bc).toFixed(2)}×)`, status: pc <= bc / 5 ? 'met' : 'missed' }
+        : { target: `${s}: server CPU per delivery ≤ 1/5 of the baseline's`, measured: '', status: 'not run' },
+    );
+  }
+  const lost = (['relay', 'fanout'] as const).map((s) => find(run, s, 'project')).filter((r): r is ScenarioResult => !!r);
+  rows.push(
+    lost.length
+      ? {
+          target: 'no message lost (project, relay and fan-out)',
+          measured: lost.map((r) => `${r.scenario} ${flowOf(r)?.lost ?? '?'} of ${flowOf(r)?.expected ?? '?'}`).join(', '),
+          status: lost.every((r) => flowOf(r)?.lost === 0 && (flowOf(r)?.expected ?? 0) > 0) ? 'met' : 'missed',
+        }
+      : { target: 'no message lost (project, relay and fan-out)', measured: '', status: 'not run' },
+  );
+  const pr = find(run, 'relay', 'project')?.relay?.latencyMs.p99;
+  const br = find(run, 'relay', 'baseline')?.relay?.latencyMs.p99;
+  rows.push(
+    pr !== undefined && br !== undefined
+      ? { target: "relay p99 below the baseline's", measured: `${fmt(pr)} ms vs ${fmt(br)} ms`, status: pr < br ? 'met' : 'missed' }
+      : { target: "relay p99 below the baseline's", measured: '', status: 'not run' },
+  );
+  const idle = find(run, 'idle', 'project')?.idle;
+  if (!idle) rows.push({ target: 'one node holds 50,000 idle joined connections, ≤ 4 KiB RSS each', measured: '', status: 'not run' });
+  else {
+    const perConn = idle.bytesPerConnection ?? Number.POSITIVE_INFINITY;
+    const held = idle.connected >= 50_000 && idle.failed === 0;
+    const measured = `${idle.connected} of ${idle.attempted} held (${idle.requested} requested), ${fmt(perConn / KiB)} KiB each`;
+    let status: Status = held && perConn <= 4 * KiB ? 'met' : 'missed';
+    if (!held && idle.capReason && idle.failed === 0 && perConn <= 4 * KiB) status = 'partly measured';
+    rows.push({ target: 'one node holds 50,000 idle joined connections, ≤ 4 KiB RSS each', measured, status });
+  }
+  const churn = find(run, 'churn', 'project');
+  if (!churn?.churn) rows.push({ target: 'join p99 < 10 ms at 500 joins/s through Postgres', measured: '', status: 'not run' });
+  else {
+    const c = churn.churn;
+    const offered = Number(churn.params.joinsPerSecond);
+    const keptUp = c.joinsPerS >= offered * 0.95 && c.failedJoins === 0;
+    rows.push({
+      target: 'join p99 < 10 ms at 500 joins/s through Postgres',
+      measured: `p99 ${fmt(c.joinMs.p99)} ms at ${c.joinsPerS} joins/s (offered ${offered}), ${c.failedJoins} failed`,
+      status: keptUp && offered >= 500 && c.joinMs.p99 < 10 ? 'met' : 'missed',
+    });
+  }
+  return rows;
+}
+
+function flowTable(run: RunFile, scenario: 'relay' | 'fanout'): string {
+  const cols = TARGETS.map((t) => find(run, scenario, t));
+  const row = (label: string, f: (r: ScenarioResult) => string) => `| ${label} | ${cols.map((r) => (r ? f(r) : '—')).join(' | ')} |`;
+  const fl = (r: ScenarioResult) => flowOf(r)!;
+  const params = cols.find((r) => r)?.params ?? {};
+  return [
+    Object.entries(params).map(([k, v]) => `${k} ${v}`).join(', '),
+    '',
+    `| | project | baseline (Socket.IO + Redis adapter) |`,
+    '|---|---:|---:|',
+    row('nodes', (r) => String(r.nodes)),
+    row('clients connected (failed)', (r) => `${r.setup.connected} (${r.setup.failed})`),
+    row('delivered / due', (r) => `${fl(r).delivered} / ${fl(r).expected}`),
+    row('lost', (r) => String(fl(r).lost)),
+    row('out of order', (r) => String(fl(r).outOfOrder)),
+    row('throughput (deliveries/s)', (r) => String(fl(r).throughputPerS)),
+    row('latency p50 (ms)', (r) => fmt(fl(r).latencyMs.p50)),
+    row('latency p90 (ms)', (r) => fmt(fl(r).latencyMs.p90)),
+    row('latency p99 (ms)', (r) => fmt(fl(r).latencyMs.p99)),
+    row('latency max (ms)', (r) => fmt(fl(r).latencyMs.max)),
+    row('**server CPU s per 1k deliveries**', (r) => `**${r.cpu.perThousandDeliveries ?? '—'}**`),
+    row('server CPU s (per node)', (r) => `${r.cpu.serverSeconds} (${r.cpu.perNodeSeconds.join(', ')})`),
+    row('Redis CPU s (shared server)', (r) => String(r.cpu.redisSeconds ?? '—')),
+    row('Postgres CPU s (this database)', (r) => String(r.cpu.postgresSeconds ?? '—')),
+    row('generator CPU s', (r) => String(r.cpu.generatorSeconds)),
+    row('server RSS after (MiB)', (r) => r.rssBytes.after.map((b) => (b / MiB).toFixed(0)).join(', ')),
+    row('generator timer lag max (ms)', (r) => String(r.maxTimerLagMs)),
+    row('errors', (r) => Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') || '0'),
+  ].join('\n');
+}
+
+export function renderReport(run: RunFile, charts: string[], chartDir: string, opts: { headingLevel?: number } = {}): string {
+  const h = (n: number) => '#'.repeat((opts.headingLevel ?? 1) + n - 1);
+  const img = (suffix: string, alt: string) => {
+    const f = charts.find((c) => c.endsWith(`-${suffix}.svg`));
+    return f ? `![${alt}](${chartDir}/${f})\n` : '';
+  };
+  const m = run.machine;
+  const out: string[] = [];
+  out.push(`${h(1)} Signaling benchmark, ${run.startedAt.slice(0, 16).replace('T', ' ')} UTC`);
+  out.push('');
+  out.push(
+    `Machine: ${m.cpuModel}, ${m.cores} cores (shared with other work), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, open-files limit ${m.fdLimit}. ` +
+      `Commit ${m.commit ?? 'unknown'}. Preset \`${run.preset}\`; command \`${run.command}\`.`,
+  );
+  out.push('');
+  out.push(`${h(2)} Targets`);
+  out.push('');
+  out.push('| target | measured | |');
+  out.push('|---|---|---|');
+  for (const t of evaluateTargets(run)) out.push(`| ${t.target} | ${t.measured || '—'} | ${mark[t.status]} |`);
+  out.push('');
+  for (const s of ['relay', 'fanout'] as const) {
+    if (!TARGETS.some((t) => find(run, s, t))) continue;
+    out.push(`${h(2)} ${s === 'relay' ? 'Relay: pairs on different nodes' : 'Fan-out: rooms across nodes, one broadcaster each'}`);
+    out.push('');
+    out.push(flowTable(run, s));
+    out.push('');
+    out.push(img(`${s}-latency`, `${s} latency percentiles, project beside baseline`));
+  }
+  const cpu = img('cpu', 'server CPU per 1,000 deliveries, project beside baseline');
+  if (cpu) out.push(`${h(2)} CPU per delivery`, '', cpu);
+  const churns = TARGETS.map((t) => find(run, 'churn', t)).filter((r): r is ScenarioResult => !!r?.churn);
+  if (churns.length) {
+    out.push(`${h(2)} Join churn`, '');
+    out.push(Object.entries(churns[0]!.params).map(([k, v]) => `${k} ${v}`).join(', '), '');
+    out.push('| target | joins/s | join p50 | p90 | p99 | max (ms) | leave p99 (ms) | failed | starved | server CPU s / 1k joins | Postgres CPU s |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of churns) {
+      const c = r.churn!;
+      out.push(`| ${r.target} | ${c.joinsPerS} | ${fmt(c.joinMs.p50)} | ${fmt(c.joinMs.p90)} | ${fmt(c.joinMs.p99)} | ${fmt(c.joinMs.max)} | ${fmt(c.leaveMs.p99)} | ${c.failedJoins} | ${c.starved} | ${r.cpu.perThousandJoins ?? '—'} | ${r.cpu.postgresSeconds ?? '—'} |`);
+    }
+    out.push('', 'The baseline keeps rooms in memory and Redis only; the project stores every join in Postgres.', '');
+  }
+  const idles = TARGETS.map((t) => find(run, 'idle', t)).filter((r): r is ScenarioResult => !!r?.idle);
+  if (idles.length) {
+    out.push(`${h(2)} Idle capacity of one node`, '');
+    out.push('| target | held / attempted (requested) | failed | RSS before → after (MiB) | per connection | joins/s while filling |');
+    out.push('|---|---:|---:|---:|---:|---:|');
+    for (const r of idles) {
+      const i = r.idle!;
+      out.push(`| ${r.target} | ${i.connected} / ${i.attempted} (${i.requested}) | ${i.failed} | ${(i.rssBeforeBytes / MiB).toFixed(0)} → ${(i.rssAfterBytes / MiB).toFixed(0)} | ${i.bytesPerConnection === null ? '—' : `${fmt(i.bytesPerConnection / KiB)} KiB`} | ${i.joinsPerS} |`);
+    }
+    for (const r of idles) if (r.idle!.capReason) out.push('', `${r.target}: fewer connections than requested — ${r.idle!.capReason}.`);
+    out.push('');
+  }
+  const soaks = TARGETS.map((t) => find(run, 'soak', t)).filter((r): r is ScenarioResult => !!r?.soak);
+  if (soaks.length) {
+    out.push(`${h(2)} Soak`, '');
+    out.push('| target | duration (s) | relay p99 | fan-out p99 | join p99 (ms) | lost | RSS start → end (MiB) | RSS slope, 2nd half (MiB/min) | max event-loop lag p99 (ms) |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of soaks) {
+      const s = r.soak!;
+      const sum = (a: number[]) => a.reduce((x, y) => x + y, 0) / MiB;
+      const first = s.samples[0]?.rssBytes ?? r.rssBytes.before;
+      out.push(
+        `| ${r.target} | ${r.params.durationS} | ${r.relay ? fmt(r.relay.latencyMs.p99) : '—'} | ${r.fanout ? fmt(r.fanout.latencyMs.p99) : '—'} | ${r.churn ? fmt(r.churn.joinMs.p99) : '—'} | ${(r.relay?.lost ?? 0) + (r.fanout?.lost ?? 0)} | ${sum(first).toFixed(0)} → ${sum(r.rssBytes.after).toFixed(0)} | ${s.rssSlopeMiBPerMin} | ${s.maxLagP99Ms === null ? '—' : fmt(s.maxLagP99Ms)} |`,
+      );
+    }
+    out.push('', img('soak-rss', 'soak: resident memory over time'));
+  }
+  const profiled = run.results.filter((r) => r.profile && r.profile.totalMs > 0);
+  if (profiled.length) {
+    out.push(`${h(2)} Where the server time goes (--cpu-prof, measured windows only)`, '');
+    out.push('Profiling slows the servers down: take latencies and CPU figures from a run without `--cpu-prof`.', '');
+    for (const r of profiled) {
+      const p = r.profile!;
+      out.push(`${h(3)} ${r.scenario} / ${r.target}`, '');
+      out.push(`${(p.busyMs / 1000).toFixed(1)} s busy of ${(p.totalMs / 1000).toFixed(1)} s sampled, over ${r.nodes} nodes.`, '');
+      out.push('| self time by package or file | ms | % of busy |', '|---|---:|---:|');
+      for (const e of p.byPackage.slice(0, 10)) out.push(`| ${e.pkg} | ${e.selfMs} | ${e.selfPct} |`);
+      out.push('', '| function (self time) | where | ms | % of busy |', '|---|---|---:|---:|');
+      for (const e of p.top) out.push(`| \`${e.fn}\` | ${e.where} | ${e.selfMs} | ${e.selfPct} |`);
+      if (p.appInclusive.length) {
+        out.push('', '| application function (inclusive: self + callees) | where | ms | % of busy |', '|---|---|---:|---:|');
+        for (const e of p.appInclusive) out.push(`| \`${e.fn}\` | ${e.where} | ${e.selfMs} | ${e.selfPct} |`);
+      }
+      out.push('');
+    }
+  }
+  if (opts.headingLevel !== undefined) return out.join('\n'); // docs/benchmarks.md explains the method itself
+  out.push(`${h(2)} How this was measured`, '');
+  out.push(
+    'Clients run in worker threads of one generator process, spread over 127.x.y.z source addresses. Sender and receiver of every message live in the same ' +
+      'process and stamp and read one monotonic clock, so latency is end to end: client → node → Redis → node → client. The load is open-loop at a fixed offered ' +
+      'rate after a warm-up that is left out of latencies and CPU. CPU is utime + stime of the server processes from /proc over the measured window (through the drain), ' +
+      'divided by the deliveries in it; it stays comparable on a shared machine where wall-clock figures do not. "Lost" counts deliveries still missing when the drain ' +
+      'ended. See docs/benchmarks.md.',
+  );
+  out.push('');
+  return out.join('\n');
+}
