@@ -27,6 +27,9 @@ export async function openDatabase(opts: { url?: string; dataDir: string; timeou
     // An idle client that loses its server emits 'error' on the pool; without a listener that
     // would crash the process. The next query reconnects.
     pool.on('error', () => {});
+    // A checked-out client whose server goes away emits 'error' too, and pg-pool listens only on
+    // idle ones: without this the process would crash. The query in flight fails by itself.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, isEmbedded: false, close: () => db.destroy() };
   }
