@@ -2,7 +2,7 @@
 // grace period, grace expiry, and silent clients.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { killAllNodes, startCluster, type RunningNode } from '../support/cluster.js';
+import { killAllNodes, metric, startCluster, untilMetric, type RunningNode } from '../support/cluster.js';
 import { TestClient } from '../support/test-client.js';
 
 const GRACE_MS = 1500;
@@ -86,6 +86,36 @@ describe('resume', () => {
     expect(await bobAgain.waitForType('signal')).toMatchObject({ from: aj.self.id, data: 'after-resume' });
   });
 
+  it('signals sent while a participant is between connections arrive after its resume, in order, once', async () => {
+    const room = newRoom();
+    const alice = await client(a);
+    const carol = await client(b);
+    const bob = await client(b);
+    const aj = await alice.join(room);
+    const cj = await carol.join(room);
+    const bj = await bob.join(room);
+    await alice.request({ type: 'signal', room, to: bj.self.id, data: { n: 0 } });
+    await bob.waitForType('signal', (m) => (m.data as { n: number }).n === 0);
+
+    const held = await metric(b, 'signaling_participants');
+    bob.drop();
+    // Once node b has noticed the drop, signals to Bob are kept for him, not written to a dead socket.
+    await untilMetric(b, 'signaling_participants', (v) => v === held - 1);
+    for (let n = 1; n <= 5; n++) await alice.request({ type: 'signal', room, to: bj.self.id, data: { n } });
+    await carol.request({ type: 'signal', room, to: bj.self.id, data: { n: 6 } });
+
+    const again = await client(a);
+    expect(await again.join(room, { resume: bj.resume })).toMatchObject({ resumed: true });
+    await alice.request({ type: 'signal', room, to: bj.self.id, data: { n: 7 } });
+    await again.waitForType('signal', (m) => (m.data as { n: number }).n === 7);
+    await again.request({ type: 'ping' });
+    const got = again.seen((m) => m.type === 'signal') as { from: string; data: { n: number } }[];
+    expect(got.map((m) => m.data.n)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(got.map((m) => m.from)).toEqual([...Array(5).fill(aj.self.id), cj.self.id, aj.self.id]);
+    // The resumed connection saw joined first, then the kept signals.
+    expect(again.received.findIndex((m) => m.type === 'joined')).toBeLessThan(again.received.findIndex((m) => m.type === 'signal'));
+  });
+
   it('a resume token works once: replaying it gives a new participant', async () => {
     const room = newRoom();
     const bob = await client(a);
@@ -121,6 +151,7 @@ describe('resume', () => {
     const left = await alice.waitForType('peer-left', () => true, GRACE_MS + 5000);
     expect(left).toEqual({ type: 'peer-left', room, peer: { id: bj.self.id }, reason: 'disconnected' });
     expect(Date.now() - droppedAt).toBeGreaterThanOrEqual(GRACE_MS);
+    expect(await alice.request({ type: 'signal', room, to: bj.self.id, data: 'too late' })).toMatchObject({ code: 'peer-not-found' });
     const late = await client(b);
     expect(await late.join(room, { resume: bj.resume })).toMatchObject({ resumed: false });
   });

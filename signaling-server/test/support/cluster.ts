@@ -133,6 +133,24 @@ export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
   return node;
 }
 
+/** A value of the node's /metrics (the first series with that name and no labels, or the given label text). */
+export async function metric(node: RunningNode, series: string): Promise<number> {
+  const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : NaN;
+}
+
+/** Polls a metric until `isDone` holds (there is no event to await for a node's internal state). */
+export async function untilMetric(node: RunningNode, series: string, isDone: (v: number) => boolean, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await metric(node, series);
+    if (isDone(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${series} on ${node.id} is still ${value}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Kills every node a test started and did not stop; call from afterEach/afterAll. */
 export async function killAllNodes(): Promise<void> {
   await Promise.all([...running].map((n) => n.kill()));
