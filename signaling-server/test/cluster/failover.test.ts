@@ -2,21 +2,14 @@
 // without a goodbye leaves no ghost participants behind.
 import { afterEach, describe, expect, it } from 'vitest';
 import { killAllNodes, startCluster, startNode } from '../support/cluster.js';
-import { TestClient } from '../support/test-client.js';
+import { ClientTracker } from '../support/clients.js';
 
 const HEARTBEAT_MS = 1000;
-const clients: TestClient[] = [];
-async function client(url: string) {
-  const c = await TestClient.connect(url);
-  clients.push(c);
-  return c;
-}
+const clients = new ClientTracker();
+const client = (url: string) => clients.connect(url);
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) {
-    c.drop();
-    expect(c.violations).toEqual([]);
-  }
+  expect(clients.dropAll()).toEqual([]);
   await killAllNodes();
 });
 

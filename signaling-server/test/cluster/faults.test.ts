@@ -4,22 +4,16 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAllNodes, startCluster, type RunningNode } from '../support/cluster.js';
-import { TestClient } from '../support/test-client.js';
+import { ClientTracker } from '../support/clients.js';
+import type { TestClient } from '../support/test-client.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { startThrowawayRedis, type ThrowawayRedis } from '../support/throwaway-redis.js';
 
-const clients: TestClient[] = [];
-async function client(node: RunningNode): Promise<TestClient> {
-  const c = await TestClient.connect(node.url);
-  clients.push(c);
-  return c;
-}
+const clients = new ClientTracker();
+const client = (node: RunningNode) => clients.connect(node);
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) {
-    c.drop();
-    expect(c.violations).toEqual([]);
-  }
+  expect(clients.dropAll()).toEqual([]);
   await killAllNodes();
 });
 

@@ -3,20 +3,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { killAllNodes, metric, startCluster, untilMetric, type RunningNode } from '../support/cluster.js';
-import { TestClient } from '../support/test-client.js';
+import { ClientTracker, newRoom } from '../support/clients.js';
 
 const GRACE_MS = 1500;
 let a: RunningNode;
 let b: RunningNode;
-const clients: TestClient[] = [];
-let roomCounter = 0;
-const newRoom = () => `m-${Date.now().toString(36)}-${roomCounter++}`;
-
-async function client(node: RunningNode): Promise<TestClient> {
-  const c = await TestClient.connect(node.url);
-  clients.push(c);
-  return c;
-}
+const clients = new ClientTracker();
+const client = (node: RunningNode) => clients.connect(node);
 
 beforeAll(async () => {
   const cluster = await startCluster(2, { env: { RESUME_GRACE_MS: String(GRACE_MS), NODE_HEARTBEAT_MS: '1000', IDLE_TIMEOUT_MS: '8000' } });
@@ -24,9 +17,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients) c.drop();
+  expect(clients.dropAll()).toEqual([]);
   await killAllNodes();
-  for (const c of clients) expect(c.violations).toEqual([]);
 });
 
 describe('a room of 40 split across two nodes', () => {

@@ -2,28 +2,20 @@
 // Postgres and one Redis.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAllNodes, startCluster, type RunningNode } from '../support/cluster.js';
-import { TestClient } from '../support/test-client.js';
+import { ClientTracker, newRoom } from '../support/clients.js';
 
 let a: RunningNode;
 let b: RunningNode;
-const clients: TestClient[] = [];
-let roomCounter = 0;
-const newRoom = () => `room-${Date.now().toString(36)}-${roomCounter++}`;
-
-async function client(node: RunningNode): Promise<TestClient> {
-  const c = await TestClient.connect(node.url);
-  clients.push(c);
-  return c;
-}
+const clients = new ClientTracker();
+const client = (node: RunningNode) => clients.connect(node);
 
 beforeAll(async () => {
   [a, b] = (await startCluster(2)).nodes as [RunningNode, RunningNode];
 });
 
 afterAll(async () => {
-  for (const c of clients) c.drop();
+  expect(clients.dropAll(), 'frames that break the server message schemas').toEqual([]);
   await killAllNodes();
-  for (const c of clients) expect(c.violations, 'frames that break the server message schemas').toEqual([]);
 });
 
 describe('connecting', () => {

@@ -4,12 +4,13 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { killAllNodes, startCluster, type RunningNode } from '../support/cluster.js';
+import { ClientTracker } from '../support/clients.js';
 import { TestClient } from '../support/test-client.js';
 
 const SECRET = 'test-secret-that-is-long-enough-for-hs256';
 let a: RunningNode;
 let b: RunningNode;
-const clients: TestClient[] = [];
+const clients = new ClientTracker();
 
 async function token(claims: Record<string, unknown>, opts: { secret?: string; expiresIn?: string } = {}) {
   return new SignJWT(claims)
@@ -18,11 +19,7 @@ async function token(claims: Record<string, unknown>, opts: { secret?: string; e
     .sign(new TextEncoder().encode(opts.secret ?? SECRET));
 }
 
-async function client(node: RunningNode, query = '', headers?: Record<string, string>) {
-  const c = await TestClient.connect(`${node.url}${query}`, { headers });
-  clients.push(c);
-  return c;
-}
+const client = (node: RunningNode, query = '', headers?: Record<string, string>) => clients.connect(node, query, headers);
 
 beforeAll(async () => {
   const cluster = await startCluster(2, {
@@ -43,9 +40,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients) c.drop();
+  expect(clients.dropAll()).toEqual([]);
   await killAllNodes();
-  for (const c of clients) expect(c.violations).toEqual([]);
 });
 
 describe('tokens', () => {
@@ -91,7 +87,7 @@ describe('tokens', () => {
 describe('connections', () => {
   it('refuses browser origins not on the list, and accepts listed ones and non-browser clients', async () => {
     await expect(TestClient.connect(a.url, { headers: { Origin: 'https://evil.example' } })).rejects.toThrow('HTTP 403');
-    clients.push(await client(a, '', { Origin: 'https://app.example' }));
+    await client(a, '', { Origin: 'https://app.example' });
   });
 
   it('caps connections per address, and frees the place when one closes', async () => {

@@ -1,0 +1,25 @@
+// Bookkeeping shared by the cluster tests: every TestClient a test opens, dropped at the end with
+// the protocol violations they saw; and unique room names.
+import type { RunningNode } from './cluster.js';
+import { TestClient } from './test-client.js';
+
+export class ClientTracker {
+  private readonly clients: TestClient[] = [];
+
+  async connect(node: RunningNode | string, query = '', headers?: Record<string, string>): Promise<TestClient> {
+    const url = typeof node === 'string' ? node : node.url;
+    const client = await TestClient.connect(`${url}${query}`, { headers });
+    this.clients.push(client);
+    return client;
+  }
+
+  /** Drops every client opened so far; returns the frames that broke the server message schemas. */
+  dropAll(): string[] {
+    const violations = this.clients.flatMap((c) => c.violations);
+    for (const c of this.clients.splice(0)) c.drop();
+    return violations;
+  }
+}
+
+let roomCounter = 0;
+export const newRoom = (prefix = 'room'): string => `${prefix}-${Date.now().toString(36)}-${roomCounter++}`;
