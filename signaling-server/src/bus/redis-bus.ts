@@ -2,9 +2,25 @@
 // connection can do nothing else). ioredis reconnects and resubscribes by itself after a Redis
 // restart; publishing while disconnected fails at once instead of queueing, so callers can answer
 // `unavailable` rather than hang.
+//
+// Publishes are batched: what one event-loop turn publishes to a channel goes out as one PUBLISH
+// whose payload joins the messages with RECORD_SEPARATOR, and the PUBLISHes of all channels of
+// that turn go out as one pipeline (one socket write). The receiver splits a payload before its
+// handlers see it. Order per channel is kept (a batch is in call order, batches go out in order on
+// one connection); order across channels is not, and nothing relies on it.
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BusHandler, RoomBus } from './bus.js';
+
+/**
+ * Joins the messages of one batch. A bus message is an envelope (rooms/envelope.ts): a header of
+ * node ids, kind letters, participant ids and numbers, then a JSON.stringify output, which escapes
+ * every control character; so a message never contains this one.
+ */
+export const RECORD_SEPARATOR = '\x1e';
+
+/** A batch that grows past this many UTF-16 code units goes out as is; the next one starts. */
+const MAX_BATCH_CHARS = 256 * 1024;
 
 export interface RedisBusOptions {
   url: string;
@@ -14,11 +30,26 @@ export interface RedisBusOptions {
   onStatus?: (isUp: boolean) => void;
 }
 
+/** The messages one PUBLISH carries, and the promise every publish() of them got. */
+interface Batch {
+  channel: string;
+  payload: string;
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 export class RedisBus implements RoomBus {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly handlers: BusHandler[] = [];
   private readonly channelPrefix: string;
+  /** The batch still open for each channel this turn. */
+  private readonly open = new Map<string, Batch>();
+  /** Batches that were closed because they grew too big, oldest first; they go out before `open`. */
+  private readonly closed: Batch[] = [];
+  private isFlushScheduled = false;
+  private readonly flushNow = () => this.flush();
 
   private constructor(private readonly opts: RedisBusOptions) {
     const common: RedisOptions = {
@@ -33,10 +64,7 @@ export class RedisBus implements RoomBus {
     // The subscriber keeps its offline queue so SUBSCRIBE issued during an outage runs on reconnect.
     this.sub = new Redis(opts.url, { ...common, commandTimeout: undefined, connectionName: 'signaling-sub' });
     this.channelPrefix = `${opts.prefix}room:`;
-    this.sub.on('message', (channel: string, payload: string) => {
-      const room = channel.slice(this.channelPrefix.length);
-      for (const handler of this.handlers) handler(room, payload);
-    });
+    this.sub.on('message', (channel: string, payload: string) => this.receive(channel, payload));
     for (const [name, conn] of [['pub', this.pub], ['sub', this.sub]] as const) {
       conn.on('ready', () => {
         opts.log.info({ connection: name }, 'redis connected');
@@ -53,8 +81,71 @@ export class RedisBus implements RoomBus {
     return bus;
   }
 
-  async publish(room: string, payload: string): Promise<void> {
-    await this.pub.publish(this.channelPrefix + room, payload);
+  /** Adds the message to its channel's batch; resolves when Redis acknowledged that batch's PUBLISH. */
+  publish(room: string, payload: string): Promise<void> {
+    if (this.pub.status !== 'ready') return Promise.reject(new Error('the redis publisher is not connected'));
+    // A separator inside a message would split it in two on the other side: refuse it loudly.
+    if (payload.includes(RECORD_SEPARATOR)) return Promise.reject(new Error('a bus message may not contain \\x1e'));
+    const channel = this.channelPrefix + room;
+    let batch = this.open.get(channel);
+    if (batch && batch.payload.length + payload.length >= MAX_BATCH_CHARS) {
+      this.closed.push(batch);
+      batch = undefined;
+    }
+    if (batch) {
+      batch.payload += RECORD_SEPARATOR + payload;
+    } else {
+      batch = newBatch(channel, payload);
+      this.open.set(channel, batch);
+    }
+    if (!this.isFlushScheduled) {
+      this.isFlushScheduled = true;
+      // After the I/O callbacks of this turn: the messages of every socket read in it share a write.
+      setImmediate(this.flushNow);
+    }
+    return batch.promise;
+  }
+
+  private flush(): void {
+    this.isFlushScheduled = false;
+    const batches = this.closed.length > 0 ? [...this.closed.splice(0), ...this.open.values()] : [...this.open.values()];
+    this.open.clear();
+    if (batches.length === 0) return;
+    (globalThis as any).__f = ((globalThis as any).__f ?? 0) + 1;
+    (globalThis as any).__c = ((globalThis as any).__c ?? 0) + batches.length;
+    (globalThis as any).__m = ((globalThis as any).__m ?? 0) + batches.reduce((n, b) => n + b.payload.split(RECORD_SEPARATOR).length, 0);
+    if (!(globalThis as any).__t) (globalThis as any).__t = setInterval(() => { const g = globalThis as any; this.opts.log.warn({ flushes: g.__f, channels: g.__c, msgs: g.__m }, 'BATCHSTAT'); }, 5000).unref();
+    if (batches.length === 1) {
+      const [batch] = batches as [Batch];
+      this.pub.publish(batch.channel, batch.payload).then(() => batch.resolve(), batch.reject);
+      return;
+    }
+    const pipeline = this.pub.pipeline();
+    for (const batch of batches) pipeline.publish(batch.channel, batch.payload);
+    pipeline.exec().then(
+      (results) => {
+        batches.forEach((batch, i) => {
+          const err = results?.[i]?.[0];
+          if (err) batch.reject(err);
+          else batch.resolve();
+        });
+      },
+      (err: Error) => {
+        for (const batch of batches) batch.reject(err);
+      },
+    );
+  }
+
+  private receive(channel: string, payload: string): void {
+    const room = channel.slice(this.channelPrefix.length);
+    let start = 0;
+    for (;;) {
+      const end = payload.indexOf(RECORD_SEPARATOR, start);
+      const message = end < 0 ? (start === 0 ? payload : payload.slice(start)) : payload.slice(start, end);
+      for (const handler of this.handlers) handler(room, message);
+      if (end < 0) return;
+      start = end + 1;
+    }
   }
 
   async subscribe(room: string): Promise<void> {
@@ -79,7 +170,19 @@ export class RedisBus implements RoomBus {
   }
 
   async close(): Promise<void> {
+    // What was published this turn still goes out (a stopping node's last handovers).
+    if (this.isFlushScheduled) this.flush();
     this.pub.disconnect();
     this.sub.disconnect();
   }
+}
+
+function newBatch(channel: string, payload: string): Batch {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { channel, payload, promise, resolve, reject };
 }

@@ -55,8 +55,8 @@ interface Connection {
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 const TOO_LARGE_FACTOR = 4;
-/** How long a draining node keeps reading a connection after telling it to reconnect. */
-const CLOSE_AFTER_RECONNECT_MS = 500;
+/** How long past the client's reconnect delay a draining node keeps reading its connection. */
+const CLOSE_AFTER_RECONNECT_MS = 1000;
 const CLOSE_FACTOR = 16;
 
 export class SignalingServer {
@@ -296,10 +296,12 @@ export class SignalingServer {
       for (const ws of order.slice(i, i + perWave)) {
         const conn = ws.getUserData();
         if (conn.isClosed) continue;
-        ws.send(encode.reconnect(Math.round(Math.random() * jitterMs)));
-        // Messages the client sent before it read `reconnect` are still on their way: keep reading
-        // them for a moment, then close. A client that closes first is fine too.
-        setTimeout(() => conn.isClosed || ws.end(1012, 'draining'), CLOSE_AFTER_RECONNECT_MS);
+        const retryAfterMs = Math.round(Math.random() * jitterMs);
+        ws.send(encode.reconnect(retryAfterMs));
+        // Messages the client sent before it read `reconnect` are still on their way, and a busy
+        // client reads late: keep reading until a while after it was told to leave, then close.
+        // A client that closes first is fine too.
+        setTimeout(() => conn.isClosed || ws.end(1012, 'draining'), retryAfterMs + CLOSE_AFTER_RECONNECT_MS);
       }
       if (i + perWave < order.length) await new Promise((resolve) => setTimeout(resolve, waveMs));
     }

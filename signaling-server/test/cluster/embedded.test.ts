@@ -15,7 +15,8 @@ afterAll(async () => {
 });
 
 it('a single node with nothing configured serves a room, warns it cannot scale out, and keeps state across a restart', async () => {
-  const node = await startNode({ env: { DATA_DIR: dataDir } });
+  // The first start creates the embedded database (initdb in WebAssembly): it takes a while.
+  const node = await startNode({ env: { DATA_DIR: dataDir }, startTimeoutMs: 90_000 });
   const warning = node.logs.find((l) => String(l.msg).startsWith('running embedded'));
   expect(warning).toMatchObject({ level: 40, embeddedDatabase: true, inProcessBus: true });
 
@@ -32,9 +33,9 @@ it('a single node with nothing configured serves a room, warns it cannot scale o
   bob.drop();
   expect(await node.stop('SIGTERM')).toBe(0);
 
-  const again = await startNode({ env: { DATA_DIR: dataDir } });
+  const again = await startNode({ env: { DATA_DIR: dataDir }, startTimeoutMs: 60_000 });
   const carol = await TestClient.connect(again.url);
   expect((await carol.join('solo')).state).toEqual({ version: 1, data: { note: 'embedded' } });
   carol.drop();
   for (const c of [alice, bob, carol]) expect(c.violations).toEqual([]);
-});
+}, 180_000);

@@ -47,6 +47,8 @@ export interface NodeOptions {
   nodeId?: string;
   port?: number;
   env?: Record<string, string>;
+  /** How long to wait for `listening` (an embedded node creates its database first: slow). */
+  startTimeoutMs?: number;
 }
 
 export interface RunningNode {
@@ -83,7 +85,8 @@ export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node ${id} did not start in 20 s\n${stderr}`)), 20_000);
+    const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
+    const timer = setTimeout(() => reject(new Error(`node ${id} did not start in ${startTimeoutMs} ms\n${stderr}`)), startTimeoutMs);
     let pending = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       pending += chunk;
