@@ -1,0 +1,117 @@
+// Who a join makes of its member: the token's claims for the room, then the participant itself,
+// either the one its resume token names (taken over from wherever it was) or a new one, recorded in
+// the database and announced on the bus. The join flow around it (queue, `joined`, holds) is the
+// RoomService's.
+import type { Logger } from 'pino';
+import { roomAllowed, type TokenClaims, type TokenVerifier } from '../auth/token-verifier.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { encode, type JoinMessage } from '../protocol/messages.js';
+import type { RoomSnapshot, RoomStore } from '../store/store.js';
+import { dependency } from './dependency.js';
+import { Kind } from './envelope.js';
+import type { GapSignals } from './gap-signals.js';
+import type { LocalRooms } from './local-rooms.js';
+import { hashResumeSecret, newParticipantId, newResumeSecret, parseResumeToken } from './resume-token.js';
+import type { RoomChannel } from './room-channel.js';
+import type { LocalMember, Session } from './session.js';
+
+export interface AdmissionOptions {
+  nodeId: string;
+  store: RoomStore;
+  channel: RoomChannel;
+  gaps: GapSignals;
+  local: LocalRooms;
+  log: Logger;
+  /** Null in anonymous mode: no token needed. */
+  verifier: TokenVerifier | null;
+  maxParticipantsPerRoom: number;
+}
+
+export interface Admitted {
+  snapshot: RoomSnapshot;
+  /** The secret of the member's next resume token. */
+  secret: string;
+  isResumed: boolean;
+}
+
+export class Admission {
+  constructor(private readonly opts: AdmissionOptions) {}
+
+  /** The claims this join acts under: its own token, else the connection's; none in anonymous mode. */
+  async authorize(session: Session, msg: JoinMessage): Promise<TokenClaims | undefined> {
+    if (!this.opts.verifier) return undefined;
+    const claims = msg.token !== undefined ? await this.opts.verifier.verify(msg.token) : session.claims;
+    if (!claims) throw new ProtocolError('unauthorized', 'a token is required to join');
+    if (claims.exp * 1000 < Date.now()) throw new ProtocolError('unauthorized', 'token expired');
+    if (!roomAllowed(claims, msg.room)) throw new ProtocolError('forbidden', `the token does not grant room ${msg.room}`);
+    return claims;
+  }
+
+  /**
+   * Resumes the participant named by the join's resume token, or adds a new one. Sets the member's
+   * id and resume hash before anything can be addressed to it.
+   */
+  async admit(
+    member: LocalMember,
+    msg: JoinMessage,
+    meta: Record<string, unknown>,
+    claims: TokenClaims | undefined,
+  ): Promise<Admitted> {
+    const { nodeId, store, channel, local, log } = this.opts;
+    const next = newResumeSecret();
+    member.resumeHash = next.hash;
+    const presented = msg.resume ? parseResumeToken(msg.resume) : null;
+    if (presented) {
+      const resumed = await dependency(
+        store.resume({
+          room: msg.room,
+          participantId: presented.participantId,
+          identity: claims?.sub ?? null,
+          resumeHash: hashResumeSecret(presented.secret),
+          nextResumeHash: next.hash,
+          nodeId,
+        }),
+        log,
+      );
+      if (resumed) {
+        member.id = resumed.self.id;
+        // A connection of this node that still holds the participant lets go of it silently; this
+        // node then keeps its gap like any previous node would.
+        const stale = local.find(member.id);
+        if (stale && stale !== member) local.enterGrace(stale);
+        // Signals before this marker are the previous node's to keep; those after it are ours.
+        this.opts.gaps.beginClaim(msg.room, member.id);
+        await channel
+          .publish(msg.room, Kind.Claim, member.id, 0, '')
+          .catch((err) =>
+            log.warn({ err: String(err), room: msg.room, participant: member.id }, 'could not publish a resume claim'),
+          );
+        return { snapshot: resumed as RoomSnapshot, secret: next.secret, isResumed: true };
+      }
+    }
+    const participantId = newParticipantId();
+    member.id = participantId;
+    // Peers may signal the newcomer as soon as they see peer-joined, before `joined` goes out.
+    local.holdSignals(participantId);
+    const snapshot = await dependency(
+      store.join(
+        {
+          room: msg.room,
+          participantId,
+          nodeId,
+          // The token's identity and name win over what the client claims.
+          name: claims?.name ?? msg.name ?? '',
+          meta,
+          identity: claims?.sub ?? null,
+          resumeHash: next.hash,
+          maxParticipants: this.opts.maxParticipantsPerRoom,
+        },
+        (s) => channel.publishAndAwaitEcho(msg.room, Kind.PeerJoined, participantId, s.seq, encode.peerJoined(msg.room, s.self)),
+      ),
+      log,
+    );
+    // Local peers have seen peer-joined once its echo is back: only then may the newcomer speak.
+    await channel.echo(Kind.PeerJoined, msg.room, participantId, snapshot.seq);
+    return { snapshot, secret: next.secret, isResumed: false };
+  }
+}

@@ -1,0 +1,15 @@
+// The one rule for awaiting the database or the bus on a client's behalf: a failure reaches the
+// client as `unavailable` (a value it can retry on), never as `internal`.
+import type { Logger } from 'pino';
+import { ProtocolError, isProtocolError } from '../protocol/errors.js';
+
+/** Awaits a database or bus call; its failure reaches the client as `unavailable`. */
+export async function dependency<T>(work: Promise<T>, log: Logger): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (isProtocolError(err)) throw err;
+    log.warn({ err: String(err) }, 'a dependency failed');
+    throw new ProtocolError('unavailable', 'the database or the bus is unreachable; retry later');
+  }
+}
