@@ -10,6 +10,9 @@ import type { RoomChannel } from './room-channel.js';
 import { RoomView } from './room-view.js';
 import { topicOf, type HeldEvent, type LocalFanout, type LocalMember } from './session.js';
 
+/** After this long without news, a signal published to the bus is taken as lost, not in flight. */
+const IN_FLIGHT_STALE_MS = 5000;
+
 export interface LocalRoomsOptions {
   channel: RoomChannel;
   gaps: GapSignals;
@@ -28,7 +31,7 @@ export class LocalRooms {
    * any are in flight, a recipient that became local meanwhile still gets signals through the bus,
    * so the direct path cannot overtake them.
    */
-  private readonly signalsInFlight = new Map<string, number>();
+  private readonly signalsInFlight = new Map<string, { count: number; at: number }>();
   private readonly channel: RoomChannel;
   private readonly gaps: GapSignals;
   private readonly fanout: LocalFanout;
@@ -152,7 +155,7 @@ export class LocalRooms {
       target.room !== room ||
       target.status !== 'joined' ||
       this.gaps.isClaiming(to) ||
-      this.signalsInFlight.has(to)
+      this.hasSignalsInFlight(to)
     ) {
       return false;
     }
@@ -163,15 +166,33 @@ export class LocalRooms {
 
   /** A signal for `to` is about to be published: later ones follow it through the bus. */
   signalPublished(to: string): void {
-    this.signalsInFlight.set(to, (this.signalsInFlight.get(to) ?? 0) + 1);
+    const inFlight = this.signalsInFlight.get(to);
+    if (inFlight) {
+      inFlight.count++;
+      inFlight.at = performance.now();
+    } else {
+      this.signalsInFlight.set(to, { count: 1, at: performance.now() });
+    }
   }
 
   /** A published signal came back from the bus, or its publish failed. */
   signalLanded(target: string): void {
-    const count = this.signalsInFlight.get(target);
-    if (count === undefined) return;
-    if (count <= 1) this.signalsInFlight.delete(target);
-    else this.signalsInFlight.set(target, count - 1);
+    const inFlight = this.signalsInFlight.get(target);
+    if (!inFlight) return;
+    if (inFlight.count <= 1) this.signalsInFlight.delete(target);
+    else inFlight.count--;
+  }
+
+  /**
+   * Whether signals to `to` published by this node may still be on the bus. One that never comes
+   * back (lost with a subscriber connection) stops counting after a while instead of for ever.
+   */
+  private hasSignalsInFlight(to: string): boolean {
+    const inFlight = this.signalsInFlight.get(to);
+    if (!inFlight) return false;
+    if (performance.now() - inFlight.at < IN_FLIGHT_STALE_MS) return true;
+    this.signalsInFlight.delete(to);
+    return false;
   }
 
   /** Sends a broadcast to the sender's local peers through the sender's socket. */
@@ -240,11 +261,15 @@ export class LocalRooms {
     }
   }
 
-  /** Sends signal frames to a local participant, in order (gap signals, early signals). */
+  /**
+   * Sends signal frames to a local participant, in order (gap signals, early signals). If its
+   * connection ended meanwhile, this node keeps them for its next resume, as any gap signal.
+   */
   deliverSignals(participantId: string, frames: string[]): void {
     const member = this.localById.get(participantId);
     if (!member || member.session.isClosed) {
-      if (frames.length > 0) this.metrics.dropped.labels('recipient-gone').inc(frames.length);
+      if (this.gaps.owns(participantId)) for (const frame of frames) this.gaps.store(participantId, frame);
+      else if (frames.length > 0) this.metrics.dropped.labels('recipient-gone').inc(frames.length);
       return;
     }
     for (const frame of frames) member.session.link.send(frame);

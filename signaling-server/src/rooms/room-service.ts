@@ -237,9 +237,12 @@ export class RoomService {
       member.status = 'joined';
       this.local.addJoined(member);
       if (session.isClosed) {
-        // The connection went away while the join was in flight: the participant starts its grace.
+        // The connection went away while the join was in flight: the participant starts its grace,
+        // and what was sent to it meanwhile is kept for its resume like any gap signal.
+        const held = this.local.enterGrace(member);
+        this.local.deliverHolds(member);
         this.gaps.markJoined(member.id);
-        void this.startGrace([this.local.enterGrace(member)], 'disconnected');
+        void this.startGrace([held], 'disconnected');
         return;
       }
       session.link.subscribe(topicOf(room));
@@ -267,7 +270,7 @@ export class RoomService {
       if (!session.isClosed) session.link.send(encode.left(requestId, room));
       this.log.info({ room, participant: member.id }, 'left');
     } catch (err) {
-      this.replyError(session, requestId, err);
+      if (!session.isClosed) this.replyError(session, requestId, err);
     }
   }
 
