@@ -31,6 +31,8 @@ const ConfigSchema = z.object({
   NODE_HEARTBEAT_MS: int(5_000, 100),
   IDLE_TIMEOUT_MS: int(30_000, 8_000, 960_000),
   DB_TIMEOUT_MS: int(5_000, 100),
+  /** Postgres connections per node; every node of the cluster opens up to this many. */
+  DB_POOL_SIZE: int(20, 1, 1000),
   REDIS_TIMEOUT_MS: int(3_000, 100),
   MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
   MAX_ROOMS_PER_CONNECTION: int(16, 1),

@@ -3,11 +3,12 @@
 // restart; publishing while disconnected fails at once instead of queueing, so callers can answer
 // `unavailable` rather than hang.
 //
-// Publishes are batched: what one event-loop turn publishes to a channel goes out as one PUBLISH
-// whose payload joins the messages with RECORD_SEPARATOR, and the PUBLISHes of all channels of
-// that turn go out as one pipeline (one socket write). The receiver splits a payload before its
-// handlers see it. Order per channel is kept (a batch is in call order, batches go out in order on
-// one connection); order across channels is not, and nothing relies on it.
+// Publishes are batched per event-loop turn. The first message of a turn is written at once, as
+// its own PUBLISH; what else the turn publishes to a channel goes out, once the turn's I/O is done,
+// as one PUBLISH whose payload joins the messages with RECORD_SEPARATOR, and the PUBLISHes of all
+// channels go out as one pipeline (one socket write). The receiver splits a payload before its
+// handlers see it. Order per channel is kept: every message is written after the ones published
+// before it, on one connection. Order across channels is not, and nothing relies on it.
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BusHandler, RoomBus } from './bus.js';
@@ -48,6 +49,7 @@ export class RedisBus implements RoomBus {
   private readonly open = new Map<string, Batch>();
   /** Batches that were closed because they grew too big, oldest first; they go out before `open`. */
   private readonly closed: Batch[] = [];
+  /** Set by the first publish of a turn (which goes out at once) until the flush at the turn's end. */
   private isFlushScheduled = false;
   private readonly flushNow = () => this.flush();
 
@@ -81,12 +83,19 @@ export class RedisBus implements RoomBus {
     return bus;
   }
 
-  /** Adds the message to its channel's batch; resolves when Redis acknowledged that batch's PUBLISH. */
+  /** Resolves when Redis acknowledged the PUBLISH that carried the message. */
   publish(room: string, payload: string): Promise<void> {
     if (this.pub.status !== 'ready') return Promise.reject(new Error('the redis publisher is not connected'));
     // A separator inside a message would split it in two on the other side: refuse it loudly.
     if (payload.includes(RECORD_SEPARATOR)) return Promise.reject(new Error('a bus message may not contain \\x1e'));
     const channel = this.channelPrefix + room;
+    if (!this.isFlushScheduled) {
+      // The first message of a turn goes out at once, as one command: at low rates batching would
+      // only add work. Whatever follows it in this turn waits for the flush, after it.
+      this.isFlushScheduled = true;
+      setImmediate(this.flushNow);
+      return this.pub.publish(channel, payload).then(ignore);
+    }
     let batch = this.open.get(channel);
     if (batch && batch.payload.length + payload.length >= MAX_BATCH_CHARS) {
       this.closed.push(batch);
@@ -98,11 +107,6 @@ export class RedisBus implements RoomBus {
       batch = newBatch(channel, payload);
       this.open.set(channel, batch);
     }
-    if (!this.isFlushScheduled) {
-      this.isFlushScheduled = true;
-      // After the I/O callbacks of this turn: the messages of every socket read in it share a write.
-      setImmediate(this.flushNow);
-    }
     return batch.promise;
   }
 
@@ -111,10 +115,6 @@ export class RedisBus implements RoomBus {
     const batches = this.closed.length > 0 ? [...this.closed.splice(0), ...this.open.values()] : [...this.open.values()];
     this.open.clear();
     if (batches.length === 0) return;
-    (globalThis as any).__f = ((globalThis as any).__f ?? 0) + 1;
-    (globalThis as any).__c = ((globalThis as any).__c ?? 0) + batches.length;
-    (globalThis as any).__m = ((globalThis as any).__m ?? 0) + batches.reduce((n, b) => n + b.payload.split(RECORD_SEPARATOR).length, 0);
-    if (!(globalThis as any).__t) (globalThis as any).__t = setInterval(() => { const g = globalThis as any; this.opts.log.warn({ flushes: g.__f, channels: g.__c, msgs: g.__m }, 'BATCHSTAT'); }, 5000).unref();
     if (batches.length === 1) {
       const [batch] = batches as [Batch];
       this.pub.publish(batch.channel, batch.payload).then(() => batch.resolve(), batch.reject);
@@ -176,6 +176,8 @@ export class RedisBus implements RoomBus {
     this.sub.disconnect();
   }
 }
+
+const ignore = () => {};
 
 function newBatch(channel: string, payload: string): Batch {
   let resolve!: () => void;

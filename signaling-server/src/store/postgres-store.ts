@@ -47,26 +47,28 @@ export class PostgresStore implements RoomStore {
   join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot> {
     return this.timed('join', () =>
       this.db.transaction().execute(async (tx) => {
-        await tx.insertInto('rooms').values({ name: req.room, state: null }).onConflict((oc) => oc.doNothing()).execute();
-        const room = await lockRoom(tx, req.room);
-        const peers = await listPeers(tx, req.room);
-        if (peers.length >= req.maxParticipants) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
-        await tx
-          .insertInto('participants')
-          .values({
-            id: req.participantId,
-            room: req.room,
-            node_id: req.nodeId,
-            identity: req.identity,
-            name: req.name,
-            meta: json(req.meta),
-            status: 'connected',
-            resume_hash: req.resumeHash,
-          })
-          .execute();
-        const seq = await bumpSeq(tx, req.room);
-        await logEvent(tx, req.room, req.participantId, req.nodeId, 'join');
-        const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: room.state, seq };
+        // Each statement is a round trip with the room locked: the lock, then everything else in one.
+        const room = await lockOrCreateRoomTakingSeq(tx, req.room);
+        const { rows } = await sql<{ admitted: boolean; peers: Peer[] }>`
+          WITH peers AS (
+            SELECT id, name, meta, joined_at FROM participants WHERE room = ${req.room}
+          ), admitted AS (
+            INSERT INTO participants (id, room, node_id, identity, name, meta, status, resume_hash)
+            SELECT ${req.participantId}, ${req.room}, ${req.nodeId}, ${req.identity}, ${req.name}, ${json(req.meta)},
+                   'connected', ${req.resumeHash}
+            WHERE (SELECT count(*) FROM peers) < ${req.maxParticipants}
+            RETURNING id
+          ), logged AS (
+            INSERT INTO room_events (room, participant_id, node_id, kind)
+            SELECT ${req.room}, id, ${req.nodeId}, 'join' FROM admitted
+          )
+          SELECT EXISTS (SELECT 1 FROM admitted) AS admitted,
+                 coalesce((SELECT json_agg(json_build_object('id', id, 'name', name, 'meta', meta) ORDER BY joined_at) FROM peers), '[]') AS peers
+        `.execute(tx);
+        const { admitted, peers } = rows[0]!;
+        // Rolls back, seq included: the seq it took is never handed out again.
+        if (!admitted) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
+        const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: room.state, seq: room.seq };
         await announce(snapshot);
         return snapshot;
       }),
@@ -88,16 +90,23 @@ export class PostgresStore implements RoomStore {
           .forUpdate()
           .executeTakeFirst();
         if (!row || !row.is_live || row.resume_hash !== req.resumeHash || row.identity !== req.identity) return null;
-        await tx
-          .updateTable('participants')
-          .set({ node_id: req.nodeId, status: 'connected', grace_until: null, disconnect_reason: null, resume_hash: req.nextResumeHash })
-          .where('id', '=', req.participantId)
-          .execute();
-        await logEvent(tx, req.room, req.participantId, req.nodeId, 'resume');
-        const peers = (await listPeers(tx, req.room)).filter((p) => p.id !== req.participantId);
+        const { rows } = await sql<{ peers: Peer[] }>`
+          WITH resumed AS (
+            UPDATE participants
+            SET node_id = ${req.nodeId}, status = 'connected', grace_until = NULL, disconnect_reason = NULL,
+                resume_hash = ${req.nextResumeHash}
+            WHERE id = ${req.participantId}
+            RETURNING id
+          ), logged AS (
+            INSERT INTO room_events (room, participant_id, node_id, kind)
+            SELECT ${req.room}, id, ${req.nodeId}, 'resume' FROM resumed
+          )
+          SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'meta', meta) ORDER BY joined_at), '[]') AS peers
+          FROM participants WHERE room = ${req.room} AND id <> ${req.participantId}
+        `.execute(tx);
         const previousNodeId = row.status === 'connected' && row.node_id !== req.nodeId ? row.node_id : null;
         const self: Peer = { id: row.id, name: row.name, meta: row.meta };
-        return { self, peers, state: room.state, seq: room.seq, previousNodeId };
+        return { self, peers: rows[0]!.peers, state: room.state, seq: room.seq, previousNodeId };
       }),
     );
   }
@@ -106,16 +115,22 @@ export class PostgresStore implements RoomStore {
     return this.timed('leave', () =>
       this.db.transaction().execute(async (tx) => {
         await lockRoom(tx, m.room);
-        const deleted = await tx
-          .deleteFrom('participants')
-          .where('id', '=', m.participantId)
-          .where('room', '=', m.room)
-          .returning('id')
-          .executeTakeFirst();
-        if (!deleted) return null;
-        const seq = await bumpSeq(tx, m.room);
-        await logEvent(tx, m.room, m.participantId, nodeId, 'leave');
-        const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'left', seq };
+        // The delete, the seq and the log entry in one round trip; no seq is taken if nothing left.
+        const { rows } = await sql<{ seq: number }>`
+          WITH gone AS (
+            DELETE FROM participants WHERE id = ${m.participantId} AND room = ${m.room} RETURNING id
+          ), bumped AS (
+            UPDATE rooms SET seq = nextval('membership_seq')
+            WHERE name = ${m.room} AND EXISTS (SELECT 1 FROM gone)
+            RETURNING seq
+          ), logged AS (
+            INSERT INTO room_events (room, participant_id, node_id, kind)
+            SELECT ${m.room}, ${m.participantId}, ${nodeId}, 'leave' FROM bumped
+          )
+          SELECT seq::float8 AS seq FROM bumped
+        `.execute(tx);
+        if (rows.length === 0) return null;
+        const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'left', seq: rows[0]!.seq };
         await announce(departure);
         return departure;
       }),
@@ -143,15 +158,20 @@ export class PostgresStore implements RoomStore {
   writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite> {
     return this.timed('state', () =>
       this.db.transaction().execute(async (tx): Promise<StateWrite> => {
-        const updated = await tx
-          .updateTable('rooms')
-          .set({ state: json(data), version: sql`version + 1`, updated_at: sql`now()` })
-          .where('name', '=', m.room)
-          .where('version', '=', expectedVersion)
-          .returning('version')
-          .executeTakeFirst();
+        // The compare-and-set takes the room's row lock; the log entry rides along in the same statement.
+        const { rows } = await sql<{ version: number }>`
+          WITH updated AS (
+            UPDATE rooms SET state = ${json(data)}, version = version + 1, updated_at = now()
+            WHERE name = ${m.room} AND version = ${expectedVersion}
+            RETURNING version
+          ), logged AS (
+            INSERT INTO room_events (room, participant_id, node_id, kind, detail)
+            SELECT ${m.room}, ${m.participantId}, NULL, 'state', jsonb_build_object('version', version) FROM updated
+          )
+          SELECT version FROM updated
+        `.execute(tx);
+        const updated = rows[0];
         if (!updated) return { ok: false, current: await readRoomState(tx, m.room) };
-        await logEvent(tx, m.room, m.participantId, null, 'state', { version: updated.version });
         await announce(updated.version);
         return { ok: true, version: updated.version };
       }),
@@ -295,14 +315,27 @@ async function lockRoom(tx: Tx, room: string, opts?: { mayBeMissing: true }) {
   return { state: { version: row.version, data: row.state }, seq: row.seq };
 }
 
+/**
+ * Creates the room if needed and locks its row, and takes the room's next membership seq, in one
+ * statement (ON CONFLICT DO UPDATE also locks a row that a concurrent transaction is creating, once
+ * that commits). The seq of an existing room is taken by the DO UPDATE, after the lock: a seq taken
+ * before waiting for the lock could be older than that of the change the wait was for. The
+ * nextval() in VALUES is taken before the lock, which is harmless only because a room being
+ * created has no earlier change; on conflict that value is simply skipped.
+ */
+async function lockOrCreateRoomTakingSeq(tx: Tx, room: string): Promise<{ state: RoomState; seq: number }> {
+  const { rows } = await sql<{ state: Record<string, unknown> | null; version: number; seq: number }>`
+    INSERT INTO rooms (name, state, seq) VALUES (${room}, NULL, nextval('membership_seq'))
+    ON CONFLICT (name) DO UPDATE SET seq = nextval('membership_seq')
+    RETURNING state, version, seq::float8 AS seq
+  `.execute(tx);
+  const row = rows[0]!;
+  return { state: { version: row.version, data: row.state }, seq: row.seq };
+}
+
 async function readRoomState(db: Kysely<Database>, room: string): Promise<RoomState> {
   const row = await db.selectFrom('rooms').select(['state', 'version']).where('name', '=', room).executeTakeFirst();
   return row ? { version: row.version, data: row.state } : { version: 0, data: null };
-}
-
-async function listPeers(tx: Tx, room: string): Promise<Peer[]> {
-  const rows = await tx.selectFrom('participants').select(['id', 'name', 'meta']).where('room', '=', room).orderBy('joined_at').execute();
-  return rows.map((r) => ({ id: r.id, name: r.name, meta: r.meta }));
 }
 
 /** Takes the room's next membership sequence number; call with the room row locked. */
