@@ -34,7 +34,8 @@ const ConfigSchema = z.object({
   /** Postgres connections per node; every node of the cluster opens up to this many. */
   DB_POOL_SIZE: int(20, 1, 1000),
   REDIS_TIMEOUT_MS: int(3_000, 100),
-  MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 16 * 1024 * 1024),
+  // At most 1 MiB: a node reads frames up to 16 times this before refusing them.
+  MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 1024 * 1024),
   MAX_ROOMS_PER_CONNECTION: int(16, 1),
   MAX_PARTICIPANTS_PER_ROOM: int(50, 1),
   SEND_BUFFER_BYTES: int(1024 * 1024, 16 * 1024),
