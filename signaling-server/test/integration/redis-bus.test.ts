@@ -53,3 +53,22 @@ it('stops delivering after unsubscribe', async () => {
   while (got.length < 1) await new Promise((r) => setTimeout(r, 5));
   expect(got).toEqual([['marker', 'seen']]);
 });
+
+it('refuses a message that contains the batch separator instead of splitting it on the way', async () => {
+  const sender = await bus();
+  await expect(sender.publish('r', 'one\x1etwo')).rejects.toThrow('\\x1e');
+});
+
+it('carries the publishes of one turn to several rooms, each room in order', async () => {
+  const [sender, receiver] = [await bus(), await bus()];
+  const got = collect(receiver);
+  await receiver.subscribe('x');
+  await receiver.subscribe('y');
+  const sent = [];
+  for (let i = 0; i < 50; i++) sent.push(sender.publish(i % 2 ? 'x' : 'y', `m${i}`));
+  await Promise.all(sent);
+  while (got.length < 50) await new Promise((r) => setTimeout(r, 5));
+  const of = (room: string) => got.filter(([r]) => r === room).map(([, p]) => p);
+  expect(of('x')).toEqual(Array.from({ length: 25 }, (_, i) => `m${2 * i + 1}`));
+  expect(of('y')).toEqual(Array.from({ length: 25 }, (_, i) => `m${2 * i}`));
+});
