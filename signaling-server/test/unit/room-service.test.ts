@@ -79,7 +79,9 @@ describe('RoomService', () => {
     expect(await alice.request({ type: 'state', room: 'outage', data: {}, version: 0 })).toMatchObject({ code: 'unavailable' });
     expect(await alice.request({ type: 'signal', room: 'outage', to: bj.self.id, data: 'still here' })).toMatchObject({ type: 'ack' });
     expect(await bob.waitFor((m) => m.type === 'signal')).toMatchObject({ from: aj.self.id, data: 'still here' });
-    expect(a.metrics.errors.labels('unavailable')).toBeDefined();
+    // Both refusals on node a are counted, by their code.
+    const { values } = await a.metrics.errors.get();
+    expect(values.find((v) => v.labels.code === 'unavailable')?.value).toBe(2);
   });
 
   it('records the grace period once the database is back, when it was down at disconnect', async () => {
