@@ -33,6 +33,8 @@ const ConfigSchema = z.object({
   DB_TIMEOUT_MS: int(5_000, 100),
   /** Postgres connections per node; every node of the cluster opens up to this many. */
   DB_POOL_SIZE: int(20, 1, 1000),
+  /** Postgres's synchronous_commit for this node's sessions; unset keeps the server's setting. */
+  DB_SYNCHRONOUS_COMMIT: optionalString.pipe(z.enum(['on', 'off', 'local', 'remote_write', 'remote_apply']).optional()),
   REDIS_TIMEOUT_MS: int(3_000, 100),
   // At most 1 MiB: a node reads frames up to 16 times this before refusing them.
   MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 1024 * 1024),

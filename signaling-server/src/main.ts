@@ -31,6 +31,7 @@ async function start(config: Config, log: Logger) {
     dataDir: config.DATA_DIR,
     timeoutMs: config.DB_TIMEOUT_MS,
     poolSize: config.DB_POOL_SIZE,
+    synchronousCommit: config.DB_SYNCHRONOUS_COMMIT,
   });
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');

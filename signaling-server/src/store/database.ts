@@ -18,7 +18,20 @@ export interface OpenDatabase {
 /** Connections per node unless told otherwise (DB_POOL_SIZE). */
 export const DEFAULT_POOL_SIZE = 20;
 
-export async function openDatabase(opts: { url?: string; dataDir: string; timeoutMs: number; poolSize?: number }): Promise<OpenDatabase> {
+export interface DatabaseOptions {
+  url?: string;
+  dataDir: string;
+  timeoutMs: number;
+  poolSize?: number;
+  /**
+   * synchronous_commit for every session of the pool (Postgres only). `off` lets a commit return
+   * before its WAL reaches the disk: a Postgres crash can then forget the last few hundred ms of
+   * joins, leaves and state writes, but a commit no longer waits for an fsync with the room locked.
+   */
+  synchronousCommit?: 'on' | 'off' | 'local' | 'remote_write' | 'remote_apply';
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase> {
   if (opts.url) {
     const pool = new pg.Pool({
       connectionString: opts.url,
@@ -29,6 +42,8 @@ export async function openDatabase(opts: { url?: string; dataDir: string; timeou
       statement_timeout: opts.timeoutMs,
       idleTimeoutMillis: 30_000,
       application_name: 'signaling',
+      // A startup parameter, so no statement is spent on it; unset keeps the server's setting.
+      ...(opts.synchronousCommit ? { options: `-c synchronous_commit=${opts.synchronousCommit}` } : {}),
     });
     // An idle client that loses its server emits 'error' on the pool; without a listener that
     // would crash the process. The next query reconnects.

@@ -1,5 +1,6 @@
 // PostgresStore against a real Postgres: the RoomStore contract, and migrations that several nodes
 // may run at once.
+import { sql } from 'kysely';
 import { afterAll, expect, it } from 'vitest';
 import { openDatabase, type OpenDatabase } from '../../src/store/database.js';
 import { migrateToLatest } from '../../src/store/migrations.js';
@@ -35,4 +36,26 @@ it('applies the migrations once when several nodes start at the same moment', as
   const applied = await Promise.all(databases.map((d) => migrateToLatest(d.db)));
   expect(applied.flat()).toEqual(['001_initial']);
   expect(await migrateToLatest(databases[0]!.db)).toEqual([]);
+});
+
+it('runs every session with the configured synchronous_commit, and leaves the server default alone otherwise', async () => {
+  const url = await createTestDatabase();
+  const setting = async (database: OpenDatabase) => {
+    const { rows } = await sql<{ synchronous_commit: string }>`SHOW synchronous_commit`.execute(database.db);
+    return rows[0]!.synchronous_commit;
+  };
+  const relaxed = await openDatabase({ url, dataDir: '', timeoutMs: 5000, synchronousCommit: 'off' });
+  opened.push(relaxed);
+  const plain = await open(url);
+  const serverDefault = await setting(plain);
+  expect(await setting(relaxed)).toBe('off');
+  expect(serverDefault).not.toBe('off');
+  // Inside a transaction too: the setting is the session's, not one statement's.
+  expect(
+    await relaxed.db
+      .transaction()
+      .execute((tx) => sql<{ s: string }>`SELECT current_setting('synchronous_commit') AS s`.execute(tx)),
+  ).toMatchObject({
+    rows: [{ s: 'off' }],
+  });
 });

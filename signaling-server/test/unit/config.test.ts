@@ -15,6 +15,7 @@ describe('configuration', () => {
     });
     expect(config.DATABASE_URL).toBeUndefined();
     expect(config.REDIS_URL).toBeUndefined();
+    expect(config.DB_SYNCHRONOUS_COMMIT).toBeUndefined();
     expect(config.NODE_ID).toMatch(/^.+-[0-9a-f]{6}$/);
   });
 
@@ -25,6 +26,7 @@ describe('configuration', () => {
     expect(() => loadConfig({ REDIS_URL: 'not a url' })).toThrow(/REDIS_URL/);
     expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
     expect(() => loadConfig({ NODE_ID: 'has space' })).toThrow(/NODE_ID/);
+    expect(() => loadConfig({ DB_SYNCHRONOUS_COMMIT: 'sometimes' })).toThrow(/DB_SYNCHRONOUS_COMMIT/);
   });
 
   it('treats empty strings as unset for the backing services', () => {
