@@ -8,7 +8,8 @@ import { MemoryMailbox, RedisMailbox, type ParticipantMailbox } from './bus/mail
 import type { RoomBus } from './bus/bus.js';
 import { drain } from './cluster/drain.js';
 import { Heartbeat } from './cluster/heartbeat.js';
-import { PodWatcher, isInCluster } from './cluster/pod-watcher.js';
+import { isInCluster } from './cluster/in-cluster.js';
+import type { PodWatcher } from './cluster/pod-watcher.js';
 import { Reaper } from './cluster/reaper.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -107,7 +108,7 @@ async function start(config: Config, log: Logger) {
   heartbeat.start();
   const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
   reaper.start();
-  const podWatcher = startPodWatcher(config, log, (pod) => void reaper.evictNode(pod));
+  const podWatcher = await startPodWatcher(config, log, (pod) => void reaper.evictNode(pod));
 
   const staticFiles = new StaticFiles([
     { prefix: '/client/', dir: fileURLToPath(new URL('../../client/dist/', import.meta.url)) },
@@ -178,13 +179,15 @@ async function start(config: Config, log: Logger) {
 }
 
 /** Watches this Deployment's pods when running in Kubernetes, so a deleted pod's participants go at once. */
-function startPodWatcher(config: Config, log: Logger, onPodGone: (pod: string) => void): PodWatcher | null {
+async function startPodWatcher(config: Config, log: Logger, onPodGone: (pod: string) => void): Promise<PodWatcher | null> {
   const isOn = config.K8S_POD_WATCH === 'on' || (config.K8S_POD_WATCH === 'auto' && isInCluster());
   if (!isOn) return null;
   if (!config.K8S_POD_SELECTOR || !config.POD_NAMESPACE) {
     log.warn('K8S_POD_WATCH is on but K8S_POD_SELECTOR or POD_NAMESPACE is unset: relying on heartbeats alone');
     return null;
   }
+  // Loaded only here: the Kubernetes client is large and a node outside Kubernetes never needs it.
+  const { PodWatcher } = await import('./cluster/pod-watcher.js');
   const watcher = new PodWatcher({ namespace: config.POD_NAMESPACE, labelSelector: config.K8S_POD_SELECTOR, onPodGone, log });
   watcher.start().catch((err) => log.warn({ err: String(err) }, 'pod watcher failed to start; relying on heartbeats'));
   return watcher;

@@ -2,7 +2,6 @@
 // the list's resourceVersion) and reports each pod that is gone (deleted, Failed or Succeeded) once,
 // so the reaper can free its participants without waiting for heartbeats to expire. It is an
 // accelerator only: on any API error it logs, backs off and retries; heartbeats remain the backstop.
-import { existsSync } from 'node:fs';
 import {
   CoreV1Api,
   KubeConfig,
@@ -28,13 +27,6 @@ export interface PodWatcherOptions {
   /** Delay before retrying after an error, doubling up to maxBackoffMs, with jitter. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
-}
-
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-/** True when the process runs in a pod with a service account token mounted. */
-export function isInCluster(env: NodeJS.ProcessEnv = process.env, tokenPath = SERVICE_ACCOUNT_TOKEN): boolean {
-  return Boolean(env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(tokenPath));
 }
 
 // The shapes read from the API; list items arrive deserialised, watch objects as raw JSON, and

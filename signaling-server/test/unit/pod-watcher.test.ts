@@ -11,7 +11,8 @@ import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PodWatcher, isInCluster, type PodWatcherOptions } from '../../src/cluster/pod-watcher.js';
+import { isInCluster } from '../../src/cluster/in-cluster.js';
+import { PodWatcher, type PodWatcherOptions } from '../../src/cluster/pod-watcher.js';
 
 const NS = 'signaling-test';
 const SELECTOR = 'app.kubernetes.io/name=signaling';
