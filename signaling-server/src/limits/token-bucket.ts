@@ -45,8 +45,9 @@ export class TokenBucket {
  */
 export class AbuseCounter {
   // Ring of the last maxStrikes + 1 strike times: the window holds too many strikes exactly when
-  // the oldest of them is still inside it.
-  private readonly times: Float64Array;
+  // the oldest of them is still inside it. Allocated at the first strike: every connection has a
+  // counter and almost none ever strikes, and an idle connection should cost as little as it can.
+  private times: Float64Array | null = null;
   private next = 0;
   private count = 0;
 
@@ -57,17 +58,17 @@ export class AbuseCounter {
   ) {
     if (!Number.isInteger(maxStrikes) || maxStrikes < 0) throw new RangeError('maxStrikes must be an integer >= 0');
     if (!(windowMs > 0)) throw new RangeError('windowMs must be > 0');
-    this.times = new Float64Array(maxStrikes + 1);
   }
 
   strike(): boolean {
     const t = this.now();
-    this.times[this.next] = t;
-    this.next = (this.next + 1) % this.times.length;
-    if (this.count < this.times.length) this.count += 1;
-    if (this.count < this.times.length) return false;
+    const times = (this.times ??= new Float64Array(this.maxStrikes + 1));
+    times[this.next] = t;
+    this.next = (this.next + 1) % times.length;
+    if (this.count < times.length) this.count += 1;
+    if (this.count < times.length) return false;
     // After the write, `next` points at the oldest of the last maxStrikes + 1 strikes.
-    const oldest = this.times[this.next] as number;
+    const oldest = times[this.next] as number;
     return t - oldest < this.windowMs;
   }
 

@@ -81,6 +81,7 @@ export class SignalingServer {
     this.allowedOrigins = opts.allowedOrigins ? new Set(opts.allowedOrigins) : undefined;
     const refused = (reason: string) => metrics.dropped.labels(`upgrade-${reason}`).inc();
     const rateLimited = metrics.dropped.labels('rate-limit');
+    const backpressureDropped = metrics.dropped.labels('backpressure');
     const received = new Map<string, ReturnType<typeof metrics.messagesReceived.labels>>();
     const countReceived = (type: string) => {
       let counter = received.get(type);
@@ -148,7 +149,7 @@ export class SignalingServer {
 
       open: (ws) => {
         const conn = ws.getUserData();
-        conn.session = opts.rooms.connect(this.linkFor(ws, conn), conn.claims);
+        conn.session = opts.rooms.connect(new UwsLink(ws, conn, backpressureDropped), conn.claims);
         this.sockets.add(ws);
         metrics.connections.set(this.sockets.size);
         ws.send(encode.welcome(opts.nodeId, heartbeatMs));
@@ -320,29 +321,6 @@ export class SignalingServer {
     this.app.publish(topic, frame, false, false);
   }
 
-  private linkFor(ws: WebSocket<Connection>, conn: Connection): ClientLink {
-    const dropped = this.opts.metrics.dropped.labels('backpressure');
-    return {
-      send: (frame) => {
-        if (conn.isClosed) return;
-        // 2 = dropped: the socket is past its send buffer bound and uWS is closing it.
-        if (ws.send(frame, false, false) === 2) dropped.inc();
-      },
-      subscribe: (topic) => {
-        if (!conn.isClosed) ws.subscribe(topic);
-      },
-      unsubscribe: (topic) => {
-        if (!conn.isClosed) ws.unsubscribe(topic);
-      },
-      publish: (topic, frame) => {
-        if (!conn.isClosed) ws.publish(topic, frame, false, false);
-      },
-      close: (code, reason) => {
-        if (!conn.isClosed) ws.end(code, reason);
-      },
-    };
-  }
-
   private answerLater(res: HttpResponse, produce: () => Promise<{ status: string; type: string; body: string }>) {
     let isAborted = false;
     res.onAborted(() => (isAborted = true));
@@ -355,5 +333,39 @@ export class SignalingServer {
         if (!isAborted) res.cork(() => res.writeStatus('500 Internal Server Error').end('internal error'));
       },
     );
+  }
+}
+
+/**
+ * The rooms layer's handle on one socket. A class rather than an object of closures: a node holds
+ * one per connection, and methods on a prototype cost an idle connection nothing.
+ */
+class UwsLink implements ClientLink {
+  constructor(
+    private readonly ws: WebSocket<Connection>,
+    private readonly conn: Connection,
+    private readonly dropped: { inc(): void },
+  ) {}
+
+  send(frame: string): void {
+    if (this.conn.isClosed) return;
+    // 2 = dropped: the socket is past its send buffer bound and uWS is closing it.
+    if (this.ws.send(frame, false, false) === 2) this.dropped.inc();
+  }
+
+  subscribe(topic: string): void {
+    if (!this.conn.isClosed) this.ws.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.conn.isClosed) this.ws.unsubscribe(topic);
+  }
+
+  publish(topic: string, frame: string): void {
+    if (!this.conn.isClosed) this.ws.publish(topic, frame, false, false);
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.conn.isClosed) this.ws.end(code, reason);
   }
 }
