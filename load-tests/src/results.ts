@@ -54,7 +54,13 @@ export interface IdleResult {
   failed: number;
   rssBeforeBytes: number;
   rssAfterBytes: number;
+  /** (RSS after − RSS before) / connected: the average, fixed growth of a cold node included. */
   bytesPerConnection: number | null;
+  /** Connections of the first half, and the node's RSS once they had settled. */
+  halfConnected?: number;
+  rssHalfBytes?: number;
+  /** (RSS after − RSS at half) / connections of the second half: what one more connection costs. */
+  marginalBytesPerConnection?: number | null;
   joinsPerS: number;
 }
 

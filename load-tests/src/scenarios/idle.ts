@@ -2,7 +2,7 @@
 // each one costs that node. Clients are spread over worker threads and 127.0.0.x source addresses.
 import { maxOpenFiles, rssBytes, startCpuMeter } from '../procstat.js';
 import type { Cluster } from '../cluster/cluster.js';
-import { WorkerPool } from '../worker/pool.js';
+import { WorkerPool, type SetupResult } from '../worker/pool.js';
 import type { WorkerPlan } from '../worker/messages.js';
 import type { ScenarioResult } from '../results.js';
 import { round, split, type GeneratorOptions } from './engine.js';
@@ -32,29 +32,44 @@ export async function runIdle(spec: IdleSpec, cluster: Cluster, gen: GeneratorOp
 
   const rssBefore = rssBytes(node.pid);
   const cpu = startCpuMeter([node.pid]);
-  const parts = split(attempted, gen.workers);
   const sources = sourceAddresses(attempted, gen.minSources, gen.clientsPerSource);
-  const plans: WorkerPlan[] = parts.map((p, i) => ({
-    index: i,
-    workers: gen.workers,
-    target: cluster.kind,
-    urls: [node.wsUrl],
-    sourceAddresses: sources,
-    runId: gen.runId,
-    payloadBytes: 0,
-    connectConcurrency: gen.connectConcurrency,
-    requestTimeoutMs: gen.requestTimeoutMs,
-    idle: { firstClient: p.first, clients: p.count, roomSize: spec.roomSize },
-  }));
-  const pool = new WorkerPool(plans);
+  // Filled in two halves with a settle after each. The RSS the second half adds is the marginal
+  // cost of a connection: free of what any node grows once under load (V8's young generation,
+  // pools, compiled code), which the average over all connections from a cold start includes.
+  const halves = [Math.floor(attempted / 2), attempted - Math.floor(attempted / 2)];
+  const pools: WorkerPool[] = [];
   const progress = setInterval(() => {
     if (!gen.quiet) process.stderr.write(`  idle/${cluster.kind}: node RSS ${(rssBytes(node.pid) / 2 ** 20).toFixed(0)} MiB\n`);
   }, 5_000);
   try {
-    const setup = await pool.ready(Math.max(120_000, attempted * 20));
+    const setups: SetupResult[] = [];
+    const rssAt: number[] = [];
+    let first = 0;
+    for (const count of halves) {
+      const parts = split(count, gen.workers);
+      const plans: WorkerPlan[] = parts.map((p, i) => ({
+        index: i,
+        workers: gen.workers,
+        target: cluster.kind,
+        urls: [node.wsUrl],
+        sourceAddresses: sources,
+        runId: gen.runId,
+        payloadBytes: 0,
+        connectConcurrency: gen.connectConcurrency,
+        requestTimeoutMs: gen.requestTimeoutMs,
+        idle: { firstClient: first + p.first, clients: p.count, roomSize: spec.roomSize },
+      }));
+      first += count;
+      const pool = new WorkerPool(plans);
+      pools.push(pool);
+      setups.push(await pool.ready(Math.max(120_000, count * 20)));
+      await new Promise((resolve) => setTimeout(resolve, spec.settleMs));
+      rssAt.push(rssBytes(node.pid));
+    }
     clearInterval(progress);
-    await new Promise((resolve) => setTimeout(resolve, spec.settleMs));
-    const rssAfter = rssBytes(node.pid);
+    const [halfSetup, secondSetup] = setups as [SetupResult, SetupResult];
+    const [rssHalf, rssAfter] = rssAt as [number, number];
+    const setup = mergeSetups(halfSetup, secondSetup);
     const serverSeconds = cpu.read()[0] ?? 0;
     const connected = setup.connected;
     return {
@@ -73,6 +88,9 @@ export async function runIdle(spec: IdleSpec, cluster: Cluster, gen: GeneratorOp
         rssBeforeBytes: rssBefore,
         rssAfterBytes: rssAfter,
         bytesPerConnection: connected ? Math.round((rssAfter - rssBefore) / connected) : null,
+        halfConnected: halfSetup.connected,
+        rssHalfBytes: rssHalf,
+        marginalBytesPerConnection: secondSetup.connected > 0 ? Math.round((rssAfter - rssHalf) / secondSetup.connected) : null,
         joinsPerS: Math.round(connected / Math.max(0.001, setup.setupMs / 1000)),
       },
       cpu: {
@@ -90,6 +108,12 @@ export async function runIdle(spec: IdleSpec, cluster: Cluster, gen: GeneratorOp
     };
   } finally {
     clearInterval(progress);
-    await pool.close();
+    await Promise.all(pools.map((p) => p.close()));
   }
+}
+
+function mergeSetups(a: SetupResult, b: SetupResult): SetupResult {
+  const errors = { ...a.errors };
+  for (const [k, n] of Object.entries(b.errors)) errors[k] = (errors[k] ?? 0) + n;
+  return { connected: a.connected + b.connected, failed: a.failed + b.failed, setupMs: a.setupMs + b.setupMs, errors };
 }
