@@ -56,8 +56,7 @@ export interface IdleResult {
   rssAfterBytes: number;
   /** (RSS after − RSS before) / connected: the average, fixed growth of a cold node included. */
   bytesPerConnection: number | null;
-  /** Connections of the first half, and the node's RSS once they had settled. */
-  halfConnected?: number;
+  /** The node's RSS once the first half of the connections had settled. */
   rssHalfBytes?: number;
   /** (RSS after − RSS at half) / connections of the second half: what one more connection costs. */
   marginalBytesPerConnection?: number | null;

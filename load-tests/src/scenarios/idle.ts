@@ -2,7 +2,7 @@
 // each one costs that node. Clients are spread over worker threads and 127.0.0.x source addresses.
 import { maxOpenFiles, rssBytes, startCpuMeter } from '../procstat.js';
 import type { Cluster } from '../cluster/cluster.js';
-import { WorkerPool, type SetupResult } from '../worker/pool.js';
+import { WorkerPool, mergeSetups, type SetupResult } from '../worker/pool.js';
 import type { WorkerPlan } from '../worker/messages.js';
 import type { ScenarioResult } from '../results.js';
 import { round, split, type GeneratorOptions } from './engine.js';
@@ -69,7 +69,8 @@ export async function runIdle(spec: IdleSpec, cluster: Cluster, gen: GeneratorOp
     clearInterval(progress);
     const [halfSetup, secondSetup] = setups as [SetupResult, SetupResult];
     const [rssHalf, rssAfter] = rssAt as [number, number];
-    const setup = mergeSetups(halfSetup, secondSetup);
+    // The halves ran one after the other.
+    const setup = mergeSetups(setups, halfSetup.setupMs + secondSetup.setupMs);
     const serverSeconds = cpu.read()[0] ?? 0;
     const connected = setup.connected;
     return {
@@ -88,7 +89,6 @@ export async function runIdle(spec: IdleSpec, cluster: Cluster, gen: GeneratorOp
         rssBeforeBytes: rssBefore,
         rssAfterBytes: rssAfter,
         bytesPerConnection: connected ? Math.round((rssAfter - rssBefore) / connected) : null,
-        halfConnected: halfSetup.connected,
         rssHalfBytes: rssHalf,
         marginalBytesPerConnection: secondSetup.connected > 0 ? Math.round((rssAfter - rssHalf) / secondSetup.connected) : null,
         joinsPerS: Math.round(connected / Math.max(0.001, setup.setupMs / 1000)),
@@ -110,10 +110,4 @@ export async function runIdle(spec: IdleSpec, cluster: Cluster, gen: GeneratorOp
     clearInterval(progress);
     await Promise.all(pools.map((p) => p.close()));
   }
-}
-
-function mergeSetups(a: SetupResult, b: SetupResult): SetupResult {
-  const errors = { ...a.errors };
-  for (const [k, n] of Object.entries(b.errors)) errors[k] = (errors[k] ?? 0) + n;
-  return { connected: a.connected + b.connected, failed: a.failed + b.failed, setupMs: a.setupMs + b.setupMs, errors };
 }

@@ -13,6 +13,18 @@ export interface SetupResult {
   errors: Record<string, number>;
 }
 
+/** Adds up the counts and errors of several setups; the caller says how long they took together. */
+export function mergeSetups(parts: readonly SetupResult[], setupMs: number): SetupResult {
+  const errors: Record<string, number> = {};
+  for (const p of parts) for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + v;
+  return {
+    connected: parts.reduce((s, p) => s + p.connected, 0),
+    failed: parts.reduce((s, p) => s + p.failed, 0),
+    setupMs,
+    errors,
+  };
+}
+
 export class WorkerPool {
   private readonly workers: Worker[];
   private readonly inbox: Array<Array<FromWorker>>;
@@ -76,14 +88,8 @@ export class WorkerPool {
 
   async ready(timeoutMs: number): Promise<SetupResult> {
     const replies = await this.all('ready', timeoutMs);
-    const errors: Record<string, number> = {};
-    for (const r of replies) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-    return {
-      connected: replies.reduce((s, r) => s + r.connected, 0),
-      failed: replies.reduce((s, r) => s + r.failed, 0),
-      setupMs: Math.max(...replies.map((r) => r.setupMs)),
-      errors,
-    };
+    // The workers set up side by side: the setup took as long as the slowest.
+    return mergeSetups(replies, Math.max(...replies.map((r) => r.setupMs)));
   }
 
   start(warmupMs: number, durationMs: number, drainMs: number): void {
