@@ -47,28 +47,15 @@ export class PostgresStore implements RoomStore {
   join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot> {
     return this.timed('join', () =>
       this.db.transaction().execute(async (tx) => {
-        // Each statement is a round trip with the room locked: the lock, then everything else in one.
-        const room = await lockOrCreateRoomTakingSeq(tx, req.room);
-        const { rows } = await sql<{ admitted: boolean; peers: Peer[] }>`
-          WITH peers AS (
-            SELECT id, name, meta, joined_at FROM participants WHERE room = ${req.room}
-          ), admitted AS (
-            INSERT INTO participants (id, room, node_id, identity, name, meta, status, resume_hash)
-            SELECT ${req.participantId}, ${req.room}, ${req.nodeId}, ${req.identity}, ${req.name}, ${json(req.meta)},
-                   'connected', ${req.resumeHash}
-            WHERE (SELECT count(*) FROM peers) < ${req.maxParticipants}
-            RETURNING id
-          ), logged AS (
-            INSERT INTO room_events (room, participant_id, node_id, kind)
-            SELECT ${req.room}, id, ${req.nodeId}, 'join' FROM admitted
-          )
-          SELECT EXISTS (SELECT 1 FROM admitted) AS admitted,
-                 coalesce((SELECT json_agg(json_build_object('id', id, 'name', name, 'meta', meta) ORDER BY joined_at) FROM peers), '[]') AS peers
+        // Lock, seq, limit check and insert in one round trip (db/002_membership_functions.sql).
+        const { rows } = await sql<{ admitted: boolean; seq: number; version: number; state: RoomState['data']; peers: Peer[] }>`
+          SELECT * FROM signaling_join(${req.room}, ${req.participantId}, ${req.nodeId}, ${req.identity}, ${req.name},
+                                       ${json(req.meta)}, ${req.resumeHash}, ${req.maxParticipants})
         `.execute(tx);
-        const { admitted, peers } = rows[0]!;
+        const { admitted, seq, version, state, peers } = rows[0]!;
         // Rolls back, seq included: the seq it took is never handed out again.
         if (!admitted) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
-        const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: room.state, seq: room.seq };
+        const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: { version, data: state }, seq };
         await announce(snapshot);
         return snapshot;
       }),
@@ -114,23 +101,11 @@ export class PostgresStore implements RoomStore {
   leave(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null> {
     return this.timed('leave', () =>
       this.db.transaction().execute(async (tx) => {
-        await lockRoom(tx, m.room);
-        // The delete, the seq and the log entry in one round trip; no seq is taken if nothing left.
-        const { rows } = await sql<{ seq: number }>`
-          WITH gone AS (
-            DELETE FROM participants WHERE id = ${m.participantId} AND room = ${m.room} RETURNING id
-          ), bumped AS (
-            UPDATE rooms SET seq = nextval('membership_seq')
-            WHERE name = ${m.room} AND EXISTS (SELECT 1 FROM gone)
-            RETURNING seq
-          ), logged AS (
-            INSERT INTO room_events (room, participant_id, node_id, kind)
-            SELECT ${m.room}, ${m.participantId}, ${nodeId}, 'leave' FROM bumped
-          )
-          SELECT seq::float8 AS seq FROM bumped
-        `.execute(tx);
-        if (rows.length === 0) return null;
-        const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'left', seq: rows[0]!.seq };
+        // Lock, delete, seq and log in one round trip; no seq is taken if nothing left.
+        const { rows } = await sql<{ seq: number | null }>`SELECT seq FROM signaling_leave(${m.room}, ${m.participantId}, ${nodeId})`.execute(tx);
+        const seq = rows[0]?.seq ?? null;
+        if (seq === null) return null;
+        const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'left', seq };
         await announce(departure);
         return departure;
       }),
@@ -312,24 +287,6 @@ async function lockRoom(tx: Tx, room: string, opts?: { mayBeMissing: true }) {
     if (opts?.mayBeMissing) return null;
     throw new Error(`room ${room} does not exist`);
   }
-  return { state: { version: row.version, data: row.state }, seq: row.seq };
-}
-
-/**
- * Creates the room if needed and locks its row, and takes the room's next membership seq, in one
- * statement (ON CONFLICT DO UPDATE also locks a row that a concurrent transaction is creating, once
- * that commits). The seq of an existing room is taken by the DO UPDATE, after the lock: a seq taken
- * before waiting for the lock could be older than that of the change the wait was for. The
- * nextval() in VALUES is taken before the lock, which is harmless only because a room being
- * created has no earlier change; on conflict that value is simply skipped.
- */
-async function lockOrCreateRoomTakingSeq(tx: Tx, room: string): Promise<{ state: RoomState; seq: number }> {
-  const { rows } = await sql<{ state: Record<string, unknown> | null; version: number; seq: number }>`
-    INSERT INTO rooms (name, state, seq) VALUES (${room}, NULL, nextval('membership_seq'))
-    ON CONFLICT (name) DO UPDATE SET seq = nextval('membership_seq')
-    RETURNING state, version, seq::float8 AS seq
-  `.execute(tx);
-  const row = rows[0]!;
   return { state: { version: row.version, data: row.state }, seq: row.seq };
 }
 
