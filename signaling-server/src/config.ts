@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { DEFAULT_POOL_SIZE } from './store/database.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 const optionalString = z
@@ -32,7 +33,7 @@ const ConfigSchema = z.object({
   IDLE_TIMEOUT_MS: int(30_000, 8_000, 960_000),
   DB_TIMEOUT_MS: int(5_000, 100),
   /** Postgres connections per node; every node of the cluster opens up to this many. */
-  DB_POOL_SIZE: int(20, 1, 1000),
+  DB_POOL_SIZE: int(DEFAULT_POOL_SIZE, 1, 1000),
   /** Postgres's synchronous_commit for this node's sessions; unset keeps the server's setting. */
   DB_SYNCHRONOUS_COMMIT: optionalString.pipe(z.enum(['on', 'off', 'local', 'remote_write', 'remote_apply']).optional()),
   REDIS_TIMEOUT_MS: int(3_000, 100),

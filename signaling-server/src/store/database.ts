@@ -15,8 +15,13 @@ export interface OpenDatabase {
   close(): Promise<void>;
 }
 
-/** Connections per node unless told otherwise (DB_POOL_SIZE). */
-export const DEFAULT_POOL_SIZE = 20;
+/**
+ * Connections per node unless told otherwise (DB_POOL_SIZE). Small on purpose: a join or leave holds
+ * its connection for about three round trips, so a few serve hundreds per second, and every node
+ * of the autoscaled cluster opens its own. On a 2-core Postgres, 5 per node did more joins per
+ * second than 20 with less database CPU (docs/benchmarks.md).
+ */
+export const DEFAULT_POOL_SIZE = 5;
 
 export interface DatabaseOptions {
   url?: string;

@@ -14,6 +14,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
+import { DEFAULT_POOL_SIZE } from '../../src/store/database.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 // Rendered YAML is untyped; the assertions are the type checks.
@@ -234,6 +235,15 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     expect(deployment.spec.strategy.type).toBe('RollingUpdate');
     expect(deployment.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
     expect(deployment.spec.replicas).toBeUndefined();
+  });
+
+  it('keeps the Postgres connections of a full-size cluster, mid-rollout, under a default max_connections', () => {
+    const hpa = one(objs(), 'HorizontalPodAutoscaler');
+    const { deployment, config } = signaling(objs());
+    const pods = hpa.spec.maxReplicas + Number(deployment.spec.strategy.rollingUpdate.maxSurge);
+    const perPod = config.DB_POOL_SIZE === undefined ? DEFAULT_POOL_SIZE : Number(config.DB_POOL_SIZE);
+    // Postgres allows 100 by default, 3 of them reserved for superusers; leave room for an operator.
+    expect(pods * perPod).toBeLessThanOrEqual(90);
   });
 
   it('requests CPU and memory and limits memory', () => {
