@@ -5,8 +5,8 @@ import { destination, pino, type Logger } from 'pino';
 export type { Logger };
 
 /**
- * Lines go to stdout in batches of up to this many bytes, at the latest FLUSH_MS after they were
- * logged, in one write on the main thread. Pino's default writes each line on its own through
+ * Lines go to stdout in one write on the main thread once this many bytes have gathered, and at
+ * the latest FLUSH_MS after they were logged. Pino's default writes each line on its own through
  * libuv's thread pool: a thread hand-off and about six system calls per line, which was a fifth
  * of the system calls of a join and leave. The batch is written at exit too; a SIGKILL loses at
  * most FLUSH_MS of lines.
@@ -18,6 +18,10 @@ export function createLogger(level: string, nodeId: string): Logger {
   // Synchronous like Node's own stdout on a pipe: a reader that stops reading holds the node up
   // rather than letting unwritten lines pile up in memory.
   const stdout = destination({ dest: 1, sync: true, minLength: BATCH_BYTES });
+  // Without a listener a failing stdout (EIO, a full disk behind a file) would throw out of
+  // whichever log call hit it, in the middle of a join. The lines are lost either way: nothing is
+  // left to record them.
+  stdout.on('error', () => {});
   let isPending = false;
   const log = pino(
     {

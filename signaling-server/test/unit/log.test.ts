@@ -1,6 +1,7 @@
 // The logger batches its writes to stdout: lines must still come out promptly while the process
 // runs, and all of them when it exits.
 import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 
@@ -36,4 +37,18 @@ it('writes a lone line while the process goes on running', async () => {
     if (line.msg === 'alone') child.kill();
   });
   expect(lines.map((l) => l.msg)).toEqual(['alone']);
+});
+
+it('goes on running when stdout fails', async () => {
+  // /dev/full refuses every write with ENOSPC; the child reports on stderr whether it got past them.
+  const script = `const { createLogger } = await import(${JSON.stringify(logModule)}); const log = createLogger('info', 'n1');
+    for (let i = 0; i < 1000; i++) log.info({ i }, 'line'); process.stderr.write('survived');`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', openSync('/dev/full', 'w'), 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  expect(stderr).toBe('survived');
+  expect(code).toBe(0);
 });
