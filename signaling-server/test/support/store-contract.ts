@@ -63,6 +63,22 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect(joins.map((j) => j.seq).sort((x, y) => x - y)).toEqual(seen);
     });
 
+    it('removes a participant on leave with a newer seq, and announces nothing for one not in the room', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const a = await store.join(request(room), none);
+      const b = await store.join(request(room), none);
+      const announced: Departure[] = [];
+      const left = await store.leave({ room, participantId: a.self.id }, 'node-a', async (d) => void announced.push(d));
+      expect(left).toEqual({ room, participantId: a.self.id, reason: 'left', seq: expect.any(Number) });
+      expect(left!.seq).toBeGreaterThan(b.seq);
+      expect(announced).toEqual([left]);
+      expect(await store.leave({ room, participantId: a.self.id }, 'node-a', async (d) => void announced.push(d))).toBeNull();
+      expect(await store.leave({ room: fresh('room'), participantId: b.self.id }, 'node-a', async (d) => void announced.push(d))).toBeNull();
+      expect(announced).toHaveLength(1);
+      expect((await store.join(request(room), none)).peers).toEqual([b.self]);
+    });
+
     it('writes state by compare-and-set: one winner per version, the loser sees the current value', async () => {
       const store = await create();
       const room = fresh('room');
