@@ -239,8 +239,12 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
 
   it('keeps the Postgres connections of a full-size cluster, mid-rollout, under a default max_connections', () => {
     const hpa = one(objs(), 'HorizontalPodAutoscaler');
-    const { deployment, config } = signaling(objs());
-    const pods = hpa.spec.maxReplicas + Number(deployment.spec.strategy.rollingUpdate.maxSurge);
+    const { deployment, pod, config } = signaling(objs());
+    const surge = Number(deployment.spec.strategy.rollingUpdate.maxSurge);
+    // Old pods keep their pools while they drain, up to the grace period, and the rollout replaces
+    // at most `surge` pods every minReadySeconds: that many may still be draining at once.
+    const draining = surge * Math.ceil(pod.terminationGracePeriodSeconds / Math.max(1, deployment.spec.minReadySeconds ?? 0));
+    const pods = hpa.spec.maxReplicas + surge + draining;
     const perPod = config.DB_POOL_SIZE === undefined ? DEFAULT_POOL_SIZE : Number(config.DB_POOL_SIZE);
     // Postgres allows 100 by default, 3 of them reserved for superusers; leave room for an operator.
     expect(pods * perPod).toBeLessThanOrEqual(90);
