@@ -10,7 +10,9 @@
 -- seq taken before waiting could be older than that of the change the wait was for), and adds the
 -- participant unless the room already holds max_participants. Returns the peers that were there,
 -- the room's state and the seq; admitted is false when the room is full, and the caller then rolls
--- back, seq included.
+-- back, seq included. ON CONFLICT DO UPDATE also waits for, then locks, a row that a concurrent
+-- transaction is creating. The nextval() in VALUES runs before any wait, which is harmless only
+-- because a room being created has no earlier change; on conflict that value is simply skipped.
 CREATE FUNCTION signaling_join(
   p_room text, p_id text, p_node text, p_identity text, p_name text, p_meta jsonb, p_resume_hash text,
   p_max_participants integer,
