@@ -31,10 +31,12 @@ const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENAR
 
   bench                      scenarios (default relay,fanout) against every target, report written
   run relay|fanout|churn|idle|soak   one scenario against --target (default project)
+                             --target floor: a bare uWS relay on one node (relay, fanout),
+                             what a delivery costs here before any server logic
   report RESULTS.json        write the report and charts of a saved run again [--update-docs]
 
   --preset small|medium|large   sizes (default small, ~2 min for bench on 2 cores)
-  --scenarios a,b  --targets project,baseline  --target project|baseline
+  --scenarios a,b  --targets project,baseline  --target project|baseline|floor
   --nodes N (project, default 3)  --baseline-nodes N (default 2)
   --cpu-prof                 profile the servers over each measured window (V8 inspector) and add
                              where the time goes to the report; .cpuprofile files in results/tmp/
@@ -119,7 +121,9 @@ async function main(): Promise<void> {
   const scenarios = (command === 'run' ? [scenarioArg ?? ''] : (v.scenarios ?? 'relay,fanout').split(',')) as ScenarioName[];
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
   const targets = (command === 'run' ? [v.target] : v.targets.split(',')) as TargetKind[];
-  for (const t of targets) if (t !== 'project' && t !== 'baseline') throw new Error(`unknown target '${t}'`);
+  for (const t of targets) if (t !== 'project' && t !== 'baseline' && t !== 'floor') throw new Error(`unknown target '${t}'`);
+  // The report compares the project with the baseline; the floor is a single-node reference point.
+  if (command === 'bench' && targets.includes('floor')) throw new Error('the floor target is for `run` only');
 
   const startedAt = new Date();
   const runId = `${stamp(startedAt).replace(/[^0-9]/g, '').slice(2, 14)}${process.pid}`;
@@ -155,7 +159,7 @@ async function main(): Promise<void> {
     isInspectable: prof && v['cpu-prof'],
   });
   const say = (text: string) => v.quiet || process.stderr.write(`${text}\n`);
-  const nodesOf = (t: TargetKind) => Number(t === 'project' ? v.nodes : v['baseline-nodes']);
+  const nodesOf = (t: TargetKind) => (t === 'floor' ? 1 : Number(t === 'project' ? v.nodes : v['baseline-nodes']));
 
   say(`run ${runId}: ${scenarios.join(', ')} × ${targets.join(', ')} (preset ${v.preset}); logs in ${relative(process.cwd(), tmpDir)}`);
   const results: ScenarioResult[] = [];

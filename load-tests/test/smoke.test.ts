@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type {} from '../../signaling-server/test/support/global-setup.js';
-import { startProjectCluster, type Cluster } from '../src/cluster/cluster.js';
+import { startFloorCluster, startProjectCluster, type Cluster } from '../src/cluster/cluster.js';
 import { runLoad } from '../src/scenarios/engine.js';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -15,19 +15,31 @@ describe('load generator smoke run', () => {
   let cluster: Cluster;
   let logDir: string;
   const runId = `smoke${process.pid}${Date.now() % 100000}`;
+  const clusterOptions = (dir: string) => ({
+    repoRoot: REPO,
+    runId,
+    nodeCount: 1,
+    logDir: dir,
+    redisUrl: inject('redisUrl'),
+    postgresUrl: inject('databaseUrl'),
+    logLevel: 'info',
+    extraEnv: { HOST: '127.0.0.1' },
+  });
+  const generator = {
+    workers: 1,
+    minSources: 2,
+    clientsPerSource: 50,
+    payloadBytes: 16,
+    connectConcurrency: 4,
+    requestTimeoutMs: 5000,
+    runId,
+    redisUrl: inject('redisUrl'),
+    quiet: true,
+  };
 
   beforeAll(async () => {
     logDir = mkdtempSync(join(tmpdir(), 'load-smoke-'));
-    cluster = await startProjectCluster({
-      repoRoot: REPO,
-      runId,
-      nodeCount: 1,
-      logDir,
-      redisUrl: inject('redisUrl'),
-      postgresUrl: inject('databaseUrl'),
-      logLevel: 'info',
-      extraEnv: { HOST: '127.0.0.1' },
-    });
+    cluster = await startProjectCluster(clusterOptions(logDir));
   });
 
   afterAll(async () => {
@@ -46,17 +58,7 @@ describe('load generator smoke run', () => {
         params: {},
       },
       cluster,
-      {
-        workers: 1,
-        minSources: 2,
-        clientsPerSource: 50,
-        payloadBytes: 16,
-        connectConcurrency: 4,
-        requestTimeoutMs: 5000,
-        runId,
-        redisUrl: inject('redisUrl'),
-        quiet: true,
-      },
+      generator,
     );
     expect(result.setup).toMatchObject({ connected: 4, failed: 0 });
     expect(result.relay!.delivered).toBeGreaterThan(0);
@@ -66,5 +68,25 @@ describe('load generator smoke run', () => {
     expect(result.relay!.latencyMs.p99).toBeGreaterThan(0);
     expect(result.cpu.serverSeconds).toBeGreaterThanOrEqual(0);
     expect(result.errors).toEqual({});
+  });
+
+  it('fans out every broadcast on the floor server, the bare relay the benchmarks measure against', async () => {
+    const floorLogs = mkdtempSync(join(tmpdir(), 'load-floor-'));
+    const floor = await startFloorCluster({ ...clusterOptions(floorLogs), nodeCount: 1 });
+    try {
+      const result = await runLoad(
+        { scenario: 'fanout', warmupMs: 200, durationMs: 1000, drainMs: 5000, fanout: { rooms: 2, roomSize: 3, ratePerRoom: 10 }, params: {} },
+        floor,
+        generator,
+      );
+      expect(result.setup).toMatchObject({ connected: 6, failed: 0 });
+      expect(result.fanout!.delivered).toBeGreaterThan(0);
+      expect(result.fanout!.delivered).toBe(result.fanout!.expected);
+      expect(result.fanout!.outOfOrder).toBe(0);
+      expect(result.errors).toEqual({});
+    } finally {
+      await floor.stop();
+      rmSync(floorLogs, { recursive: true, force: true });
+    }
   });
 });

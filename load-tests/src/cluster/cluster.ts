@@ -1,11 +1,12 @@
-// The two systems under test, each started fresh for a run: the project's nodes (own Postgres
-// database, own Redis prefix) and the Socket.IO baseline (own Redis key prefix).
+// The systems under test, each started fresh for a run: the project's nodes (own Postgres
+// database, own Redis prefix), the Socket.IO baseline (own Redis key prefix), and the floor, a
+// bare uWS relay of one node that shows what a delivery costs before any server logic.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startNodeProcess, type NodeProcess } from './node-process.js';
 
-export type TargetKind = 'project' | 'baseline';
+export type TargetKind = 'project' | 'baseline' | 'floor';
 
 export interface Cluster {
   readonly kind: TargetKind;
@@ -138,6 +139,28 @@ export async function startBaselineCluster(opts: ClusterOptions): Promise<Cluste
   };
 }
 
+export async function startFloorCluster(opts: ClusterOptions): Promise<Cluster> {
+  // The floor has no bus: clients on two of its nodes could not reach each other.
+  if (opts.nodeCount !== 1) throw new Error('the floor target runs one node only (--nodes 1)');
+  mkdirSync(opts.logDir, { recursive: true });
+  const node = await startNodeProcess({
+    name: 'floor-1',
+    args: ['--import', 'tsx', ...inspectArgs(opts), join(opts.repoRoot, 'load-tests', 'floor', 'server.ts')],
+    env: { PORT: '0' },
+    logFile: join(opts.logDir, 'floor-1.log'),
+    wsPath: '/ws',
+    cwd: opts.repoRoot,
+  });
+  return {
+    kind: 'floor',
+    nodes: [node],
+    async stop() {
+      await node.stop();
+    },
+  };
+}
+
 export function startCluster(kind: TargetKind, opts: ClusterOptions): Promise<Cluster> {
+  if (kind === 'floor') return startFloorCluster(opts);
   return kind === 'project' ? startProjectCluster(opts) : startBaselineCluster(opts);
 }

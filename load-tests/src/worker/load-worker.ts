@@ -12,7 +12,8 @@ const plan = (workerData as { plan: WorkerPlan }).plan;
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
 
-const connectFn = plan.target === 'project' ? connectProject : connectBaseline;
+// The floor speaks the protocol-v1 subset the project client uses.
+const connectFn = plan.target === 'baseline' ? connectBaseline : connectProject;
 const errors: Record<string, number> = {};
 const countError = (code: string) => {
   errors[code] = (errors[code] ?? 0) + 1;
