@@ -25,6 +25,7 @@ const SETTING_FLAGS: Record<string, keyof Settings> = {
   'joins-per-second': 'joinsPerSecond', 'hold-ms': 'holdMs', 'churn-clients': 'churnClients', 'churn-rooms': 'churnRooms',
   connections: 'connections', 'idle-room-size': 'idleRoomSize', settle: 'settleS',
   workers: 'workers', sources: 'sources', 'per-source': 'perSource', payload: 'payload', concurrency: 'concurrency',
+  rounds: 'rounds',
 };
 
 const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENARIO> [flags]
@@ -38,6 +39,8 @@ const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENAR
   --preset small|medium|large   sizes (default small, ~2 min for bench on 2 cores)
   --scenarios a,b  --targets project,baseline  --target project|baseline|floor
   --nodes N (project, default 3)  --baseline-nodes N (default 2)
+  --rounds N                 bench: run relay, fan-out and churn N times, alternating which target
+                             goes first; the targets table compares medians (default 1)
   --cpu-prof                 profile the servers over each measured window (V8 inspector) and add
                              where the time goes to the report; .cpuprofile files in results/tmp/
   --env KEY=VALUE            extra environment for the project's nodes (repeatable)
@@ -192,20 +195,27 @@ async function main(): Promise<void> {
       }
     }
     for (const scenario of scenarios) {
-      for (const t of targets) {
-        say(`${scenario} → ${t}`);
-        if (scenario === 'idle') {
-          // A fresh single node, so its memory is that of the idle connections alone.
-          const single = await start(t, 1, 'i', false);
-          try {
-            results.push(await runIdle(idleSpec(settings), single, gen));
-          } finally {
-            await stop(single);
+      // Idle and soak are long and measure a trend, not a ratio: they run once.
+      const rounds = scenario === 'idle' || scenario === 'soak' ? 1 : Math.max(1, Math.floor(settings.rounds));
+      for (let round = 1; round <= rounds; round++) {
+        // Alternating the order cancels a drift in the machine's load between the two targets.
+        for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
+          say(`${scenario} → ${t}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+          let result: ScenarioResult;
+          if (scenario === 'idle') {
+            // A fresh single node, so its memory is that of the idle connections alone.
+            const single = await start(t, 1, 'i', false);
+            try {
+              result = await runIdle(idleSpec(settings), single, gen);
+            } finally {
+              await stop(single);
+            }
+          } else {
+            result = await runLoad(loadSpec(scenario, settings), clusters.get(t)!, gen);
           }
-        } else {
-          results.push(await runLoad(loadSpec(scenario, settings), clusters.get(t)!, gen));
+          results.push(rounds > 1 ? { ...result, round } : result);
+          if (command === 'bench') say(renderSummary([results.at(-1)!]));
         }
-        if (command === 'bench') say(renderSummary([results.at(-1)!]));
       }
     }
   } finally {

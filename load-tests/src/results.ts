@@ -81,6 +81,8 @@ export interface SoakResult {
 export interface ScenarioResult {
   scenario: ScenarioName;
   target: TargetKind;
+  /** 1, 2, … when `bench --rounds` ran the scenario several times, alternating the targets. */
+  round?: number;
   nodes: number;
   params: Record<string, number | string>;
   setup: SetupResult;
