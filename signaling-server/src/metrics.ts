@@ -2,15 +2,9 @@
 // are a public interface: dashboards, alerts and the HPA in k8s/ depend on them.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** How often the event-loop lag (nodejs_eventloop_lag_*) is sampled. */
-export const EVENT_LOOP_SAMPLE_MS = 100;
-
 export function createMetrics() {
   const registry = new Registry();
-  // The event-loop lag monitor is a libuv timer; at prom-client's default 10 ms it woke an idle
-  // node 100 times a second, which cost 5 ms of CPU per second on a 2-core VM (docs/benchmarks.md).
-  // Every 100 ms still catches the stalls worth an alert.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  collectDefaultMetrics({ register: registry });
   const registers = [registry];
   const ms = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
   return {
