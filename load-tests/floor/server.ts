@@ -19,11 +19,21 @@ const app = uws.App();
 
 app.ws<Client>('/ws', {
   compression: uws.DISABLED,
+  // The project's defaults (MAX_MESSAGE_BYTES × 16, SEND_BUFFER_BYTES), so that neither drops
+  // what the other would keep.
+  maxPayloadLength: 1024 * 1024,
+  maxBackpressure: 1024 * 1024,
   open: (ws) => {
     ws.send(JSON.stringify({ type: 'welcome', protocol: 1, node: 'floor', heartbeatMs: 60_000 }));
   },
   message: (ws, message) => {
-    const msg = JSON.parse(Buffer.from(message).toString()) as { type: string; id?: number; room: string; to: string; data: unknown };
+    const msg = JSON.parse(Buffer.from(message).toString()) as {
+      type: string;
+      id?: number;
+      room: string;
+      to: string;
+      data: unknown;
+    };
     const self = ws.getUserData();
     switch (msg.type) {
       case 'join': {

@@ -25,7 +25,6 @@ const SETTING_FLAGS: Record<string, keyof Settings> = {
   'joins-per-second': 'joinsPerSecond', 'hold-ms': 'holdMs', 'churn-clients': 'churnClients', 'churn-rooms': 'churnRooms',
   connections: 'connections', 'idle-room-size': 'idleRoomSize', settle: 'settleS',
   workers: 'workers', sources: 'sources', 'per-source': 'perSource', payload: 'payload', concurrency: 'concurrency',
-  rounds: 'rounds',
 };
 
 const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENARIO> [flags]
@@ -39,7 +38,7 @@ const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENAR
   --preset small|medium|large   sizes (default small, ~2 min for bench on 2 cores)
   --scenarios a,b  --targets project,baseline  --target project|baseline|floor
   --nodes N (project, default 3)  --baseline-nodes N (default 2)
-  --rounds N                 bench: run relay, fan-out and churn N times, alternating which target
+  --rounds N                 run relay, fan-out and churn N times (N odd), alternating which target
                              goes first; the targets table compares medians (default 1)
   --cpu-prof                 profile the servers over each measured window (V8 inspector) and add
                              where the time goes to the report; .cpuprofile files in results/tmp/
@@ -57,6 +56,7 @@ function parse() {
     options: {
       ...numeric,
       preset: { type: 'string', default: 'small' },
+      rounds: { type: 'string', default: '1' },
       scenarios: { type: 'string' },
       targets: { type: 'string', default: 'project,baseline' },
       target: { type: 'string', default: 'project' },
@@ -125,8 +125,15 @@ async function main(): Promise<void> {
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
   const targets = (command === 'run' ? [v.target] : v.targets.split(',')) as TargetKind[];
   for (const t of targets) if (t !== 'project' && t !== 'baseline' && t !== 'floor') throw new Error(`unknown target '${t}'`);
-  // The report compares the project with the baseline; the floor is a single-node reference point.
+  // The report compares the project with the baseline; the floor is a single-node reference point
+  // that serves the relay and fan-out loads only (no leave, no state, no resume).
   if (command === 'bench' && targets.includes('floor')) throw new Error('the floor target is for `run` only');
+  if (targets.includes('floor') && scenarios.some((s) => s !== 'relay' && s !== 'fanout')) {
+    throw new Error('the floor target runs relay and fanout only');
+  }
+  const rounds = Number(v.rounds);
+  // An odd count has a middle round, so every verdict is about a round that was measured.
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds % 2 === 0) throw new Error('--rounds needs an odd number (1, 3, 5, …)');
 
   const startedAt = new Date();
   const runId = `${stamp(startedAt).replace(/[^0-9]/g, '').slice(2, 14)}${process.pid}`;
@@ -196,24 +203,26 @@ async function main(): Promise<void> {
     }
     for (const scenario of scenarios) {
       // Idle and soak are long and measure a trend, not a ratio: they run once.
-      const rounds = scenario === 'idle' || scenario === 'soak' ? 1 : Math.max(1, Math.floor(settings.rounds));
-      for (let round = 1; round <= rounds; round++) {
+      const times = scenario === 'idle' || scenario === 'soak' ? 1 : rounds;
+      for (let round = 1; round <= times; round++) {
+        // Each round its own room names: the clients of the last one are still in their grace period.
+        const roundGen = times > 1 ? { ...gen, runId: `${gen.runId}n${round}` } : gen;
         // Alternating the order cancels a drift in the machine's load between the two targets.
         for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
-          say(`${scenario} → ${t}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+          say(`${scenario} → ${t}${times > 1 ? ` (round ${round} of ${times})` : ''}`);
           let result: ScenarioResult;
           if (scenario === 'idle') {
             // A fresh single node, so its memory is that of the idle connections alone.
             const single = await start(t, 1, 'i', false);
             try {
-              result = await runIdle(idleSpec(settings), single, gen);
+              result = await runIdle(idleSpec(settings), single, roundGen);
             } finally {
               await stop(single);
             }
           } else {
-            result = await runLoad(loadSpec(scenario, settings), clusters.get(t)!, gen);
+            result = await runLoad(loadSpec(scenario, settings), clusters.get(t)!, roundGen);
           }
-          results.push(rounds > 1 ? { ...result, round } : result);
+          results.push(times > 1 ? { ...result, round } : result);
           if (command === 'bench') say(renderSummary([results.at(-1)!]));
         }
       }

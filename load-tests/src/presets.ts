@@ -28,8 +28,6 @@ export interface Settings {
   perSource: number;
   payload: number;
   concurrency: number;
-  /** bench: how many times relay, fan-out and churn run, alternating which target goes first. */
-  rounds: number;
 }
 
 export const PRESETS: Record<string, Settings> = {
@@ -39,7 +37,7 @@ export const PRESETS: Record<string, Settings> = {
     rooms: 40, roomSize: 10, fanoutRate: 2,
     joinsPerSecond: 500, holdMs: 1000, churnClients: 800, churnRooms: 200,
     connections: 50_000, idleRoomSize: 4, settleS: 5,
-    workers: 2, sources: 4, perSource: 50, payload: 128, concurrency: 64, rounds: 1,
+    workers: 2, sources: 4, perSource: 50, payload: 128, concurrency: 64,
   },
   medium: {
     warmupS: 3, durationS: 30, drainS: 10, soakS: 600,
@@ -47,7 +45,7 @@ export const PRESETS: Record<string, Settings> = {
     rooms: 100, roomSize: 20, fanoutRate: 2,
     joinsPerSecond: 500, holdMs: 2000, churnClients: 1500, churnRooms: 300,
     connections: 50_000, idleRoomSize: 4, settleS: 10,
-    workers: 2, sources: 4, perSource: 50, payload: 128, concurrency: 128, rounds: 1,
+    workers: 2, sources: 4, perSource: 50, payload: 128, concurrency: 128,
   },
   large: {
     warmupS: 5, durationS: 60, drainS: 15, soakS: 3600,
@@ -55,7 +53,7 @@ export const PRESETS: Record<string, Settings> = {
     rooms: 200, roomSize: 50, fanoutRate: 2,
     joinsPerSecond: 1000, holdMs: 2000, churnClients: 3000, churnRooms: 500,
     connections: 100_000, idleRoomSize: 4, settleS: 10,
-    workers: 4, sources: 8, perSource: 50, payload: 128, concurrency: 256, rounds: 1,
+    workers: 4, sources: 8, perSource: 50, payload: 128, concurrency: 256,
   },
 };
 

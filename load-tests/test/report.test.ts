@@ -1,11 +1,11 @@
 // The report's verdicts: with several rounds it compares medians, so one noisy round of either
 // target can neither meet nor miss a target on its own.
 import { describe, expect, it } from 'vitest';
-import { evaluateTargets, median } from '../src/report/markdown.js';
+import { evaluateTargets, median, renderReport } from '../src/report/markdown.js';
 import type { RunFile, ScenarioResult } from '../src/results.js';
 import type { TargetKind } from '../src/cluster/cluster.js';
 
-function relay(target: TargetKind, round: number, cpuPerThousand: number, p99: number, lost = 0): ScenarioResult {
+function relay(target: TargetKind, round: number, cpuPerThousand: number | null, p99: number, lost = 0): ScenarioResult {
   const latencyMs = { count: 1000, p50: 1, p90: 2, p99, max: p99 * 2, mean: 1 };
   return {
     scenario: 'relay',
@@ -15,10 +15,19 @@ function relay(target: TargetKind, round: number, cpuPerThousand: number, p99: n
     params: {},
     setup: { connected: 400, failed: 0, setupMs: 1000, errors: {} },
     windowS: 14,
-    relay: { sent: 1000, expected: 1000, delivered: 1000 - lost, lost, outOfOrder: 0, measured: 1000, throughputPerS: 1000, latencyMs },
+    relay: {
+      sent: 1000,
+      expected: 1000,
+      delivered: 1000 - lost,
+      lost,
+      outOfOrder: 0,
+      measured: 1000,
+      throughputPerS: 1000,
+      latencyMs,
+    },
     cpu: {
-      serverSeconds: cpuPerThousand,
-      perNodeSeconds: [cpuPerThousand],
+      serverSeconds: cpuPerThousand ?? 0,
+      perNodeSeconds: [cpuPerThousand ?? 0],
       redisSeconds: null,
       postgresSeconds: null,
       generatorSeconds: 1,
@@ -33,7 +42,14 @@ function relay(target: TargetKind, round: number, cpuPerThousand: number, p99: n
 
 function runOf(results: ScenarioResult[]): RunFile {
   const machine = { cpuModel: 'test', cores: 2, memoryGiB: 1, kernel: 'test', node: 'v20', commit: null, fdLimit: 1024 };
-  return { startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:01:00Z', preset: 'small', command: 'bench', machine, results };
+  return {
+    startedAt: '2026-01-01T00:00:00Z',
+    finishedAt: '2026-01-01T00:01:00Z',
+    preset: 'small',
+    command: 'bench',
+    machine,
+    results,
+  };
 }
 
 const row = (run: RunFile, prefix: string) => evaluateTargets(run).find((r) => r.target.startsWith(prefix))!;
@@ -72,5 +88,19 @@ describe('bench report with several rounds', () => {
     const lost = row(run, 'no message lost');
     expect(lost.status).toBe('missed');
     expect(lost.measured).toBe('relay 2 of 3000');
+  });
+
+  it('shows in its tables the round with the median CPU figure, passing over a round that measured none', () => {
+    const run = runOf([
+      relay('project', 1, 0.3, 5),
+      relay('baseline', 1, 1.0, 6),
+      relay('baseline', 2, 1.0, 6),
+      relay('project', 2, null, 9),
+      relay('project', 3, 0.25, 7),
+      relay('baseline', 3, 1.0, 6),
+    ]);
+    const report = renderReport(run, [], '.');
+    expect(report).toContain('| **server CPU s per 1k deliveries** | **0.25** | **1** |');
+    expect(report).toContain('| latency p99 (ms) | 7 | 6 |');
   });
 });

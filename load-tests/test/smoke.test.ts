@@ -70,19 +70,29 @@ describe('load generator smoke run', () => {
     expect(result.errors).toEqual({});
   });
 
-  it('fans out every broadcast on the floor server, the bare relay the benchmarks measure against', async () => {
+  it('relays every signal and fans out every broadcast on the floor server, the bare relay the benchmarks measure against', async () => {
     const floorLogs = mkdtempSync(join(tmpdir(), 'load-floor-'));
     const floor = await startFloorCluster({ ...clusterOptions(floorLogs), nodeCount: 1 });
     try {
       const result = await runLoad(
-        { scenario: 'fanout', warmupMs: 200, durationMs: 1000, drainMs: 5000, fanout: { rooms: 2, roomSize: 3, ratePerRoom: 10 }, params: {} },
+        {
+          scenario: 'fanout',
+          warmupMs: 200,
+          durationMs: 1000,
+          drainMs: 5000,
+          relay: { pairs: 2, ratePerPair: 10 },
+          fanout: { rooms: 2, roomSize: 3, ratePerRoom: 10 },
+          params: {},
+        },
         floor,
         generator,
       );
-      expect(result.setup).toMatchObject({ connected: 6, failed: 0 });
-      expect(result.fanout!.delivered).toBeGreaterThan(0);
-      expect(result.fanout!.delivered).toBe(result.fanout!.expected);
-      expect(result.fanout!.outOfOrder).toBe(0);
+      expect(result.setup).toMatchObject({ connected: 10, failed: 0 });
+      for (const flow of [result.relay!, result.fanout!]) {
+        expect(flow.delivered).toBeGreaterThan(0);
+        expect(flow.delivered).toBe(flow.expected);
+        expect(flow.outOfOrder).toBe(0);
+      }
       expect(result.errors).toEqual({});
     } finally {
       await floor.stop();

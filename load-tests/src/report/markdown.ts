@@ -16,7 +16,7 @@ function flowOf(r: ScenarioResult): FlowResult | undefined {
 export function renderSummary(results: ScenarioResult[]): string {
   return results
     .map((r) => {
-      const head = `${r.scenario}/${r.target}`.padEnd(18);
+      const head = `${r.scenario}/${r.target}${r.round ? ` #${r.round}` : ''}`.padEnd(18);
       if (r.idle) {
         const i = r.idle;
         return `${head} ${i.connected}/${i.attempted} joined idle, ${i.failed} failed, RSS +${((i.rssAfterBytes - i.rssBeforeBytes) / MiB).toFixed(1)} MiB = ${i.bytesPerConnection ?? '-'} B/connection, ${i.marginalBytesPerConnection ?? '-'} B marginal` + (i.capReason ? `  (capped: ${i.capReason})` : '');
@@ -44,9 +44,9 @@ function roundsOf(run: RunFile, scenario: ScenarioName, target: TargetKind): Sce
   return run.results.filter((r) => r.scenario === scenario && r.target === target);
 }
 
-/** The CPU figure a scenario is judged by: per delivery, or per join for churn. */
-function cpuFigure(r: ScenarioResult): number {
-  return r.cpu.perThousandDeliveries ?? r.cpu.perThousandJoins ?? 0;
+/** The CPU figure a scenario is judged by: per delivery, or per join for churn; null if none. */
+function cpuFigure(r: ScenarioResult): number | null {
+  return r.cpu.perThousandDeliveries ?? r.cpu.perThousandJoins;
 }
 
 /** The lower median: with an even count it is a value that was measured, not an average. */
@@ -55,12 +55,13 @@ export function median(values: number[]): number {
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-/** The round the tables and charts show: the one with the median CPU figure. */
+/** The round the tables and charts show: the one with the median CPU figure, among those with one. */
 function find(run: RunFile, scenario: ScenarioName, target: TargetKind): ScenarioResult | undefined {
   const all = roundsOf(run, scenario, target);
-  if (all.length <= 1) return all[0];
-  const m = median(all.map(cpuFigure));
-  return all.find((r) => cpuFigure(r) === m);
+  const measured = all.filter((r) => cpuFigure(r) !== null);
+  if (measured.length <= 1) return measured[0] ?? all[0];
+  const m = median(measured.map((r) => cpuFigure(r)!));
+  return measured.find((r) => cpuFigure(r) === m);
 }
 
 /** ` [N rounds: min–max]` for a figure measured in several rounds, nothing for one. */
@@ -325,7 +326,7 @@ export function renderReport(run: RunFile, charts: string[], chartDir: string, o
     out.push('Profiling slows the servers down: take latencies and CPU figures from a run without `--cpu-prof`.', '');
     for (const r of profiled) {
       const p = r.profile!;
-      out.push(`${h(3)} ${r.scenario} / ${r.target}`, '');
+      out.push(`${h(3)} ${r.scenario} / ${r.target}${r.round ? `, round ${r.round}` : ''}`, '');
       out.push(`${(p.busyMs / 1000).toFixed(1)} s busy of ${(p.totalMs / 1000).toFixed(1)} s sampled, over ${r.nodes} nodes.`, '');
       out.push('| self time by package or file | ms | % of busy |', '|---|---:|---:|');
       for (const e of p.byPackage.slice(0, 10)) out.push(`| ${e.pkg} | ${e.selfMs} | ${e.selfPct} |`);

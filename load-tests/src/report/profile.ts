@@ -24,7 +24,7 @@ export function ownerOf(url: string, fn: string): string {
 }
 
 /** Application code, whose inclusive time says which of its operations cost the most. */
-const isAppCode = (url: string) => /signaling-server\/|load-tests\/baseline\//.test(url);
+const isAppCode = (url: string) => /signaling-server\/|load-tests\/(baseline|floor)\//.test(url);
 
 export function summarizeProfiles(target: TargetKind, profiles: CpuProfile[], top = 15): ProfileSummary {
   const selfByFn = new Map<string, { fn: string; where: string; us: number }>();
