@@ -138,4 +138,36 @@ describe('RoomService', () => {
     await joinedId(b.connect(), 'small');
     expect(await a.connect().request({ type: 'join', room: 'small' })).toMatchObject({ code: 'room-full' });
   });
+
+  it('brings a joiner every room change after its snapshot when its bus subscription is slow', async () => {
+    const hub = new MemoryHub();
+    const store = new MemoryStore();
+    const b = new FakeNode('b', hub, store);
+    // Node a's subscriptions complete only when the test lets them, as a slow Redis SUBSCRIBE would.
+    let releaseSubscriptions!: () => void;
+    const isReleased = new Promise<void>((resolve) => (releaseSubscriptions = resolve));
+    const createBus = hub.createBus.bind(hub);
+    hub.createBus = () => {
+      const bus = createBus();
+      const subscribe = bus.subscribe.bind(bus);
+      bus.subscribe = async (room) => {
+        await isReleased;
+        await subscribe(room);
+      };
+      return bus;
+    };
+    const a = new FakeNode('a', hub, store);
+    const [alice, bob] = [a.connect(), b.connect()];
+    await joinedId(bob, 'slow');
+    const aliceJoined = joinedId(alice, 'slow');
+    await new Promise((r) => setImmediate(r)); // Alice's join is in the store now
+    const bobWrote = bob.request({ type: 'state', room: 'slow', data: { step: 1 }, version: 0 });
+    await new Promise((r) => setImmediate(r));
+    releaseSubscriptions();
+    const joined = await aliceJoined;
+    expect(await bobWrote).toMatchObject({ type: 'ack', version: 1 });
+    const seen = joined.state.version === 1 ? joined.state : await alice.waitFor((m) => m.type === 'state');
+    expect(seen).toMatchObject({ version: 1, data: { step: 1 } });
+    await bob.waitFor((m) => m.type === 'peer-joined' && m.peer.id === joined.self.id);
+  });
 });
