@@ -72,7 +72,7 @@ describe('load generator smoke run', () => {
 
   it('relays every signal and fans out every broadcast on the floor server, the bare relay the benchmarks measure against', async () => {
     const floorLogs = mkdtempSync(join(tmpdir(), 'load-floor-'));
-    const floor = await startFloorCluster({ ...clusterOptions(floorLogs), nodeCount: 1 });
+    const floor = await startFloorCluster(clusterOptions(floorLogs));
     try {
       const result = await runLoad(
         {

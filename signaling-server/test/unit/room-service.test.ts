@@ -159,8 +159,10 @@ describe('RoomService', () => {
     const a = new FakeNode('a', hub, store);
     const [alice, bob] = [a.connect(), b.connect()];
     await joinedId(bob, 'slow');
+    // Bob changes the room while Alice's join waits on her node's subscription. Whether the change
+    // lands in her snapshot or after it, she must see it, and Bob must see her arrive.
     const aliceJoined = joinedId(alice, 'slow');
-    await new Promise((r) => setImmediate(r)); // Alice's join is in the store now
+    await new Promise((r) => setImmediate(r));
     const bobWrote = bob.request({ type: 'state', room: 'slow', data: { step: 1 }, version: 0 });
     await new Promise((r) => setImmediate(r));
     releaseSubscriptions();
