@@ -4,10 +4,12 @@
 // bus, no database. It is not a signaling server; it measures what the kernel, V8 and uWS cost
 // per delivery before any server logic runs, so a CPU target can be checked against what is
 // physically possible here (docs/benchmarks.md, "Where the time goes"). One node only.
-import { createRequire } from 'node:module';
 import type * as UWS from 'uWebSockets.js';
+import { loadUws } from '../../signaling-server/src/transport/uws.js';
 
-const uws = createRequire(import.meta.url)('uWebSockets.js') as typeof UWS;
+// The project's loader, which refuses uWS's pure-JavaScript fallback: a floor measured on it
+// would be no floor at all.
+const { uws } = loadUws(false);
 
 interface Client {
   id: string;
