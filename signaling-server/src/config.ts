@@ -53,8 +53,11 @@ const ConfigSchema = z.object({
   DRAIN_TIMEOUT_MS: int(20_000, 0),
   DRAIN_SPREAD_MS: int(5_000, 0),
   RECONNECT_JITTER_MS: int(1_000, 0),
-  MAX_GAP_SIGNALS: int(256, 0),
   HANDOVER_WAIT_MS: int(2_000, 0),
+  /** How long each room's bus log keeps a message; 0 = RESUME_GRACE_MS + 60 s. */
+  BUS_LOG_RETENTION_MS: int(0, 0),
+  /** How often a node saves how far it delivered each room's signals, for resumes after it crashes. */
+  CHECKPOINT_MS: int(250, 0),
   K8S_POD_WATCH: z.enum(['auto', 'on', 'off']).default('auto'),
   K8S_POD_SELECTOR: optionalString,
   POD_NAMESPACE: optionalString,
@@ -83,5 +86,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const nodeId = parsed.data.NODE_ID ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
-  return { ...parsed.data, NODE_ID: nodeId };
+  const { RESUME_GRACE_MS, HANDOVER_WAIT_MS } = parsed.data;
+  // A resume at the very end of its grace reads its gap back from the log: the log must still hold it.
+  const needed = RESUME_GRACE_MS + HANDOVER_WAIT_MS;
+  const retention = parsed.data.BUS_LOG_RETENTION_MS || RESUME_GRACE_MS + 60_000;
+  if (retention < needed) {
+    throw new ConfigError(
+      `invalid configuration: BUS_LOG_RETENTION_MS (${retention}) must be at least RESUME_GRACE_MS + HANDOVER_WAIT_MS (${needed})`,
+    );
+  }
+  return { ...parsed.data, NODE_ID: nodeId, BUS_LOG_RETENTION_MS: retention };
 }

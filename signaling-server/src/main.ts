@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { createTokenVerifier } from './auth/token-verifier.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { MemoryHub } from './bus/memory-bus.js';
-import { MemoryMailbox, RedisMailbox, type ParticipantMailbox } from './bus/mailbox.js';
+import { MemoryGapRecords, RedisGapRecords, type GapRecords } from './bus/gap-records.js';
 import type { RoomBus } from './bus/bus.js';
 import { drain } from './cluster/drain.js';
 import { Heartbeat } from './cluster/heartbeat.js';
@@ -39,20 +39,22 @@ async function start(config: Config, log: Logger) {
   const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds));
 
   let bus: RoomBus;
-  let mailbox: ParticipantMailbox;
+  let gapRecords: GapRecords;
   if (config.REDIS_URL) {
     const redisBus = await RedisBus.connect({
       url: config.REDIS_URL,
       prefix: config.REDIS_PREFIX,
       timeoutMs: config.REDIS_TIMEOUT_MS,
+      retentionMs: config.BUS_LOG_RETENTION_MS,
       log,
       onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
+      onRecovered: (_room, count) => metrics.busRecovered.inc(count),
     });
     bus = redisBus;
-    mailbox = new RedisMailbox(redisBus.client, config.REDIS_PREFIX);
+    gapRecords = new RedisGapRecords(redisBus.client, config.REDIS_PREFIX);
   } else {
-    bus = new MemoryHub().createBus();
-    mailbox = new MemoryMailbox();
+    bus = new MemoryHub(config.BUS_LOG_RETENTION_MS).createBus();
+    gapRecords = new MemoryGapRecords();
   }
   metrics.busUp.set(bus.isUp() ? 1 : 0);
   if (database.isEmbedded || !config.REDIS_URL) {
@@ -86,9 +88,9 @@ async function start(config: Config, log: Logger) {
     maxParticipantsPerRoom: config.MAX_PARTICIPANTS_PER_ROOM,
     maxMetaBytes: config.MAX_META_BYTES,
     verifier,
-    mailbox,
-    maxGapSignals: config.MAX_GAP_SIGNALS,
+    gapRecords,
     handoverWaitMs: config.HANDOVER_WAIT_MS,
+    checkpointMs: config.CHECKPOINT_MS,
   });
 
   // A previous process with this NODE_ID held sockets that are gone now: free its participants
@@ -169,6 +171,7 @@ async function start(config: Config, log: Logger) {
     heartbeat.stop();
     await podWatcher?.stop();
     await rooms.settled();
+    rooms.close();
     await bus.close();
     await database.close();
     log.info('stopped');

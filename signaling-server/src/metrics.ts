@@ -58,6 +58,33 @@ export function createMetrics() {
     busUp: new Gauge({ name: 'signaling_bus_up', help: '1 when the bus (Redis) is connected', registers }),
     dbUp: new Gauge({ name: 'signaling_db_up', help: '1 when the database answered its last check', registers }),
     draining: new Gauge({ name: 'signaling_draining', help: '1 while this node drains', registers }),
+    swallowedErrors: new Counter({
+      name: 'signaling_swallowed_errors_total',
+      help: 'Errors handled without failing a client request (logged as warnings), by where they happened',
+      labelNames: ['where'] as const,
+      registers,
+    }),
+    busRecovered: new Counter({
+      name: 'signaling_bus_recovered_total',
+      help: 'Messages this node missed on its subscription and read back from the room logs',
+      registers,
+    }),
+    busGaps: new Counter({
+      name: 'signaling_bus_gaps_total',
+      help: 'Times this node found messages missing that the room log no longer held',
+      registers,
+    }),
+    viewResyncs: new Counter({
+      name: 'signaling_view_resyncs_total',
+      help: 'Room views rebuilt from the database after a bus gap, by outcome',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    resumesFromCheckpoint: new Counter({
+      name: 'signaling_resumes_from_checkpoint_total',
+      help: 'Resumes whose previous node was silent, read back from its last delivery checkpoint (duplicates possible)',
+      registers,
+    }),
     reaped: new Counter({
       name: 'signaling_reaped_total',
       help: 'Participants removed by the reaper, by reason',

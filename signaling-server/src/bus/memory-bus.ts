@@ -1,9 +1,18 @@
 // The in-process bus: one hub, any number of buses attached to it. A single embedded node uses one;
-// unit tests attach several to stand in for several nodes. Delivery is asynchronous, as with Redis.
-import type { BusHandler, RoomBus } from './bus.js';
+// unit tests attach several to stand in for several nodes. The hub keeps each room's log for the
+// retention, as Redis does; delivery is asynchronous and in log order, and nothing is ever missed.
+import { START, comparePositions, type BusHandler, type GapHandler, type LogEntry, type Position, type RoomBus } from './bus.js';
+
+interface HubEntry extends LogEntry {
+  at: number;
+}
 
 export class MemoryHub {
   private readonly buses = new Set<MemoryBus>();
+  private readonly logs = new Map<string, HubEntry[]>();
+  private counter = 0;
+
+  constructor(private readonly retentionMs = 60_000) {}
 
   createBus(): MemoryBus {
     const bus = new MemoryBus(this);
@@ -11,9 +20,35 @@ export class MemoryHub {
     return bus;
   }
 
+  /** @internal Logs a message and hands it to every bus on the next microtask. */
+  append(room: string, payload: string): Position {
+    const now = Date.now();
+    let log = this.logs.get(room);
+    if (!log) this.logs.set(room, (log = []));
+    while (log.length > 0 && log[0]!.at < now - this.retentionMs) log.shift();
+    const position = `${++this.counter}-0`;
+    log.push({ position, payload, at: now });
+    queueMicrotask(() => {
+      for (const bus of this.buses) bus.receive(room, payload, position);
+    });
+    return position;
+  }
+
   /** @internal */
-  deliver(room: string, payload: string): void {
-    for (const bus of this.buses) bus.receive(room, payload);
+  read(room: string, after: Position, until: Position): { entries: LogEntry[]; isComplete: boolean } {
+    const log = this.logs.get(room) ?? [];
+    const entries = log
+      .filter((e) => comparePositions(e.position, after) > 0 && (until === '+' || comparePositions(e.position, until) <= 0))
+      .map(({ position, payload }) => ({ position, payload }));
+    // Positions here count up by one, so a missing first one means the log dropped it.
+    const expected = `${Number(after.split('-')[0]) + 1}-0`;
+    const isComplete = entries.length === 0 ? until === '+' || after === until : entries[0]!.position === expected;
+    return { entries, isComplete };
+  }
+
+  /** @internal */
+  last(room: string): Position {
+    return this.logs.get(room)?.at(-1)?.position ?? START;
   }
 
   /** @internal */
@@ -23,20 +58,20 @@ export class MemoryHub {
 }
 
 export class MemoryBus implements RoomBus {
-  private readonly rooms = new Set<string>();
+  /** Subscribed rooms and the last position handed on in each. */
+  private readonly rooms = new Map<string, Position>();
   private readonly handlers: BusHandler[] = [];
   private isClosed = false;
 
   constructor(private readonly hub: MemoryHub) {}
 
-  async publish(room: string, payload: string): Promise<void> {
+  async publish(room: string, payload: string): Promise<Position> {
     if (this.isClosed) throw new Error('bus closed');
-    // Messages are delivered in publish order, after the publisher's current task, like Redis.
-    queueMicrotask(() => this.hub.deliver(room, payload));
+    return this.hub.append(room, payload);
   }
 
   async subscribe(room: string): Promise<void> {
-    this.rooms.add(room);
+    if (!this.rooms.has(room)) this.rooms.set(room, this.hub.last(room));
   }
 
   async unsubscribe(room: string): Promise<void> {
@@ -45,6 +80,17 @@ export class MemoryBus implements RoomBus {
 
   onMessage(handler: BusHandler): void {
     this.handlers.push(handler);
+  }
+
+  /** Nothing is ever missed in one process. */
+  onGap(_handler: GapHandler): void {}
+
+  position(room: string): Position {
+    return this.rooms.get(room) ?? START;
+  }
+
+  async read(room: string, after: Position, until: Position): Promise<{ entries: LogEntry[]; isComplete: boolean }> {
+    return this.hub.read(room, after, until);
   }
 
   isUp(): boolean {
@@ -57,8 +103,10 @@ export class MemoryBus implements RoomBus {
   }
 
   /** @internal */
-  receive(room: string, payload: string): void {
-    if (!this.rooms.has(room)) return;
-    for (const handler of this.handlers) handler(room, payload);
+  receive(room: string, payload: string, position: Position): void {
+    const last = this.rooms.get(room);
+    if (last === undefined || comparePositions(position, last) <= 0) return;
+    this.rooms.set(room, position);
+    for (const handler of this.handlers) handler(room, payload, position);
   }
 }

@@ -1,57 +1,123 @@
-// RoomBus on Redis pub/sub with ioredis: one connection publishes, one subscribes (a subscribed
-// connection can do nothing else). ioredis reconnects and resubscribes by itself after a Redis
-// restart; publishing while disconnected fails at once instead of queueing, so callers can answer
-// `unavailable` rather than hang.
+// RoomBus on Redis: each room has a log (a stream, kept for the retention) and a pub/sub channel.
+// A publish appends to the log and publishes, in one script, so every published message carries
+// its own position and the position of the message before it. A subscriber that sees a message
+// whose predecessor it has not seen (its connection dropped, Redis cut its output buffer) reads
+// the missing ones back from the log before going on, and after every reconnect it reads what was
+// logged while it was away. One connection publishes and reads, one subscribes (a subscribed
+// connection can do nothing else); publishing while disconnected fails at once instead of queueing,
+// so callers can answer `unavailable` rather than hang.
 //
-// Publishes are batched per event-loop turn. The first message of a turn is written at once, as
-// its own PUBLISH; what else the turn publishes to a channel goes out, once the turn's I/O is done,
-// as one PUBLISH whose payload joins the messages with RECORD_SEPARATOR, and the PUBLISHes of all
-// channels go out as one pipeline (one socket write). The receiver splits a payload before its
-// handlers see it. Order per channel is kept: every message is written after the ones published
-// before it, on one connection. Order across channels is not, and nothing relies on it.
-import { Redis, type RedisOptions } from 'ioredis';
+// Publishes are batched per event-loop turn. The first message of a turn is written at once; what
+// else the turn publishes to a room goes out, once the turn's I/O is done, as one script call that
+// logs each message and publishes them together, joined with RECORD_SEPARATOR; the calls of all
+// rooms go out as one pipeline (one socket write). Order per room is kept: every message is written
+// after the ones published before it, on one connection.
+import { Redis, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
-import type { BusHandler, RoomBus } from './bus.js';
+import { START, comparePositions, type BusHandler, type GapHandler, type LogEntry, type Position, type RoomBus } from './bus.js';
 
 /**
- * Joins the messages of one batch. A bus message is an envelope (rooms/envelope.ts): a header of
- * node ids, kind letters, participant ids and numbers, then a JSON.stringify output, which escapes
- * every control character; so a message never contains this one.
+ * Joins the messages of one published batch; UNIT_SEPARATOR ends each message's position. A bus
+ * message is an envelope (rooms/envelope.ts): a header of node ids, kind letters, participant ids
+ * and numbers, then a JSON.stringify output, which escapes every control character; so a message
+ * never contains either.
  */
 export const RECORD_SEPARATOR = '\x1e';
+const UNIT_SEPARATOR = '\x1f';
 
 /** A batch that grows past this many UTF-16 code units goes out as is; the next one starts. */
 const MAX_BATCH_CHARS = 256 * 1024;
+
+/** How long to wait before reading the log again after a failed read. */
+const RETRY_READ_MS = 500;
+
+// KEYS: the room's log, the key holding its last position. ARGV: channel, retention ms, messages.
+// Publishes "<previous position>\x1e<position>\x1f<message>\x1e<position>\x1f<message>...".
+const PUBLISH_SCRIPT = `
+local prev = redis.call('GET', KEYS[2]) or '0-0'
+local t = redis.call('TIME')
+local retention = tonumber(ARGV[2])
+local minid = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - retention) .. '-0'
+local parts = { prev }
+local ids = {}
+for i = 3, #ARGV do
+  local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'p', prev, 'm', ARGV[i])
+  parts[#parts + 1] = id .. '\\31' .. ARGV[i]
+  ids[#ids + 1] = id
+  prev = id
+end
+redis.call('SET', KEYS[2], prev, 'PX', retention)
+redis.call('PEXPIRE', KEYS[1], retention)
+redis.call('PUBLISH', ARGV[1], table.concat(parts, '\\30'))
+return ids
+`;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    logAndPublish(
+      log: string,
+      last: string,
+      channel: string,
+      retentionMs: number,
+      ...messages: string[]
+    ): Result<string[], Context>;
+  }
+}
 
 export interface RedisBusOptions {
   url: string;
   prefix: string;
   timeoutMs: number;
+  /** How long each room's log keeps a message. */
+  retentionMs: number;
   log: Logger;
   onStatus?: (isUp: boolean) => void;
+  /** Messages this node missed and read back from the log. */
+  onRecovered?: (room: string, count: number) => void;
 }
 
-/** The messages one PUBLISH carries, and the promise every publish() of them got. */
+/** The messages one script call logs and publishes, and the callers waiting for their positions. */
 interface Batch {
-  channel: string;
-  payload: string;
-  promise: Promise<void>;
-  resolve: () => void;
+  room: string;
+  messages: string[];
+  chars: number;
+  promise: Promise<string[]>;
+  resolve: (ids: string[]) => void;
   reject: (err: Error) => void;
+}
+
+/** What a subscriber knows of one room's log. */
+interface RoomLog {
+  /** The last position handed to the handlers; undefined until the first message. */
+  last: Position | undefined;
+  /**
+   * The log's last position just after the SUBSCRIBE took effect. Messages at or before it may
+   * still arrive (the subscriber connection can lag the other one); one after it whose previous
+   * position is past it, before any message arrived, means some were missed.
+   */
+  baseline: Position | undefined;
+  isReading: boolean;
+  /** Published batches that arrived while the log was being read, in arrival order. */
+  waiting: string[];
 }
 
 export class RedisBus implements RoomBus {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly handlers: BusHandler[] = [];
+  private readonly gapHandlers: GapHandler[] = [];
   private readonly channelPrefix: string;
-  /** The batch still open for each channel this turn. */
+  private readonly logs = new Map<string, RoomLog>();
+  /** The batch still open for each room this turn. */
   private readonly open = new Map<string, Batch>();
   /** Batches that were closed because they grew too big, oldest first; they go out before `open`. */
   private readonly closed: Batch[] = [];
   /** Set by the first publish of a turn (which goes out at once) until the flush at the turn's end. */
   private isFlushScheduled = false;
   private readonly flushNow = () => this.flush();
+  /** False from a subscriber disconnect until every room has been read back after the reconnect. */
+  private isSubscribed = false;
+  private isClosing = false;
 
   private constructor(private readonly opts: RedisBusOptions) {
     const common: RedisOptions = {
@@ -63,51 +129,78 @@ export class RedisBus implements RoomBus {
       lazyConnect: true,
     };
     this.pub = new Redis(opts.url, { ...common, enableOfflineQueue: false, connectionName: 'signaling-pub' });
+    this.pub.defineCommand('logAndPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
     // The subscriber keeps its offline queue so SUBSCRIBE issued during an outage runs on reconnect.
     this.sub = new Redis(opts.url, { ...common, commandTimeout: undefined, connectionName: 'signaling-sub' });
     this.channelPrefix = `${opts.prefix}room:`;
     this.sub.on('message', (channel: string, payload: string) => this.receive(channel, payload));
-    for (const [name, conn] of [['pub', this.pub], ['sub', this.sub]] as const) {
-      conn.on('ready', () => {
-        opts.log.info({ connection: name }, 'redis connected');
-        opts.onStatus?.(this.isUp());
-      });
-      conn.on('close', () => opts.onStatus?.(this.isUp()));
-      conn.on('error', (err: Error) => opts.log.warn({ connection: name, err: err.message }, 'redis error'));
+    this.pub.on('ready', () => this.reportStatus('pub connected'));
+    this.sub.on('ready', () => void this.resubscribe());
+    this.pub.on('close', () => opts.onStatus?.(this.isUp()));
+    this.sub.on('close', () => {
+      this.isSubscribed = false;
+      opts.onStatus?.(false);
+    });
+    for (const [name, conn] of [
+      ['pub', this.pub],
+      ['sub', this.sub],
+    ] as const) {
+      conn.on('error', (err: Error) => opts.log.warn({ connection: name, err }, 'redis error'));
     }
   }
 
   static async connect(opts: RedisBusOptions): Promise<RedisBus> {
     const bus = new RedisBus(opts);
     await Promise.all([bus.pub.connect(), bus.sub.connect()]);
+    bus.isSubscribed = true;
+    bus.opts.onStatus?.(bus.isUp());
     return bus;
   }
 
-  /** Resolves when Redis acknowledged the PUBLISH that carried the message. */
-  publish(room: string, payload: string): Promise<void> {
+  private reportStatus(event: string): void {
+    this.opts.log.info({ event }, 'redis ready');
+    this.opts.onStatus?.(this.isUp());
+  }
+
+  /** Keys of a room share one hash tag, so a Redis Cluster keeps them in one slot. */
+  private logKey(room: string): string {
+    return `${this.opts.prefix}{r:${room}}:log`;
+  }
+
+  private lastKey(room: string): string {
+    return `${this.opts.prefix}{r:${room}}:last`;
+  }
+
+  // ---- publishing -------------------------------------------------------------------------------
+
+  /** Resolves with the message's position once Redis has logged and published it. */
+  publish(room: string, payload: string): Promise<Position> {
     if (this.pub.status !== 'ready') return Promise.reject(new Error('the redis publisher is not connected'));
-    // A separator inside a message would split it in two on the other side: refuse it loudly.
-    if (payload.includes(RECORD_SEPARATOR)) return Promise.reject(new Error('a bus message may not contain \\x1e'));
-    const channel = this.channelPrefix + room;
+    // A separator inside a message would split it on the other side: refuse it loudly.
+    if (payload.includes(RECORD_SEPARATOR) || payload.includes(UNIT_SEPARATOR)) {
+      return Promise.reject(new Error('a bus message may not contain \\x1e or \\x1f'));
+    }
     if (!this.isFlushScheduled) {
-      // The first message of a turn goes out at once, as one command: at low rates batching would
-      // only add work. Whatever follows it in this turn waits for the flush, after it.
+      // The first message of a turn goes out at once: at low rates batching would only add work.
+      // Whatever follows it in this turn waits for the flush, after it.
       this.isFlushScheduled = true;
       setImmediate(this.flushNow);
-      return this.pub.publish(channel, payload).then(ignore);
+      return this.pub
+        .logAndPublish(this.logKey(room), this.lastKey(room), this.channelPrefix + room, this.opts.retentionMs, payload)
+        .then(first);
     }
-    let batch = this.open.get(channel);
-    if (batch && batch.payload.length + payload.length >= MAX_BATCH_CHARS) {
+    let batch = this.open.get(room);
+    if (batch && batch.chars + payload.length >= MAX_BATCH_CHARS) {
       this.closed.push(batch);
       batch = undefined;
     }
-    if (batch) {
-      batch.payload += RECORD_SEPARATOR + payload;
-    } else {
-      batch = newBatch(channel, payload);
-      this.open.set(channel, batch);
+    if (!batch) {
+      batch = newBatch(room);
+      this.open.set(room, batch);
     }
-    return batch.promise;
+    const index = batch.messages.push(payload) - 1;
+    batch.chars += payload.length;
+    return batch.promise.then((ids) => ids[index]!);
   }
 
   private flush(): void {
@@ -115,44 +208,44 @@ export class RedisBus implements RoomBus {
     const batches = this.closed.length > 0 ? [...this.closed.splice(0), ...this.open.values()] : [...this.open.values()];
     this.open.clear();
     if (batches.length === 0) return;
+    const { retentionMs } = this.opts;
     if (batches.length === 1) {
-      const [batch] = batches as [Batch];
-      this.pub.publish(batch.channel, batch.payload).then(() => batch.resolve(), batch.reject);
+      const [b] = batches as [Batch];
+      this.pub
+        .logAndPublish(this.logKey(b.room), this.lastKey(b.room), this.channelPrefix + b.room, retentionMs, ...b.messages)
+        .then(b.resolve, b.reject);
       return;
     }
     const pipeline = this.pub.pipeline();
-    for (const batch of batches) pipeline.publish(batch.channel, batch.payload);
+    for (const b of batches) {
+      pipeline.logAndPublish(this.logKey(b.room), this.lastKey(b.room), this.channelPrefix + b.room, retentionMs, ...b.messages);
+    }
     pipeline.exec().then(
       (results) => {
-        batches.forEach((batch, i) => {
-          const err = results?.[i]?.[0];
-          if (err) batch.reject(err);
-          else batch.resolve();
+        batches.forEach((b, i) => {
+          const [err, ids] = results?.[i] ?? [new Error('no reply')];
+          if (err) b.reject(err);
+          else b.resolve(ids as string[]);
         });
       },
       (err: Error) => {
-        for (const batch of batches) batch.reject(err);
+        for (const b of batches) b.reject(err);
       },
     );
   }
 
-  private receive(channel: string, payload: string): void {
-    const room = channel.slice(this.channelPrefix.length);
-    let start = 0;
-    for (;;) {
-      const end = payload.indexOf(RECORD_SEPARATOR, start);
-      const message = end < 0 ? (start === 0 ? payload : payload.slice(start)) : payload.slice(start, end);
-      for (const handler of this.handlers) handler(room, message);
-      if (end < 0) return;
-      start = end + 1;
-    }
-  }
+  // ---- subscribing ------------------------------------------------------------------------------
 
   async subscribe(room: string): Promise<void> {
-    await this.sub.subscribe(this.channelPrefix + room);
+    const roomLog: RoomLog = { last: undefined, baseline: undefined, isReading: false, waiting: [] };
+    this.logs.set(room, roomLog);
+    await withTimeout(this.sub.subscribe(this.channelPrefix + room), this.opts.timeoutMs, 'subscribe');
+    // Everything logged after this read reaches the subscription.
+    roomLog.baseline = (await this.pub.get(this.lastKey(room))) ?? START;
   }
 
   async unsubscribe(room: string): Promise<void> {
+    this.logs.delete(room);
     await this.sub.unsubscribe(this.channelPrefix + room);
   }
 
@@ -160,8 +253,143 @@ export class RedisBus implements RoomBus {
     this.handlers.push(handler);
   }
 
+  onGap(handler: GapHandler): void {
+    this.gapHandlers.push(handler);
+  }
+
+  position(room: string): Position {
+    const roomLog = this.logs.get(room);
+    return roomLog?.last ?? roomLog?.baseline ?? START;
+  }
+
+  private receive(channel: string, payload: string): void {
+    const room = channel.slice(this.channelPrefix.length);
+    const roomLog = this.logs.get(room);
+    if (!roomLog) return;
+    if (roomLog.isReading) {
+      roomLog.waiting.push(payload);
+      return;
+    }
+    this.apply(room, roomLog, payload);
+  }
+
+  /** Hands a published batch on, or starts reading the log when messages before it are missing. */
+  private apply(room: string, roomLog: RoomLog, payload: string): void {
+    let start = payload.indexOf(RECORD_SEPARATOR);
+    const prev = payload.slice(0, start);
+    // The usual case: the batch follows what was handed on last, so none of it is old news.
+    // Before anything was handed on, none of it is either, unless messages after the baseline are
+    // missing in front of it.
+    const isNext = prev === roomLog.last || roomLog.last === undefined;
+    const expected = roomLog.last ?? roomLog.baseline;
+    if (prev !== roomLog.last && expected !== undefined && comparePositions(prev, expected) > 0) {
+      roomLog.waiting.unshift(payload);
+      void this.readBack(room, roomLog);
+      return;
+    }
+    start++;
+    for (;;) {
+      const end = payload.indexOf(RECORD_SEPARATOR, start);
+      const cut = payload.indexOf(UNIT_SEPARATOR, start);
+      const position = payload.slice(start, cut);
+      const message = end < 0 ? payload.slice(cut + 1) : payload.slice(cut + 1, end);
+      if (isNext) this.handOn(room, roomLog, position, message);
+      else this.deliver(room, roomLog, position, message);
+      if (end < 0) return;
+      start = end + 1;
+    }
+  }
+
+  /** Hands one message on unless it was handed on already (read back, then published too). */
+  private deliver(room: string, roomLog: RoomLog, position: Position, message: string): void {
+    if (roomLog.last !== undefined && comparePositions(position, roomLog.last) <= 0) return;
+    this.handOn(room, roomLog, position, message);
+  }
+
+  private handOn(room: string, roomLog: RoomLog, position: Position, message: string): void {
+    roomLog.last = position;
+    for (const handler of this.handlers) handler(room, message, position);
+  }
+
+  /**
+   * Reads what the room's log holds after the last position handed on, hands it on, then what
+   * arrived meanwhile. Retries while Redis cannot be read; reports a gap when the log lost some.
+   */
+  private async readBack(room: string, roomLog: RoomLog): Promise<void> {
+    if (roomLog.isReading) return;
+    roomLog.isReading = true;
+    for (;;) {
+      if (this.logs.get(room) !== roomLog || this.isClosing) return;
+      const after = roomLog.last ?? roomLog.baseline;
+      try {
+        if (after === undefined) {
+          // The subscription was lost before it said where the log stood: what was missed cannot
+          // be told apart from what came before.
+          this.reportGap(room);
+          roomLog.baseline = (await this.pub.get(this.lastKey(room))) ?? START;
+        } else {
+          const { entries, isComplete } = await this.read(room, after, '+');
+          if (this.logs.get(room) !== roomLog) return;
+          if (!isComplete) this.reportGap(room);
+          for (const e of entries) this.deliver(room, roomLog, e.position, e.payload);
+          if (entries.length > 0) this.opts.onRecovered?.(room, entries.length);
+        }
+        break;
+      } catch (err) {
+        this.opts.log.warn({ err, room }, 'could not read a room log back; retrying');
+        await new Promise((resolve) => setTimeout(resolve, RETRY_READ_MS).unref());
+      }
+    }
+    roomLog.isReading = false;
+    const waiting = roomLog.waiting.splice(0);
+    for (let i = 0; i < waiting.length; i++) {
+      this.apply(room, roomLog, waiting[i]!);
+      if (roomLog.isReading) {
+        // Another hole: the rest waits behind that read.
+        roomLog.waiting.push(...waiting.slice(i + 1));
+        return;
+      }
+    }
+  }
+
+  private reportGap(room: string): void {
+    for (const handler of this.gapHandlers) handler(room);
+  }
+
+  /**
+   * After a reconnect: makes sure every room is subscribed again (ioredis resubscribes on its own;
+   * awaiting our own SUBSCRIBE behind its commands says when that is done), then reads back what
+   * each room logged while the subscriber was away. Until then the bus does not report itself up.
+   */
+  private async resubscribe(): Promise<void> {
+    if (this.isSubscribed || this.isClosing) return;
+    const rooms = [...this.logs.keys()];
+    try {
+      if (rooms.length > 0) await this.sub.subscribe(...rooms.map((r) => this.channelPrefix + r));
+      await Promise.all(rooms.map((room) => this.logs.get(room) && this.readBack(room, this.logs.get(room)!)));
+      this.isSubscribed = true;
+      this.reportStatus('sub resubscribed');
+    } catch (err) {
+      this.opts.log.warn({ err }, 'could not restore the subscriptions; retrying on the next reconnect');
+      this.sub.disconnect(true);
+    }
+  }
+
+  async read(room: string, after: Position, until: Position): Promise<{ entries: LogEntry[]; isComplete: boolean }> {
+    const rows = (await this.pub.xrange(this.logKey(room), `(${after}`, until)) as [string, string[]][];
+    const entries: LogEntry[] = [];
+    let isComplete = rows.length === 0 ? until === '+' || after === until : false;
+    for (let i = 0; i < rows.length; i++) {
+      const [position, fields] = rows[i]!;
+      // Fields are written as p, <previous position>, m, <message>.
+      if (i === 0) isComplete = fields[1] === after;
+      entries.push({ position, payload: fields[3]! });
+    }
+    return { entries, isComplete };
+  }
+
   isUp(): boolean {
-    return this.pub.status === 'ready' && this.sub.status === 'ready';
+    return this.pub.status === 'ready' && this.sub.status === 'ready' && this.isSubscribed;
   }
 
   /** The publishing connection, for features that keep small amounts of data in Redis. */
@@ -170,21 +398,30 @@ export class RedisBus implements RoomBus {
   }
 
   async close(): Promise<void> {
+    this.isClosing = true;
     // What was published this turn still goes out (a stopping node's last handovers).
     if (this.isFlushScheduled) this.flush();
-    this.pub.disconnect();
+    await this.pub.quit().catch(() => this.pub.disconnect());
     this.sub.disconnect();
   }
 }
 
-const ignore = () => {};
+const first = (ids: string[]): string => ids[0]!;
 
-function newBatch(channel: string, payload: string): Batch {
-  let resolve!: () => void;
+function newBatch(room: string): Batch {
+  let resolve!: (ids: string[]) => void;
   let reject!: (err: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
+  const promise = new Promise<string[]>((res, rej) => {
     resolve = res;
     reject = rej;
   });
-  return { channel, payload, promise, resolve, reject };
+  return { room, messages: [], chars: 0, promise, resolve, reject };
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis ${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -13,7 +13,7 @@ export interface ReaperOptions {
   heartbeatMs: number;
   log: Logger;
   metrics: Metrics;
-  announce: (d: Departure) => Promise<void>;
+  announce: (d: Departure) => Promise<unknown>;
 }
 
 export class Reaper {

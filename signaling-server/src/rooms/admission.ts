@@ -9,17 +9,17 @@ import { encode, type JoinMessage } from '../protocol/messages.js';
 import type { RoomSnapshot, RoomStore } from '../store/store.js';
 import { dependency } from './dependency.js';
 import { Kind } from './envelope.js';
-import type { GapSignals } from './gap-signals.js';
 import type { LocalRooms } from './local-rooms.js';
-import { hashResumeSecret, newParticipantId, newResumeSecret, parseResumeToken } from './resume-token.js';
+import { hashResumeSecret, newParticipantId, newResumeSecret, nextResumeSecret, parseResumeToken } from './resume-token.js';
 import type { RoomChannel } from './room-channel.js';
 import type { LocalMember, Session } from './session.js';
+import type { SignalRouter } from './signal-router.js';
 
 export interface AdmissionOptions {
   nodeId: string;
   store: RoomStore;
   channel: RoomChannel;
-  gaps: GapSignals;
+  router: SignalRouter;
   local: LocalRooms;
   log: Logger;
   /** Null in anonymous mode: no token needed. */
@@ -57,11 +57,13 @@ export class Admission {
     meta: Record<string, unknown>,
     claims: TokenClaims | undefined,
   ): Promise<Admitted> {
-    const { nodeId, store, channel, local, log } = this.opts;
-    const next = newResumeSecret();
-    member.resumeHash = next.hash;
+    const { nodeId, store, channel, local, router, log } = this.opts;
     const presented = msg.resume ? parseResumeToken(msg.resume) : null;
     if (presented) {
+      // The next secret follows from the presented one, so a resume whose `joined` never arrived
+      // can be tried again with the same token (the store takes either hash).
+      const next = nextResumeSecret(presented.secret);
+      member.resumeHash = next.hash;
       const resumed = await dependency(
         store.resume({
           room: msg.room,
@@ -75,24 +77,24 @@ export class Admission {
       );
       if (resumed) {
         member.id = resumed.self.id;
-        // A connection of this node that still holds the participant lets go of it silently; this
-        // node then keeps its gap like any previous node would.
+        member.epoch = resumed.epoch;
+        // A connection of this node that still holds the participant lets go of it: its gap starts
+        // where that connection stopped, like any previous node's.
         const stale = local.find(member.id);
         if (stale && stale !== member) local.enterGrace(stale);
-        // Signals before this marker are the previous node's to keep; those after it are ours.
-        this.opts.gaps.beginClaim(msg.room, member.id);
-        await channel
-          .publish(msg.room, Kind.Claim, member.id, 0, '')
-          .catch((err) =>
-            log.warn({ err: String(err), room: msg.room, participant: member.id }, 'could not publish a resume claim'),
-          );
+        router.beginResume(msg.room, member.id, member.epoch, resumed.previousNodeId);
+        // Signals after this marker are ours; the gap before it is read back from the room's log.
+        const claimed = await dependency(channel.publish(msg.room, Kind.Claim, member.id, member.epoch, ''), log);
+        router.claimed(member.id, claimed);
         return { snapshot: resumed as RoomSnapshot, secret: next.secret, isResumed: true };
       }
     }
+    const next = newResumeSecret();
+    member.resumeHash = next.hash;
     const participantId = newParticipantId();
     member.id = participantId;
     // Peers may signal the newcomer as soon as they see peer-joined, before `joined` goes out.
-    local.holdSignals(participantId);
+    router.expect(participantId);
     const snapshot = await dependency(
       store.join(
         {

@@ -14,11 +14,16 @@ export const enum Kind {
   /** A state change. target = the writer, number = the new version. */
   State = 't',
   /**
-   * The origin node resumed the participant. Signals for it ordered before this marker belong to
-   * its previous node (which stores them in the mailbox), those after it to the origin.
+   * The origin node resumed the participant: signals for it after this marker are the origin's to
+   * deliver; a node still holding an older membership of it lets go. target = the participant,
+   * number = the epoch of the new membership.
    */
   Claim = 'x',
-  /** The previous node stored every signal ordered before the claim: the mailbox is complete. */
+  /**
+   * Answers a Claim: the older membership's node says from where in the room's log the participant
+   * has had nothing. target = the participant, number = the older membership's epoch, frame = that
+   * position.
+   */
   Handover = 'h',
 }
 

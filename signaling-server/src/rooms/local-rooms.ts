@@ -1,48 +1,42 @@
 // The rooms this node has members in: each room's view, the local members by participant id, and
-// delivery to them of what this node's members send and what arrives on the bus. It changes nothing
-// in the database; deciding who joins or leaves is the job of RoomService and Admission.
+// delivery to them of broadcasts and of the membership and state events that arrive on the bus.
+// It changes nothing in the database; deciding who joins or leaves is the job of RoomService and
+// Admission, and where signals go is the SignalRouter's.
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
+import { encode, type Peer, type RoomState } from '../protocol/messages.js';
 import type { HeldMembership } from '../store/store.js';
 import { Kind, type Envelope } from './envelope.js';
-import type { GapSignals } from './gap-signals.js';
 import type { RoomChannel } from './room-channel.js';
 import { RoomView } from './room-view.js';
 import { topicOf, type HeldEvent, type LocalFanout, type LocalMember } from './session.js';
+import type { MemberDirectory } from './signal-router.js';
 
-/** After this long without news, a signal published to the bus is taken as lost, not in flight. */
-const IN_FLIGHT_STALE_MS = 5000;
+/** What a member's connection ending means for its signals: the router keeps its gap. */
+export interface AwayHandler {
+  goAway(member: LocalMember): void;
+}
 
 export interface LocalRoomsOptions {
   channel: RoomChannel;
-  gaps: GapSignals;
   fanout: LocalFanout;
   metrics: Metrics;
   log: Logger;
 }
 
-export class LocalRooms {
+export class LocalRooms implements MemberDirectory {
   private readonly views = new Map<string, RoomView>();
   private readonly localById = new Map<string, LocalMember>();
-  /** Signals for participants whose join is in flight here, delivered right after `joined`. */
-  private readonly joining = new Map<string, string[]>();
-  /**
-   * Signals this node published per recipient and has not yet seen come back from the bus. While
-   * any are in flight, a recipient that became local meanwhile still gets signals through the bus,
-   * so the direct path cannot overtake them.
-   */
-  private readonly signalsInFlight = new Map<string, { count: number; at: number }>();
   private readonly channel: RoomChannel;
-  private readonly gaps: GapSignals;
   private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
   private readonly log: Logger;
-  private readonly deliveredSignal;
   private readonly deliveredBroadcast;
+  /** Set once the router exists (it needs this directory, and this needs it). */
+  away: AwayHandler | null = null;
 
   constructor(opts: LocalRoomsOptions) {
-    ({ channel: this.channel, gaps: this.gaps, fanout: this.fanout, metrics: this.metrics, log: this.log } = opts);
-    this.deliveredSignal = this.metrics.deliveries.labels('signal');
+    ({ channel: this.channel, fanout: this.fanout, metrics: this.metrics, log: this.log } = opts);
     this.deliveredBroadcast = this.metrics.deliveries.labels('broadcast');
   }
 
@@ -74,30 +68,16 @@ export class LocalRooms {
     return view;
   }
 
-  /** Holds the signals that arrive for a participant until deliverHolds() or dropHolds(). */
-  holdSignals(participantId: string): void {
-    this.joining.set(participantId, []);
-  }
-
   /** The member's join committed: it is found by its participant id from now on. */
   addJoined(member: LocalMember): void {
     this.localById.set(member.id, member);
     this.metrics.participants.set(this.localById.size);
   }
 
-  /** Right after `joined`: the events held during the join (filtered), then the signals held. */
+  /** Right after `joined`: the events held during the join, through the member's filter. */
   deliverHolds(member: LocalMember): void {
     for (const event of member.held) this.deliverHeld(member, event);
     member.held = [];
-    const early = this.joining.get(member.id);
-    this.joining.delete(member.id);
-    if (early) this.deliverSignals(member.id, early);
-  }
-
-  /** The member's join failed: what was held for it goes. */
-  dropHolds(member: LocalMember): void {
-    member.held = [];
-    this.joining.delete(member.id);
   }
 
   /** Removes a member from this node only; the database is someone else's business. */
@@ -107,9 +87,9 @@ export class LocalRooms {
     this.forget(member);
   }
 
-  /** Drops a member from this node and keeps its gap here until it resumes or expires. */
+  /** Drops a member from this node; its gap is kept for its resume, on any node. */
   enterGrace(member: LocalMember): HeldMembership {
-    this.gaps.own(member.room, member.id);
+    this.away?.goAway(member);
     this.drop(member);
     return { room: member.room, participantId: member.id, resumeHash: member.resumeHash };
   }
@@ -125,10 +105,10 @@ export class LocalRooms {
     this.releaseViewIfUnused(member.room);
   }
 
-  /** Ends the room's subscription once no local member and no kept gap needs it. */
+  /** Ends the room's subscription once no local member needs it. */
   releaseViewIfUnused(room: string): void {
     const view = this.views.get(room);
-    if (!view || view.locals.size > 0 || this.gaps.ownsAnyIn(room)) return;
+    if (!view || view.locals.size > 0) return;
     this.views.delete(room);
     this.metrics.rooms.set(this.views.size);
     this.channel.unsubscribe(room).catch((err) => this.log.warn({ err: String(err), room }, 'unsubscribe failed'));
@@ -145,55 +125,6 @@ export class LocalRooms {
   }
 
   // ---- what this node's members send -----------------------------------------------------------
-
-  /** Sends a signal straight to a recipient held here, when that cannot break its order. */
-  sendSignalDirectly(room: string, to: string, frame: string): boolean {
-    const target = this.localById.get(to);
-    // A participant that is resuming here takes its signals through the bus, in the claim's order.
-    if (
-      !target ||
-      target.room !== room ||
-      target.status !== 'joined' ||
-      this.gaps.isClaiming(to) ||
-      this.hasSignalsInFlight(to)
-    ) {
-      return false;
-    }
-    target.session.link.send(frame);
-    this.deliveredSignal.inc();
-    return true;
-  }
-
-  /** A signal for `to` is about to be published: later ones follow it through the bus. */
-  signalPublished(to: string): void {
-    const inFlight = this.signalsInFlight.get(to);
-    if (inFlight) {
-      inFlight.count++;
-      inFlight.at = performance.now();
-    } else {
-      this.signalsInFlight.set(to, { count: 1, at: performance.now() });
-    }
-  }
-
-  /** A published signal came back from the bus, or its publish failed. */
-  signalLanded(target: string): void {
-    const inFlight = this.signalsInFlight.get(target);
-    if (!inFlight) return;
-    if (inFlight.count <= 1) this.signalsInFlight.delete(target);
-    else inFlight.count--;
-  }
-
-  /**
-   * Whether signals to `to` published by this node may still be on the bus. One that never comes
-   * back (lost with a subscriber connection) stops counting after a while instead of for ever.
-   */
-  private hasSignalsInFlight(to: string): boolean {
-    const inFlight = this.signalsInFlight.get(to);
-    if (!inFlight) return false;
-    if (performance.now() - inFlight.at < IN_FLIGHT_STALE_MS) return true;
-    this.signalsInFlight.delete(to);
-    return false;
-  }
 
   /** Sends a broadcast to the sender's local peers through the sender's socket. */
   broadcastFrom(member: LocalMember, frame: string): void {
@@ -215,11 +146,6 @@ export class LocalRooms {
         this.deliveredBroadcast.inc(this.fanout.subscriberCount(topic));
         return;
       }
-      case Kind.Signal:
-        // Published only when the target was not live here at send time, so never a duplicate of
-        // the local fast path, even when this node sent it.
-        if (isOwn) this.signalLanded(target);
-        return this.onSignal(room, target, frame);
       case Kind.PeerJoined:
       case Kind.PeerLeft:
         // Membership and state events come back to their origin too: every node then sees them in
@@ -227,53 +153,9 @@ export class LocalRooms {
         return this.onMembershipEvent(room, kind === Kind.PeerJoined, target, num, frame, isOwn);
       case Kind.State:
         return this.deliverToMembers(room, { kind: 'state', num, target, frame });
-      case Kind.Claim: {
-        this.gaps.onClaim(room, target, isOwn);
-        const member = this.localById.get(target);
-        if (!isOwn && member && member.room === room) {
-          // Resumed on another node while this connection still held it (a half-dead network).
-          this.log.info({ room, participant: target }, 'participant resumed on another node');
-          this.drop(member);
-          void this.channel.publish(room, Kind.Handover, target, 0, '').catch(() => {});
-        }
-        return;
-      }
-      case Kind.Handover:
-        return this.gaps.onHandover(target);
       default:
         this.log.warn({ room, kind }, 'ignoring a bus message of unknown kind');
     }
-  }
-
-  private onSignal(room: string, target: string, frame: string): void {
-    if (this.gaps.holdForClaim(target, frame)) return;
-    const held = this.joining.get(target);
-    if (held) {
-      held.push(frame);
-      return;
-    }
-    const member = this.localById.get(target);
-    if (member && member.room === room) {
-      member.session.link.send(frame);
-      this.deliveredSignal.inc();
-    } else if (this.gaps.owns(target)) {
-      this.gaps.store(target, frame);
-    }
-  }
-
-  /**
-   * Sends signal frames to a local participant, in order (gap signals, early signals). If its
-   * connection ended meanwhile, this node keeps them for its next resume, as any gap signal.
-   */
-  deliverSignals(participantId: string, frames: string[]): void {
-    const member = this.localById.get(participantId);
-    if (!member || member.session.isClosed) {
-      if (this.gaps.owns(participantId)) for (const frame of frames) this.gaps.store(participantId, frame);
-      else if (frames.length > 0) this.metrics.dropped.labels('recipient-gone').inc(frames.length);
-      return;
-    }
-    for (const frame of frames) member.session.link.send(frame);
-    this.deliveredSignal.inc(frames.length);
   }
 
   private onMembershipEvent(
@@ -284,7 +166,6 @@ export class LocalRooms {
     frame: string,
     isOwn: boolean,
   ): void {
-    if (!joined) this.gaps.release(participantId, true);
     const view = this.views.get(room);
     if (!view) return;
     view.applyEvent(seq, joined, participantId);
@@ -296,6 +177,37 @@ export class LocalRooms {
       if (stale && stale.room === room) {
         this.log.warn({ room, participant: participantId }, 'a participant held here was removed by another node');
         this.drop(stale);
+      }
+    }
+  }
+
+  /**
+   * The bus lost some of the room's events for this node: brings the view and every local member
+   * up to the database's snapshot, with the peer-joined, peer-left and state events they missed.
+   */
+  heal(room: string, seq: number, peers: Peer[], state: RoomState): void {
+    const view = this.views.get(room);
+    if (!view) return;
+    const before = view.ids();
+    view.applySnapshot(
+      seq,
+      peers.map((p) => p.id),
+    );
+    const after = new Set(peers.map((p) => p.id));
+    const frames: { about: string; frame: string }[] = [];
+    for (const peer of peers) if (!before.has(peer.id)) frames.push({ about: peer.id, frame: encode.peerJoined(room, peer) });
+    for (const id of before) if (!after.has(id)) frames.push({ about: id, frame: encode.peerLeft(room, id, 'disconnected') });
+    // The writer is not known here: `from` is empty on a healed state event (docs/protocol.md).
+    const stateFrame = state.version > 0 ? encode.state(room, state.version, state.data ?? {}, '') : null;
+    for (const member of view.locals) {
+      if (member.status !== 'joined') continue;
+      if (member.seq < seq) {
+        for (const f of frames) if (f.about !== member.id) member.session.link.send(f.frame);
+        member.seq = seq;
+      }
+      if (stateFrame && member.version < state.version) {
+        member.session.link.send(stateFrame);
+        member.version = state.version;
       }
     }
   }

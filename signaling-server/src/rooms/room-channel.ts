@@ -2,7 +2,7 @@
 // (decoded, handed to one handler), and waiting for this node's own events to come back. It knows
 // the envelope format, not what a kind means to the room.
 import type { Logger } from 'pino';
-import type { RoomBus } from '../bus/bus.js';
+import type { GapHandler, LogEntry, Position, RoomBus } from '../bus/bus.js';
 import type { Metrics } from '../metrics.js';
 import { Kind, decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
 
@@ -14,7 +14,7 @@ export interface RoomChannelOptions {
 }
 
 /** Receives each well-formed envelope; `isOwn` says this node published it. */
-export type EnvelopeHandler = (room: string, envelope: Envelope, isOwn: boolean) => void;
+export type EnvelopeHandler = (room: string, envelope: Envelope, isOwn: boolean, position: Position) => void;
 
 export class RoomChannel {
   /** Resolvers waiting for this node's own membership and state events to come back from the bus. */
@@ -31,18 +31,33 @@ export class RoomChannel {
     return this.opts.bus.unsubscribe(room);
   }
 
-  publish(room: string, kind: Kind, target: string, num: number, frame: string): Promise<void> {
+  /** Resolves with the envelope's position in the room's log. */
+  publish(room: string, kind: Kind, target: string, num: number, frame: string): Promise<Position> {
     const started = performance.now();
-    return this.opts.bus.publish(room, encodeEnvelope(this.opts.nodeId, kind, target, num, frame)).then(() => {
+    return this.opts.bus.publish(room, encodeEnvelope(this.opts.nodeId, kind, target, num, frame)).then((position) => {
       this.opts.metrics.busPublishSeconds.observe((performance.now() - started) / 1000);
+      return position;
     });
+  }
+
+  /** The last position of the room this node has handled. */
+  position(room: string): Position {
+    return this.opts.bus.position(room);
+  }
+
+  read(room: string, after: Position, until: Position): Promise<{ entries: LogEntry[]; isComplete: boolean }> {
+    return this.opts.bus.read(room, after, until);
+  }
+
+  onGap(handler: GapHandler): void {
+    this.opts.bus.onGap(handler);
   }
 
   /**
    * Publishes an event this node must see come back before it goes on (see echo()). The waiter is
    * registered first: the echo may arrive before the publish resolves.
    */
-  publishAndAwaitEcho(room: string, kind: Kind, target: string, num: number, frame: string): Promise<void> {
+  publishAndAwaitEcho(room: string, kind: Kind, target: string, num: number, frame: string): Promise<Position> {
     const key = `${kind}|${room}|${target}|${num}`;
     const echoed = new Promise<void>((resolve) => this.echoes.set(key, resolve));
     this.pendingEchoes.set(key, echoed);
@@ -75,14 +90,14 @@ export class RoomChannel {
    * the handler has delivered it, so a waiter knows local members have it.
    */
   onEnvelope(handler: EnvelopeHandler): void {
-    this.opts.bus.onMessage((room, payload) => {
+    this.opts.bus.onMessage((room, payload, position) => {
       const envelope = decodeEnvelope(payload);
       if (!envelope) {
         this.opts.log.warn({ room }, 'ignoring a malformed bus message');
         return;
       }
       const { origin, kind, target, num } = envelope;
-      handler(room, envelope, origin === this.opts.nodeId);
+      handler(room, envelope, origin === this.opts.nodeId, position);
       if (kind === Kind.PeerJoined || kind === Kind.PeerLeft || kind === Kind.State) {
         this.echoes.get(`${kind}|${room}|${target}|${num}`)?.();
       }

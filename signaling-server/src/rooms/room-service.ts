@@ -5,8 +5,8 @@
 // await on their way out.
 import type { Logger } from 'pino';
 import type { Grant, TokenClaims, TokenVerifier } from '../auth/token-verifier.js';
-import type { RoomBus } from '../bus/bus.js';
-import type { ParticipantMailbox } from '../bus/mailbox.js';
+import type { Position, RoomBus } from '../bus/bus.js';
+import type { GapRecords } from '../bus/gap-records.js';
 import type { Metrics } from '../metrics.js';
 import { ProtocolError, isProtocolError } from '../protocol/errors.js';
 import {
@@ -21,13 +21,13 @@ import {
 import type { Departure, HeldMembership, RoomStore } from '../store/store.js';
 import { Admission } from './admission.js';
 import { dependency } from './dependency.js';
-import { Kind } from './envelope.js';
-import { GapSignals } from './gap-signals.js';
+import { Kind, type Envelope } from './envelope.js';
 import { LocalRooms } from './local-rooms.js';
 import { formatResumeToken } from './resume-token.js';
 import { RoomChannel } from './room-channel.js';
 import type { RoomView } from './room-view.js';
 import { LocalMember, Session, topicOf, type ClientLink, type LocalFanout } from './session.js';
+import { SignalRouter } from './signal-router.js';
 
 export interface RoomServiceOptions {
   nodeId: string;
@@ -42,11 +42,12 @@ export interface RoomServiceOptions {
   maxMetaBytes: number;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
-  mailbox: ParticipantMailbox;
-  /** Signals kept per participant between two connections. */
-  maxGapSignals: number;
+  /** Where away participants' gaps start, and delivery checkpoints. */
+  gapRecords: GapRecords;
   /** How long a resumed participant waits for its previous node's handover. */
   handoverWaitMs: number;
+  /** How often delivery checkpoints are saved (0: never). */
+  checkpointMs?: number;
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
 }
@@ -57,33 +58,37 @@ export class RoomService {
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private readonly channel: RoomChannel;
-  private readonly gaps: GapSignals;
+  private readonly router: SignalRouter;
   private readonly local: LocalRooms;
   private readonly admission: Admission;
+  /** Rooms whose view is being rebuilt from the database after a bus gap. */
+  private readonly healing = new Set<string>();
 
   constructor(private readonly opts: RoomServiceOptions) {
     const { nodeId, store, bus, fanout, metrics, log } = opts;
     ({ nodeId: this.nodeId, store: this.store, metrics: this.metrics, log: this.log } = opts);
     this.channel = new RoomChannel({ nodeId, bus, metrics, log });
-    this.gaps = new GapSignals({
-      mailbox: opts.mailbox,
-      graceMs: opts.resumeGraceMs,
-      maxPerParticipant: opts.maxGapSignals,
-      handoverWaitMs: opts.handoverWaitMs,
+    this.local = new LocalRooms({ channel: this.channel, fanout, metrics, log });
+    this.router = new SignalRouter({
+      nodeId,
+      channel: this.channel,
+      records: opts.gapRecords,
+      members: this.local,
       metrics,
       log,
-      publishHandover: (room, participantId) => this.channel.publish(room, Kind.Handover, participantId, 0, ''),
-      deliver: (participantId, frames) => this.local.deliverSignals(participantId, frames),
-      onRoomReleased: (room) => this.local.releaseViewIfUnused(room),
+      graceMs: opts.resumeGraceMs,
+      handoverWaitMs: opts.handoverWaitMs,
+      checkpointMs: opts.checkpointMs ?? 250,
     });
-    this.local = new LocalRooms({ channel: this.channel, gaps: this.gaps, fanout, metrics, log });
-    this.channel.onEnvelope((room, envelope, isOwn) => this.local.receive(room, envelope, isOwn));
+    this.local.away = this.router;
+    this.channel.onEnvelope((room, envelope, isOwn, position) => this.receive(room, envelope, isOwn, position));
+    this.channel.onGap((room) => void this.heal(room));
     const { verifier, maxParticipantsPerRoom } = opts;
     this.admission = new Admission({
       nodeId,
       store,
       channel: this.channel,
-      gaps: this.gaps,
+      router: this.router,
       local: this.local,
       log,
       verifier,
@@ -136,17 +141,71 @@ export class RoomService {
     if (gone.length > 0) void this.startGrace(gone, reason);
   }
 
-  /** Participants whose gaps this node took since `since` (performance.now()) and still keeps. */
+  /** Participants that went away from this node since `since` (performance.now()) and have not resumed. */
   gapsSince(since: number): number {
-    return this.gaps.ownedSince(since);
+    return this.router.awaySince(since);
   }
 
   /**
-   * Resolves once every grace period started on this node so far is recorded in the database and
-   * every handover it owes is published: until then the node must keep its connections.
+   * Resolves once every grace period started on this node so far is recorded in the database, and
+   * every gap record and handover it owes is out: until then the node must keep its connections.
    */
   async settled(): Promise<void> {
-    await Promise.all([...this.pendingGraces, this.gaps.settled()]);
+    // A join in flight may end in a grace of its own (its connection closed meanwhile).
+    await Promise.all(this.pendingJoins);
+    await Promise.all([...this.pendingGraces, this.router.settled()]);
+  }
+  private readonly pendingJoins = new Set<Promise<void>>();
+
+  /** Stops the node's timers; call before closing the bus. */
+  close(): void {
+    this.router.close();
+  }
+
+  // ---- what arrives on the bus -----------------------------------------------------------------
+
+  private receive(room: string, envelope: Envelope, isOwn: boolean, position: Position): void {
+    const { kind, target, num, frame } = envelope;
+    switch (kind) {
+      case Kind.Signal:
+        return this.router.onSignal(room, target, frame, isOwn);
+      case Kind.Claim:
+        return this.router.onClaim(room, target, num, position, isOwn);
+      case Kind.Handover:
+        return this.router.onHandover(target, num, frame);
+      case Kind.PeerLeft:
+        this.router.forget(target);
+        return this.local.receive(room, envelope, isOwn);
+      default:
+        return this.local.receive(room, envelope, isOwn);
+    }
+  }
+
+  /** The bus lost some of a room's messages for this node: rebuild its view from the database. */
+  private async heal(room: string): Promise<void> {
+    this.metrics.busGaps.inc();
+    if (this.healing.has(room)) return;
+    this.healing.add(room);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const record = await this.store.readRoom(room);
+          this.local.heal(room, record.seq, record.peers, record.state);
+          this.metrics.viewResyncs.labels('healed').inc();
+          this.log.warn({ room }, 'healed a room view after a bus gap');
+          return;
+        } catch (err) {
+          if (attempt >= 5) {
+            this.metrics.viewResyncs.labels('failed').inc();
+            this.log.error({ err, room }, 'could not heal a room view after a bus gap');
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, (this.opts.retryMs ?? 1000) * attempt).unref());
+        }
+      }
+    } finally {
+      this.healing.delete(room);
+    }
   }
   private readonly pendingGraces = new Set<Promise<void>>();
 
@@ -220,7 +279,10 @@ export class RoomService {
     const member = new LocalMember(session, msg.room);
     session.memberships.set(msg.room, member);
     const view = this.local.addJoining(member);
-    this.waitFor(member, this.completeJoin(member, view, msg, meta));
+    const joining = this.completeJoin(member, view, msg, meta);
+    this.pendingJoins.add(joining);
+    void joining.finally(() => this.pendingJoins.delete(joining));
+    this.waitFor(member, joining);
   }
 
   private async completeJoin(member: LocalMember, view: RoomView, msg: JoinMessage, meta: Record<string, unknown>) {
@@ -238,24 +300,29 @@ export class RoomService {
       this.local.addJoined(member);
       if (session.isClosed) {
         // The connection went away while the join was in flight: the participant starts its grace,
-        // and what was sent to it meanwhile is kept for its resume like any gap signal.
-        const held = this.local.enterGrace(member);
-        this.local.deliverHolds(member);
-        this.gaps.markJoined(member.id);
-        void this.startGrace([held], 'disconnected');
+        // and what was sent to it meanwhile is its gap, read back at its resume.
+        member.held = [];
+        void this.startGrace([this.local.enterGrace(member)], 'disconnected');
         return;
       }
       session.link.subscribe(topicOf(room));
       const token = formatResumeToken(member.id, secret);
       session.link.send(encode.joined(msg.id, room, snapshot.self, snapshot.peers, snapshot.state, token, isResumed));
       this.local.deliverHolds(member);
-      this.gaps.markJoined(member.id);
+      this.router.releaseEarly(member);
+      this.router.markJoined(member.id);
       this.metrics.joinSeconds.observe((performance.now() - started) / 1000);
       this.log.info({ room, participant: member.id, resumed: isResumed }, 'joined');
     } catch (err) {
       member.status = 'gone';
-      this.local.dropHolds(member);
-      this.gaps.cancelClaim(member.id);
+      member.held = [];
+      this.router.forgetEarly(member.id);
+      if (this.router.isResuming(member.id)) {
+        // The database took the participant over but its Claim never made it: it goes to grace
+        // here, and a retry with the same token reads back the same gap.
+        this.router.abandonResume(member);
+        void this.startGrace([{ room, participantId: member.id, resumeHash: member.resumeHash }], 'disconnected');
+      }
       this.local.forget(member);
       if (!session.isClosed) this.replyError(session, msg.id, err);
     }
@@ -275,7 +342,7 @@ export class RoomService {
   }
 
   /** Publishes a participant's departure to its room; the store calls it before committing. */
-  announceDeparture(d: Departure): Promise<void> {
+  announceDeparture(d: Departure): Promise<unknown> {
     const frame = encode.peerLeft(d.room, d.participantId, d.reason);
     return this.channel.publish(d.room, Kind.PeerLeft, d.participantId, d.seq, frame);
   }
@@ -286,7 +353,8 @@ export class RoomService {
       const attempt = () =>
         this.store.disconnect(members, this.nodeId, this.opts.resumeGraceMs, reason).then(resolve, (err) => {
           // Until this lands the rows say "connected" on a live node: nobody would ever reap them.
-          this.log.warn({ err: String(err), participants: members.length }, 'could not record disconnects; retrying');
+          this.metrics.swallowedErrors.labels('grace').inc();
+          this.log.warn({ err, participants: members.length }, 'could not record disconnects; retrying');
           setTimeout(attempt, this.opts.retryMs ?? 1000).unref();
         });
       attempt();
@@ -301,34 +369,27 @@ export class RoomService {
   private signal(member: LocalMember, msg: SignalMessage): void {
     requireGrant(member, 'signal');
     const frame = encode.signal(member.room, member.id, msg.data);
-    if (this.local.sendSignalDirectly(member.room, msg.to, frame)) {
-      if (msg.id !== undefined) member.session.link.send(encode.ack(msg.id));
-      return;
-    }
-    if (!this.local.isInRoom(member.room, msg.to)) {
-      throw new ProtocolError('peer-not-found', `no participant ${msg.to.slice(0, 64)} in room ${member.room}`);
-    }
-    this.local.signalPublished(msg.to);
-    this.publishThenAck(member, msg.id, Kind.Signal, msg.to, frame);
+    const logged = this.router.send(member.room, msg.to, frame);
+    if (logged) this.ackWhenLogged(member, msg.id, logged);
+    else if (msg.id !== undefined) member.session.link.send(encode.ack(msg.id));
   }
 
   private broadcast(member: LocalMember, msg: BroadcastMessage): void {
     requireGrant(member, 'broadcast');
     const frame = encode.broadcast(member.room, member.id, msg.data);
     this.local.broadcastFrom(member, frame);
-    this.publishThenAck(member, msg.id, Kind.Broadcast, member.id, frame);
+    this.ackWhenLogged(member, msg.id, this.channel.publish(member.room, Kind.Broadcast, member.id, 0, frame));
   }
 
-  private publishThenAck(member: LocalMember, requestId: RequestId | undefined, kind: Kind, target: string, frame: string) {
-    const published = this.channel.publish(member.room, kind, target, 0, frame);
-    published.then(
+  /** The ack is a promise of delivery: it goes out once the room's log holds the message. */
+  private ackWhenLogged(member: LocalMember, requestId: RequestId | undefined, logged: Promise<Position>): void {
+    logged.then(
       () => {
         if (requestId !== undefined && !member.session.isClosed) member.session.link.send(encode.ack(requestId));
       },
       (err) => {
-        if (kind === Kind.Signal) this.local.signalLanded(target);
         this.metrics.dropped.labels('bus-unavailable').inc();
-        this.log.warn({ err: String(err), room: member.room, participant: member.id }, 'bus publish failed');
+        this.log.warn({ err, room: member.room, participant: member.id }, 'bus publish failed');
         if (requestId !== undefined && !member.session.isClosed) {
           const error = new ProtocolError('unavailable', 'the message bus is unreachable; retry later');
           this.replyError(member.session, requestId, error);

@@ -23,6 +23,11 @@ export class RoomView {
     return this.members.has(participantId);
   }
 
+  /** A copy of the participant ids the view holds now. */
+  ids(): Set<string> {
+    return new Set(this.members);
+  }
+
   applySnapshot(seq: number, participantIds: string[]): void {
     if (this.isInitialized && seq <= this.seq) return;
     this.members.clear();

@@ -45,6 +45,8 @@ export class LocalMember {
   id = '';
   /** Hash of this connection's resume secret: tells this membership apart from a later resume. */
   resumeHash = '';
+  /** Counts the resumes of the participant: a Claim or Handover of an older membership is stale. */
+  epoch = 0;
   status: 'joining' | 'joined' | 'gone' = 'joining';
   /** What the member's token allows; undefined in anonymous mode (everything). */
   grants: ReadonlySet<Grant> | undefined;

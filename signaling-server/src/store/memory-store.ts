@@ -11,6 +11,7 @@ import type {
   Membership,
   ResumeRequest,
   ResumeResult,
+  RoomRecord,
   RoomSnapshot,
   RoomStore,
   StateWrite,
@@ -25,6 +26,7 @@ interface Row {
   reason: 'disconnected' | 'timeout' | null;
   graceUntil: number;
   resumeHash: string;
+  epoch: number;
 }
 
 interface Room {
@@ -61,6 +63,7 @@ export class MemoryStore implements RoomStore {
         reason: null,
         graceUntil: 0,
         resumeHash: req.resumeHash,
+        epoch: 0,
       });
       return snapshot;
     });
@@ -71,11 +74,14 @@ export class MemoryStore implements RoomStore {
     return this.locked(req.room, async (room) => {
       const row = this.participants.get(req.participantId);
       const isLive = row && (row.status === 'connected' || row.graceUntil > this.now());
-      if (!row || row.room !== req.room || !isLive || row.resumeHash !== req.resumeHash || row.identity !== req.identity) return null;
+      const isRetry = row?.status === 'disconnected' && row.resumeHash === req.nextResumeHash;
+      const isKnownHash = row?.resumeHash === req.resumeHash || isRetry;
+      if (!row || row.room !== req.room || !isLive || !isKnownHash || row.identity !== req.identity) return null;
       const previousNodeId = row.status === 'connected' && row.nodeId !== req.nodeId ? row.nodeId : null;
-      Object.assign(row, { nodeId: req.nodeId, status: 'connected', reason: null, graceUntil: 0, resumeHash: req.nextResumeHash });
+      const epoch = row.epoch + 1;
+      Object.assign(row, { nodeId: req.nodeId, status: 'connected', reason: null, graceUntil: 0, resumeHash: req.nextResumeHash, epoch });
       const peers = this.peersOf(req.room).filter((p) => p.id !== req.participantId);
-      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId };
+      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId, epoch };
     });
   }
 
@@ -106,6 +112,12 @@ export class MemoryStore implements RoomStore {
   async readState(room: string): Promise<RoomState> {
     this.check();
     return this.rooms.get(room)?.state ?? { version: 0, data: null };
+  }
+
+  async readRoom(room: string): Promise<RoomRecord> {
+    this.check();
+    const r = this.rooms.get(room);
+    return { seq: r?.seq ?? 0, peers: this.peersOf(room), state: r?.state ?? { version: 0, data: null } };
   }
 
   async heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void> {

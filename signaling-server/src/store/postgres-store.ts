@@ -13,6 +13,7 @@ import type {
   Membership,
   ResumeRequest,
   ResumeResult,
+  RoomRecord,
   RoomSnapshot,
   RoomStore,
   StateWrite,
@@ -76,24 +77,28 @@ export class PostgresStore implements RoomStore {
           .where('room', '=', req.room)
           .forUpdate()
           .executeTakeFirst();
-        if (!row || !row.is_live || row.resume_hash !== req.resumeHash || row.identity !== req.identity) return null;
-        const { rows } = await sql<{ peers: Peer[] }>`
+        // A retry of a resume whose connection ended before `joined` (its grace is recorded).
+        const isRetry = row?.status === 'disconnected' && row.resume_hash === req.nextResumeHash;
+        const isKnownHash = row?.resume_hash === req.resumeHash || isRetry;
+        if (!row || !row.is_live || !isKnownHash || row.identity !== req.identity) return null;
+        const { rows } = await sql<{ peers: Peer[]; epoch: number }>`
           WITH resumed AS (
             UPDATE participants
             SET node_id = ${req.nodeId}, status = 'connected', grace_until = NULL, disconnect_reason = NULL,
-                resume_hash = ${req.nextResumeHash}
+                resume_hash = ${req.nextResumeHash}, epoch = epoch + 1
             WHERE id = ${req.participantId}
-            RETURNING id
+            RETURNING id, epoch
           ), logged AS (
             INSERT INTO room_events (room, participant_id, node_id, kind)
             SELECT ${req.room}, id, ${req.nodeId}, 'resume' FROM resumed
           )
-          SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'meta', meta) ORDER BY joined_at), '[]') AS peers
+          SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'meta', meta) ORDER BY joined_at), '[]') AS peers,
+                 (SELECT epoch FROM resumed) AS epoch
           FROM participants WHERE room = ${req.room} AND id <> ${req.participantId}
         `.execute(tx);
         const previousNodeId = row.status === 'connected' && row.node_id !== req.nodeId ? row.node_id : null;
         const self: Peer = { id: row.id, name: row.name, meta: row.meta };
-        return { self, peers: rows[0]!.peers, state: room.state, seq: room.seq, previousNodeId };
+        return { self, peers: rows[0]!.peers, state: room.state, seq: room.seq, previousNodeId, epoch: rows[0]!.epoch };
       }),
     );
   }
@@ -155,6 +160,19 @@ export class PostgresStore implements RoomStore {
 
   readState(room: string): Promise<RoomState> {
     return this.timed('read_state', () => readRoomState(this.db, room));
+  }
+
+  readRoom(room: string): Promise<RoomRecord> {
+    return this.timed('read_room', async () => {
+      const { rows } = await sql<{ seq: number | null; version: number | null; state: RoomState['data']; peers: Peer[] }>`
+        SELECT r.seq::float8 AS seq, r.version, r.state,
+               (SELECT coalesce(json_agg(json_build_object('id', p.id, 'name', p.name, 'meta', p.meta) ORDER BY p.joined_at), '[]')
+                FROM participants p WHERE p.room = ${room}) AS peers
+        FROM (SELECT 1) AS one LEFT JOIN rooms r ON r.name = ${room}
+      `.execute(this.db);
+      const row = rows[0]!;
+      return { seq: row.seq ?? 0, peers: row.peers, state: { version: row.version ?? 0, data: row.state ?? null } };
+    });
   }
 
   heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void> {

@@ -24,6 +24,7 @@ export interface Database {
     disconnect_reason: string | null;
     grace_until: ColumnType<Date | null, Date | string | null, Date | string | null>;
     resume_hash: string;
+    epoch: Generated<number>;
     joined_at: Generated<Timestamp>;
   };
   room_events: {

@@ -28,7 +28,11 @@ export interface ResumeRequest {
   identity: string | null;
   /** sha256 of the secret the client presented. */
   resumeHash: string;
-  /** Replaces the stored hash: a resume token works once. */
+  /**
+   * Replaces the stored hash. A stored hash already equal to it, on a participant whose connection
+   * has ended, means this same resume is being tried again (its `joined` was lost): that is taken
+   * too. While that connection is live, the older token is refused.
+   */
   nextResumeHash: string;
   nodeId: string;
 }
@@ -36,6 +40,15 @@ export interface ResumeRequest {
 export interface ResumeResult extends RoomSnapshot {
   /** The node that held the participant's socket before, when it was still marked connected. */
   previousNodeId: string | null;
+  /** The new membership's epoch: one more than the one it takes over. */
+  epoch: number;
+}
+
+/** A room as the database has it now. */
+export interface RoomRecord {
+  seq: number;
+  peers: Peer[];
+  state: RoomState;
 }
 
 export interface Departure {
@@ -62,7 +75,7 @@ export interface HeldMembership extends Membership {
  * published in the order the database serialised them, and a change whose event could not be
  * published is rolled back.
  */
-export type Announce<T> = (event: T) => Promise<void>;
+export type Announce<T> = (event: T) => Promise<unknown>;
 
 export interface RoomStore {
   /** Adds a participant; throws ProtocolError('room-full') at the limit, counted cluster-wide. */
@@ -77,6 +90,8 @@ export interface RoomStore {
   disconnect(ms: HeldMembership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void>;
   writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite>;
   readState(room: string): Promise<RoomState>;
+  /** Membership and state of a room, for a node that must heal its view after a bus gap. */
+  readRoom(room: string): Promise<RoomRecord>;
   heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void>;
   /** Marks a node gone and removes the participants it still held as connected. */
   evictNode(nodeId: string, announce: Announce<Departure>): Promise<Departure[]>;

@@ -31,6 +31,8 @@ const CONTRACT = [
   'signaling_bus_up',
   'signaling_db_up',
   'signaling_draining',
+  'signaling_bus_gaps_total',
+  'signaling_bus_recovered_total',
 ];
 
 /** Metric families of the registry, and every series name they expose. */

@@ -1,15 +1,25 @@
 // RedisBus against a real Redis: what one bus publishes reaches every bus subscribed to the room,
-// its own included, in publish order, and nothing reaches a bus that did not subscribe.
+// its own included, in publish order, and nothing reaches a bus that did not subscribe; a
+// subscriber whose connection is cut reads back what it missed from the room's log, once, in order.
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, expect, it } from 'vitest';
 import { RedisBus } from '../../src/bus/redis-bus.js';
 import { testRedisUrl, uniqueName } from '../support/cluster.js';
+import { startThrowawayRedis } from '../support/throwaway-redis.js';
 
 const buses: RedisBus[] = [];
 const prefix = `${uniqueName('bus')}:`;
 
-async function bus() {
-  const b = await RedisBus.connect({ url: testRedisUrl(), prefix, timeoutMs: 2000, log: pino({ level: 'silent' }) });
+async function bus(url = testRedisUrl(), extra: { retentionMs?: number; timeoutMs?: number } = {}) {
+  const b = await RedisBus.connect({
+    url,
+    prefix,
+    timeoutMs: 2000,
+    retentionMs: 60_000,
+    log: pino({ level: 'silent' }),
+    ...extra,
+  });
   buses.push(b);
   return b;
 }
@@ -20,9 +30,29 @@ function collect(b: RedisBus) {
   return got;
 }
 
+const until = async (check: () => boolean, what: string, ms = 10_000) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
 afterAll(async () => {
   await Promise.all(buses.map((b) => b.close()));
 });
+
+/** Runs `test` against a private redis-server, so killing its clients harms nobody else. */
+async function onPrivateRedis(test: (url: string, admin: Redis) => Promise<void>): Promise<void> {
+  const redis = await startThrowawayRedis();
+  const admin = new Redis(redis.url);
+  try {
+    await test(redis.url, admin);
+  } finally {
+    admin.disconnect();
+    await redis.stop();
+  }
+}
 
 it('delivers to every subscriber of the room, in order, and to no one else', async () => {
   const [one, two, outsider] = [await bus(), await bus(), await bus()];
@@ -54,9 +84,10 @@ it('stops delivering after unsubscribe', async () => {
   expect(got).toEqual([['marker', 'seen']]);
 });
 
-it('refuses a message that contains the batch separator instead of splitting it on the way', async () => {
+it('refuses a message that contains a separator instead of splitting it on the way', async () => {
   const sender = await bus();
   await expect(sender.publish('r', 'one\x1etwo')).rejects.toThrow('\\x1e');
+  await expect(sender.publish('r', 'one\x1ftwo')).rejects.toThrow('\\x1f');
 });
 
 it('carries the publishes of one turn to several rooms, each room in order', async () => {
@@ -71,4 +102,66 @@ it('carries the publishes of one turn to several rooms, each room in order', asy
   const of = (room: string) => got.filter(([r]) => r === room).map(([, p]) => p);
   expect(of('x')).toEqual(Array.from({ length: 25 }, (_, i) => `m${2 * i + 1}`));
   expect(of('y')).toEqual(Array.from({ length: 25 }, (_, i) => `m${2 * i}`));
+});
+
+it('reads back, in order and once, what a subscriber missed while its connection was killed again and again', async () => {
+  await onPrivateRedis(async (url, admin) => {
+    const [sender, receiver] = [await bus(url), await bus(url)];
+    const got = collect(receiver);
+    let gaps = 0;
+    receiver.onGap(() => gaps++);
+    await receiver.subscribe('k');
+    const sent: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      // As an output-buffer limit or a NAT timeout would: the subscriber's connection is cut.
+      await admin.client('KILL', 'TYPE', 'pubsub');
+      for (let i = 0; i < 20; i++) {
+        const message = `m${round}-${i}`;
+        sent.push(message);
+        await sender.publish('k', message);
+      }
+    }
+    await until(() => got.length >= sent.length, 'every message');
+    await until(() => receiver.isUp(), 'the receiver reports itself up again');
+    expect(got.map(([, p]) => p)).toEqual(sent);
+    expect(gaps).toBe(0);
+  });
+});
+
+it('reports a gap when the log no longer holds what a subscriber missed', async () => {
+  await onPrivateRedis(async (url, admin) => {
+    const [sender, receiver] = [await bus(url), await bus(url)];
+    const got = collect(receiver);
+    let gaps = 0;
+    receiver.onGap(() => gaps++);
+    await receiver.subscribe('t');
+    await sender.publish('t', 'first');
+    await until(() => got.length === 1, 'the first message');
+    // Lose the subscriber and the log together: what is published before it reconnects (its first
+    // retry waits 100 ms) is gone for good.
+    await admin.client('KILL', 'TYPE', 'pubsub');
+    await sender.publish('t', 'lost');
+    await admin.del(`${prefix}{r:t}:log`);
+    await sender.publish('t', 'after');
+    await until(() => got.some(([, p]) => p === 'after'), 'the message after the hole');
+    expect(gaps).toBeGreaterThan(0);
+    expect(got.map(([, p]) => p)).toEqual(['first', 'after']);
+  });
+});
+
+it('gives each message its place in the room log, and reads a range back', async () => {
+  const b = await bus();
+  const positions = await Promise.all(['a', 'b', 'c'].map((m) => b.publish('range', m)));
+  const { entries, isComplete } = await b.read('range', positions[0]!, positions[2]!);
+  expect(isComplete).toBe(true);
+  expect(entries.map((e) => e.payload)).toEqual(['b', 'c']);
+  expect(entries.map((e) => e.position)).toEqual(positions.slice(1));
+});
+
+it('fails a subscribe that Redis does not answer in time', async () => {
+  await onPrivateRedis(async (url, admin) => {
+    const b = await bus(url, { timeoutMs: 300 });
+    await admin.client('PAUSE', '2000', 'ALL');
+    await expect(b.subscribe('slow')).rejects.toThrow('timed out');
+  });
 });

@@ -2,8 +2,8 @@
 // store, with links that record what would have been sent, and uWS-like topics.
 import { pino } from 'pino';
 import type { TokenVerifier } from '../../src/auth/token-verifier.js';
-import type { MemoryHub } from '../../src/bus/memory-bus.js';
-import { MemoryMailbox } from '../../src/bus/mailbox.js';
+import type { MemoryBus, MemoryHub } from '../../src/bus/memory-bus.js';
+import { MemoryGapRecords, type GapRecords } from '../../src/bus/gap-records.js';
 import { createMetrics } from '../../src/metrics.js';
 import { decodeClientMessage, ServerMessage } from '../../src/protocol/messages.js';
 import { RoomService } from '../../src/rooms/room-service.js';
@@ -61,6 +61,7 @@ export class FakeClient {
 
 export class FakeNode {
   readonly service: RoomService;
+  readonly bus: MemoryBus;
   readonly metrics = createMetrics();
   private readonly topics = new Map<string, Set<FakeClient>>();
 
@@ -68,12 +69,19 @@ export class FakeNode {
     readonly id: string,
     hub: MemoryHub,
     store: RoomStore,
-    opts: { maxParticipantsPerRoom?: number; resumeGraceMs?: number; verifier?: TokenVerifier; mailbox?: MemoryMailbox } = {},
+    opts: {
+      maxParticipantsPerRoom?: number;
+      resumeGraceMs?: number;
+      verifier?: TokenVerifier;
+      gapRecords?: GapRecords;
+      handoverWaitMs?: number;
+    } = {},
   ) {
+    this.bus = hub.createBus();
     this.service = new RoomService({
       nodeId: id,
       store,
-      bus: hub.createBus(),
+      bus: this.bus,
       fanout: {
         publish: (topic, frame) => this.topics.get(topic)?.forEach((c) => c.receive(frame)),
         subscriberCount: (topic) => this.topics.get(topic)?.size ?? 0,
@@ -85,9 +93,9 @@ export class FakeNode {
       maxParticipantsPerRoom: opts.maxParticipantsPerRoom ?? 50,
       maxMetaBytes: 4096,
       verifier: opts.verifier ?? null,
-      mailbox: opts.mailbox ?? new MemoryMailbox(),
-      maxGapSignals: 100,
-      handoverWaitMs: 500,
+      gapRecords: opts.gapRecords ?? new MemoryGapRecords(),
+      handoverWaitMs: opts.handoverWaitMs ?? 500,
+      checkpointMs: 0,
       retryMs: 10,
     });
   }

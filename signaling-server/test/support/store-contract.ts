@@ -113,6 +113,35 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: 'next', nextResumeHash: 'n2' })).toMatchObject({ previousNodeId: 'node-b' });
     });
 
+    it('counts each resume in the epoch, and takes a retried resume once its connection has ended', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const req = request(room);
+      await store.join(req, none);
+      const base = { room, participantId: req.participantId, nodeId: 'node-b', identity: null };
+      expect(await store.resume({ ...base, resumeHash: req.resumeHash, nextResumeHash: 'h1' })).toMatchObject({ epoch: 1 });
+      // While the resumed connection is live, the token it replaced is refused.
+      expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: req.resumeHash, nextResumeHash: 'h1' })).toBeNull();
+      // Its `joined` was lost and the connection ended: the same resume again is taken.
+      await store.disconnect([{ room, participantId: req.participantId, resumeHash: 'h1' }], 'node-b', 60_000, 'disconnected');
+      expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: req.resumeHash, nextResumeHash: 'h1' })).toMatchObject({ epoch: 2 });
+      expect(await store.resume({ ...base, resumeHash: 'h1', nextResumeHash: 'h2' })).toMatchObject({ epoch: 3 });
+      expect(await store.resume({ ...base, resumeHash: req.resumeHash, nextResumeHash: 'h1' })).toBeNull();
+    });
+
+    it('reads a room back as it stands: seq, participants and state', async () => {
+      const store = await create();
+      const room = fresh('room');
+      expect(await store.readRoom(room)).toEqual({ seq: 0, peers: [], state: { version: 0, data: null } });
+      const first = await store.join(request(room), none);
+      const second = await store.join(request(room), none);
+      await store.writeState({ room, participantId: first.self.id }, 0, { k: 1 }, none);
+      const read = await store.readRoom(room);
+      expect(read.seq).toBe(second.seq);
+      expect(read.peers.map((p) => p.id)).toEqual([first.self.id, second.self.id]);
+      expect(read.state).toEqual({ version: 1, data: { k: 1 } });
+    });
+
     it('reaps participants whose grace ran out, with the reason they disconnected for', async () => {
       const store = await create();
       const room = fresh('room');

@@ -1,0 +1,95 @@
+// Where each away participant's gap starts in its room's log, and each node's delivery checkpoint
+// per room: small, short-lived records beside the logs, so that whichever node a participant
+// resumes on can read back exactly what it missed, whatever happened to the node it left.
+// Redis keys with a TTL in a cluster (hash-tagged like the room's log); Maps in one process.
+import type { Redis } from 'ioredis';
+import type { Position } from './bus.js';
+
+export interface GapRecord {
+  /** The membership (resume epoch) whose connection ended. */
+  epoch: number;
+  /** Everything in the room's log after this position is undelivered to the participant. */
+  position: Position;
+  nodeId: string;
+}
+
+export interface GapRecords {
+  save(room: string, participantId: string, record: GapRecord, ttlMs: number): Promise<void>;
+  load(room: string, participantId: string): Promise<GapRecord | null>;
+  /**
+   * This node delivered every signal of each room up to the given position. Used when a node dies
+   * without saying where its participants' gaps start: a resume then reads back from there, so at
+   * worst it repeats what was delivered since the last checkpoint.
+   */
+  saveCheckpoints(nodeId: string, positions: Map<string, Position>, ttlMs: number): Promise<void>;
+  loadCheckpoint(room: string, nodeId: string): Promise<Position | null>;
+}
+
+export class RedisGapRecords implements GapRecords {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private gapKey(room: string, participantId: string): string {
+    return `${this.prefix}{r:${room}}:gap:${participantId}`;
+  }
+
+  private checkpointKey(room: string): string {
+    return `${this.prefix}{r:${room}}:checkpoints`;
+  }
+
+  async save(room: string, participantId: string, record: GapRecord, ttlMs: number): Promise<void> {
+    const value = `${record.epoch} ${record.position} ${record.nodeId}`;
+    await this.redis.set(this.gapKey(room, participantId), value, 'PX', Math.max(1, ttlMs));
+  }
+
+  async load(room: string, participantId: string): Promise<GapRecord | null> {
+    const value = await this.redis.get(this.gapKey(room, participantId));
+    if (!value) return null;
+    const [epoch, position, nodeId] = value.split(' ') as [string, string, string];
+    return { epoch: Number(epoch), position, nodeId };
+  }
+
+  async saveCheckpoints(nodeId: string, positions: Map<string, Position>, ttlMs: number): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    for (const [room, position] of positions) {
+      const key = this.checkpointKey(room);
+      pipeline.hset(key, nodeId, position).pexpire(key, Math.max(1, ttlMs));
+    }
+    const results = await pipeline.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  async loadCheckpoint(room: string, nodeId: string): Promise<Position | null> {
+    return this.redis.hget(this.checkpointKey(room), nodeId);
+  }
+}
+
+/** The in-process twin. */
+export class MemoryGapRecords implements GapRecords {
+  private readonly gaps = new Map<string, { record: GapRecord; expiresAt: number }>();
+  private readonly checkpoints = new Map<string, Position>();
+
+  async save(room: string, participantId: string, record: GapRecord, ttlMs: number): Promise<void> {
+    const now = Date.now();
+    // Expired records go when the map is touched; a process keeps no more than one grace's worth.
+    for (const [key, entry] of this.gaps) if (entry.expiresAt <= now) this.gaps.delete(key);
+    this.gaps.set(`${room}\n${participantId}`, { record, expiresAt: now + ttlMs });
+  }
+
+  async load(room: string, participantId: string): Promise<GapRecord | null> {
+    const entry = this.gaps.get(`${room}\n${participantId}`);
+    return entry && entry.expiresAt > Date.now() ? entry.record : null;
+  }
+
+  async saveCheckpoints(nodeId: string, positions: Map<string, Position>): Promise<void> {
+    // One node per process, so one entry per room it ever delivered in: bounded by the rooms.
+    for (const [room, position] of positions) this.checkpoints.set(`${room}\n${nodeId}`, position);
+  }
+
+  async loadCheckpoint(room: string, nodeId: string): Promise<Position | null> {
+    return this.checkpoints.get(`${room}\n${nodeId}`) ?? null;
+  }
+}
