@@ -43,6 +43,7 @@ async function start(config: Config, log: Logger) {
   if (config.REDIS_URL) {
     const redisBus = await RedisBus.connect({
       url: config.REDIS_URL,
+      name: config.NODE_ID,
       prefix: config.REDIS_PREFIX,
       timeoutMs: config.REDIS_TIMEOUT_MS,
       retentionMs: config.BUS_LOG_RETENTION_MS,
@@ -192,7 +193,7 @@ async function startPodWatcher(config: Config, log: Logger, onPodGone: (pod: str
   // Loaded only here: the Kubernetes client is large and a node outside Kubernetes never needs it.
   const { PodWatcher } = await import('./cluster/pod-watcher.js');
   const watcher = new PodWatcher({ namespace: config.POD_NAMESPACE, labelSelector: config.K8S_POD_SELECTOR, onPodGone, log });
-  watcher.start().catch((err) => log.warn({ err: String(err) }, 'pod watcher failed to start; relying on heartbeats'));
+  watcher.start().catch((err) => log.warn({ err }, 'pod watcher failed to start; relying on heartbeats'));
   return watcher;
 }
 

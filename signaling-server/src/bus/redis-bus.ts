@@ -66,6 +66,8 @@ declare module 'ioredis' {
 
 export interface RedisBusOptions {
   url: string;
+  /** Names the connections (`<name>:pub`, `<name>:sub`); the node id. */
+  name?: string;
   prefix: string;
   timeoutMs: number;
   /** How long each room's log keeps a message. */
@@ -117,6 +119,8 @@ export class RedisBus implements RoomBus {
   private readonly flushNow = () => this.flush();
   /** False from a subscriber disconnect until every room has been read back after the reconnect. */
   private isSubscribed = false;
+  /** The Redis server's run id: a new one after a reconnect means it restarted with nothing. */
+  private runId = '';
   private isClosing = false;
 
   private constructor(private readonly opts: RedisBusOptions) {
@@ -128,10 +132,12 @@ export class RedisBus implements RoomBus {
       retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
       lazyConnect: true,
     };
-    this.pub = new Redis(opts.url, { ...common, enableOfflineQueue: false, connectionName: 'signaling-pub' });
+    // Named after the node, so CLIENT LIST tells an operator whose connection is whose.
+    const name = opts.name ?? 'signaling';
+    this.pub = new Redis(opts.url, { ...common, enableOfflineQueue: false, connectionName: `${name}:pub` });
     this.pub.defineCommand('logAndPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
     // The subscriber keeps its offline queue so SUBSCRIBE issued during an outage runs on reconnect.
-    this.sub = new Redis(opts.url, { ...common, commandTimeout: undefined, connectionName: 'signaling-sub' });
+    this.sub = new Redis(opts.url, { ...common, commandTimeout: undefined, connectionName: `${name}:sub` });
     this.channelPrefix = `${opts.prefix}room:`;
     this.sub.on('message', (channel: string, payload: string) => this.receive(channel, payload));
     this.pub.on('ready', () => this.reportStatus('pub connected'));
@@ -152,6 +158,7 @@ export class RedisBus implements RoomBus {
   static async connect(opts: RedisBusOptions): Promise<RedisBus> {
     const bus = new RedisBus(opts);
     await Promise.all([bus.pub.connect(), bus.sub.connect()]);
+    bus.runId = await bus.serverRunId();
     bus.isSubscribed = true;
     bus.opts.onStatus?.(bus.isUp());
     return bus;
@@ -328,7 +335,16 @@ export class RedisBus implements RoomBus {
           this.reportGap(room);
           roomLog.baseline = (await this.pub.get(this.lastKey(room))) ?? START;
         } else {
-          const { entries, isComplete } = await this.read(room, after, '+');
+          let { entries, isComplete } = await this.read(room, after, '+');
+          if (entries.length === 0) {
+            // An empty read is complete only if nothing was logged since: the log itself may be
+            // gone (the last position outlives it). Read once more up to that last position.
+            const newest = await this.pub.get(this.lastKey(room));
+            if (newest !== null && comparePositions(newest, after) > 0) {
+              ({ entries, isComplete } = await this.read(room, after, newest));
+              if (entries.length === 0) roomLog.last = newest;
+            }
+          }
           if (this.logs.get(room) !== roomLog) return;
           if (!isComplete) this.reportGap(room);
           for (const e of entries) this.deliver(room, roomLog, e.position, e.payload);
@@ -352,6 +368,11 @@ export class RedisBus implements RoomBus {
     }
   }
 
+  private async serverRunId(): Promise<string> {
+    const info = await this.pub.info('server');
+    return /^run_id:(\w+)/m.exec(info)?.[1] ?? '';
+  }
+
   private reportGap(room: string): void {
     for (const handler of this.gapHandlers) handler(room);
   }
@@ -365,6 +386,13 @@ export class RedisBus implements RoomBus {
     if (this.isSubscribed || this.isClosing) return;
     const rooms = [...this.logs.keys()];
     try {
+      const runId = await this.serverRunId();
+      if (runId !== this.runId) {
+        // Redis restarted and kept nothing: whatever was on its way to this node is gone.
+        this.opts.log.warn({ rooms: rooms.length }, 'redis restarted: healing every room from the database');
+        for (const room of rooms) this.reportGap(room);
+        this.runId = runId;
+      }
       if (rooms.length > 0) await this.sub.subscribe(...rooms.map((r) => this.channelPrefix + r));
       await Promise.all(rooms.map((room) => this.logs.get(room) && this.readBack(room, this.logs.get(room)!)));
       this.isSubscribed = true;

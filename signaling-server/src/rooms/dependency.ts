@@ -9,7 +9,7 @@ export async function dependency<T>(work: Promise<T>, log: Logger): Promise<T> {
     return await work;
   } catch (err) {
     if (isProtocolError(err)) throw err;
-    log.warn({ err: String(err) }, 'a dependency failed');
+    log.warn({ err }, 'a dependency failed');
     throw new ProtocolError('unavailable', 'the database or the bus is unreachable; retry later');
   }
 }

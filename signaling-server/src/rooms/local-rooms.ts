@@ -111,7 +111,11 @@ export class LocalRooms implements MemberDirectory {
     if (!view || view.locals.size > 0) return;
     this.views.delete(room);
     this.metrics.rooms.set(this.views.size);
-    this.channel.unsubscribe(room).catch((err) => this.log.warn({ err: String(err), room }, 'unsubscribe failed'));
+    this.channel.unsubscribe(room).catch((err) => {
+      // The subscription lingers until the next reconnect; messages for the room are ignored.
+      this.metrics.swallowedErrors.labels('unsubscribe').inc();
+      this.log.warn({ err, room }, 'unsubscribe failed');
+    });
   }
 
   private viewOf(room: string): RoomView {

@@ -10,6 +10,7 @@ import {
   createTestDatabase,
   freePort,
   killAllNodes,
+  metric,
   startNode,
   testRedisUrl,
   uniqueName,
@@ -299,4 +300,44 @@ it('a resume whose connection drops before joined can be retried with the same t
   await untilAllArrived([alice, bob]);
   expect(verify([alice, bob]).broken).toEqual([]);
   expect(alice.churn).toEqual([]);
+}, 60_000);
+
+it('a node that missed a join the log no longer holds heals its view from the database', async () => {
+  const redis = await startThrowawayRedis();
+  const admin = new Redis(redis.url);
+  try {
+    const common = { databaseUrl: await createTestDatabase(), redisUrl: redis.url, redisPrefix: 'heal:' };
+    const [one, two] = [await startNode({ ...common, nodeId: 'heal-one' }), await startNode({ ...common, nodeId: 'heal-two' })];
+    const room = newRoom('heal');
+    const [alice, carol, bob] = [new Member(room), new Member(room), new Member(room)];
+    await alice.connect(one);
+    await carol.connect(two);
+    await alice.client.waitForType('peer-joined', (e) => e.peer.id === carol.id);
+
+    // node one's subscriber is cut again and again while bob joins on node two...
+    let isKilling = true;
+    const killing = (async () => {
+      while (isKilling) {
+        const list = await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub');
+        const id = /id=(\d+) .*name=heal-one:sub/.exec(String(list))?.[1];
+        if (id) await admin.client('KILL', 'ID', id);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await bob.connect(two);
+    await carol.client.waitForType('peer-joined', (e) => e.peer.id === bob.id);
+    // ...and the room's log is lost before node one could read it back.
+    await admin.del(`heal:{r:${room}}:log`);
+    isKilling = false;
+    await killing;
+
+    const seen = await alice.client.waitForType('peer-joined', (e) => e.peer.id === bob.id, 5000);
+    expect(seen.peer.id).toBe(bob.id);
+    expect(await alice.client.request({ type: 'signal', room, to: bob.id, data: { seq: 0 } })).toMatchObject({ type: 'ack' });
+    expect(await metric(one, 'signaling_view_resyncs_total{outcome="healed"}')).toBeGreaterThan(0);
+  } finally {
+    admin.disconnect();
+    await killAllNodes();
+    await redis.stop();
+  }
 }, 60_000);
