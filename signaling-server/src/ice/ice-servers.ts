@@ -12,8 +12,8 @@ export interface IceServer {
 
 export interface IssuedIceServers {
   iceServers: IceServer[];
-  /** How long the credentials stay valid from now, in milliseconds. */
-  ttlMs: number;
+  /** How long the TURN credentials stay valid from now, in ms; absent when there are none. */
+  ttlMs?: number;
 }
 
 /** The rooms layer's view: something that issues ICE servers for a participant. */
@@ -54,6 +54,6 @@ export class IceServerIssuer implements IceServerSource {
       const { username, credential } = mintTurnCredential(this.opts.turnSecret!, identity, expiresAtSeconds);
       iceServers.push({ urls: [...this.turnUrls], username, credential });
     }
-    return { iceServers, ttlMs: expiresAtSeconds * 1000 - now };
+    return this.turnUrls.length > 0 ? { iceServers, ttlMs: expiresAtSeconds * 1000 - now } : { iceServers };
   }
 }

@@ -13,6 +13,7 @@ import { createTestDatabase, killAllNodes, startNode, testRedisUrl, uniqueName, 
 
 const OLD_SECRET = 'turn-secret-before-rotation-0001';
 const NEW_SECRET = 'turn-secret-after-rotation-00002';
+const TTL_SECONDS = 600;
 
 let browser: Chromium;
 let coturn: ThrowawayCoturn;
@@ -22,7 +23,7 @@ let nodeB: RunningNode;
 beforeAll(async () => {
   coturn = await startCoturn([OLD_SECRET, NEW_SECRET]);
   const common = { databaseUrl: await createTestDatabase(), redisUrl: testRedisUrl(), redisPrefix: `${uniqueName('t')}:` };
-  const ice = { ICE_SERVERS: coturn.url, TURN_TTL: '600' };
+  const ice = { ICE_SERVERS: coturn.url, TURN_TTL: String(TTL_SECONDS) };
   nodeA = await startNode({ ...common, env: { ...ice, TURN_SECRET: OLD_SECRET } }); // alone first: it migrates
   nodeB = await startNode({ ...common, env: { ...ice, TURN_SECRET: NEW_SECRET } });
   browser = await launchChromium();
@@ -97,6 +98,19 @@ it(
 
     expect(await selectedPair(ada, graceId)).toEqual({ state: 'succeeded', local: 'relay', remote: 'relay' });
     expect(await selectedPair(grace, adaId)).toEqual({ state: 'succeeded', local: 'relay', remote: 'relay' });
+    // A renewal (what the SDK does by itself at 80 % of TURN_TTL) reaches the live call's configuration.
+    const usernameInCall = () =>
+      ada.evaluate((p) => window.demo.page.calls.get(p)!.pc.getConfiguration().iceServers![0]!.username!, graceId);
+    const before = await usernameInCall();
+    // Expiries are whole seconds: once the clock is past the second of the first issue, a renewal differs.
+    const issuedAtMs = (Number(before.split(':')[0]) - TTL_SECONDS + 1) * 1000;
+    await ada.waitForFunction((t) => Date.now() >= t, issuedAtMs, WAIT);
+    const renewed = await ada.evaluate(
+      async () => (await window.demo.client.refreshIceServers(window.demo.page.room!))[0]!.username,
+    );
+    expect(renewed).not.toBe(before);
+    expect(await usernameInCall()).toBe(renewed);
+
     // coturn allocated for both participants: one credential made with each secret.
     expect(coturn.log()).toMatch(new RegExp(`user <\\d+:${adaId}>: incoming packet ALLOCATE processed, success`));
     expect(coturn.log()).toMatch(new RegExp(`user <\\d+:${graceId}>: incoming packet ALLOCATE processed, success`));
