@@ -5,10 +5,21 @@
 import type { BackoffOptions } from './backoff.js';
 import { Connection, type ReconnectReason } from './connection.js';
 import { Emitter } from './emitter.js';
+import { IceRefresher } from './ice-refresh.js';
 import { SignalingError, type SignalingErrorCode } from './errors.js';
 import type { SignalingEvents } from './events.js';
 import { Outbox } from './outbox.js';
-import type { AckMessage, ClientMessage, JoinedMessage, JsonObject, RoomState, ServerMessage, WelcomeMessage } from './protocol.js';
+import type {
+  AckMessage,
+  ClientMessage,
+  IceServer,
+  IceServersMessage,
+  JoinedMessage,
+  JsonObject,
+  RoomState,
+  ServerMessage,
+  WelcomeMessage,
+} from './protocol.js';
 import { PendingRequests } from './requests.js';
 import { type JoinOptions, type RoomSnapshot, RoomRegistry } from './rooms.js';
 import { type WebSocketConstructor, defaultWebSocket } from './socket.js';
@@ -35,6 +46,11 @@ export interface SignalingClientOptions {
   reconnect?: (BackoffOptions & { maxAttempts?: number }) | false;
   /** Messages held while disconnected, beyond which the oldest fail with `queue-full`. Default 1000. */
   maxQueuedMessages?: number;
+  /**
+   * Renew each room's ICE servers at 80 % of their lifetime and emit `ice-servers`, so TURN
+   * credentials never run out during a long call. Default true.
+   */
+  refreshIceServers?: boolean;
 }
 
 export type ConnectionState = 'idle' | 'connecting' | 'rejoining' | 'open' | 'reconnecting' | 'closed';
@@ -51,6 +67,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private readonly requests: PendingRequests;
   private readonly rooms = new RoomRegistry();
   private readonly outbox: Outbox;
+  private readonly ice: IceRefresher | undefined;
   private connectionState: ConnectionState = 'idle';
   private hasBeenOpen = false;
   private currentNode: string | undefined;
@@ -67,6 +84,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.requests = new PendingRequests(requestTimeoutMs);
     this.outbox = new Outbox(options.maxQueuedMessages ?? 1000);
+    if (options.refreshIceServers !== false) this.ice = new IceRefresher((room) => this.refreshIceServers(room));
     this.connection = new Connection(
       {
         urls,
@@ -142,6 +160,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   async join(room: string, options: JoinOptions = {}): Promise<JoinedRoom> {
     const reply = (await this.request({ type: 'join', room, ...options })) as JoinedMessage;
     this.rooms.add(reply, options);
+    this.ice?.schedule(room, reply.iceServersTtlMs);
     const snapshot = this.rooms.snapshot(room)!;
     this.emit('joined', { ...snapshot, resumed: false, isRejoin: false });
     return { ...snapshot, resumed: false };
@@ -155,7 +174,21 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       const isGone = error instanceof SignalingError && (error.code === 'not-joined' || error.code === 'room-lost');
       if (!isGone) throw error;
     }
+    this.ice?.cancel(room);
     if (this.rooms.remove(room)) this.emit('left', { room });
+  }
+
+  /**
+   * Asks the cluster for fresh ICE servers for this client's participant in `room` (the client
+   * also does this by itself before they expire). Resolves with them, empty when the cluster hands
+   * out none, and emits `ice-servers`.
+   */
+  async refreshIceServers(room: string): Promise<IceServer[]> {
+    const reply = (await this.request({ type: 'ice-servers', room })) as IceServersMessage;
+    if (!this.rooms.setIceServers(room, reply.iceServers)) return reply.iceServers; // left meanwhile
+    this.ice?.schedule(room, reply.iceServersTtlMs);
+    this.emit('ice-servers', { room, iceServers: reply.iceServers });
+    return reply.iceServers;
   }
 
   /** Sends `data` to one participant; resolves on the server's `ack`, or at once with `ack: false`. */
@@ -299,6 +332,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     const error = new SignalingError('closed', event.reason);
     this.requests.rejectAll(() => error);
     this.outbox.rejectAll(error);
+    this.ice?.cancelAll();
     if (this.connected) {
       this.connected.promise.catch(() => {}); // the caller may have stopped waiting on connect()
       this.connected.reject(error);
@@ -334,6 +368,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         return;
       }
       this.rooms.remove(room);
+      this.ice?.cancel(room);
       lost.set(room, new SignalingError('room-lost', `could not re-join ${room}: ${error.message}`));
       this.emit('room-lost', { room, error });
     }
@@ -353,6 +388,10 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     for (const id of change.removed) this.emit('peer-left', { room, peer: { id }, reason: 'disconnected', isReconciled: true });
     for (const peer of change.added) this.emit('peer-joined', { room, peer, isReconciled: true });
     const snapshot = this.rooms.snapshot(room)!;
+    if (joined.iceServers) {
+      this.ice?.schedule(room, joined.iceServersTtlMs);
+      this.emit('ice-servers', { room, iceServers: joined.iceServers });
+    }
     if (change.isStateChanged) {
       this.emit('state', { room, version: snapshot.state.version, data: snapshot.state.data, from: undefined });
     }

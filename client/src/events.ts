@@ -1,7 +1,7 @@
 // The events a SignalingClient emits, by name. Room events are only emitted for rooms the client
 // is in; `isReconciled` marks peer changes inferred from a re-join rather than told by the server.
 import type { SignalingError } from './errors.js';
-import type { JsonObject, Peer, PeerLeftReason } from './protocol.js';
+import type { IceServer, JsonObject, Peer, PeerLeftReason } from './protocol.js';
 import type { RoomSnapshot } from './rooms.js';
 
 export interface SignalingEvents {
@@ -29,6 +29,11 @@ export interface SignalingEvents {
   broadcast: { room: string; from: string; data: unknown };
   /** The room's state changed; `from` is absent when the client learnt it from a reply rather than an update event. */
   state: { room: string; version: number; data: JsonObject | null; from: string | undefined };
+  /**
+   * The room's ICE servers were renewed (before their credentials expired, or by a re-join): give
+   * them to the room's peer connections with `pc.setConfiguration({ ...pc.getConfiguration(), iceServers })`.
+   */
+  'ice-servers': { room: string; iceServers: IceServer[] };
   /** An `error` frame that answers no pending request. */
   error: SignalingError;
 }

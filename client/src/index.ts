@@ -7,5 +7,5 @@ export type { ClientErrorCode, SignalingErrorCode } from './errors.js';
 export type { JoinOptions, RoomSnapshot } from './rooms.js';
 export type { BackoffOptions } from './backoff.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
-export type { JsonObject, Peer, PeerLeftReason, RoomState, ServerErrorCode } from './protocol.js';
+export type { IceServer, JsonObject, Peer, PeerLeftReason, RoomState, ServerErrorCode } from './protocol.js';
 export { PROTOCOL_VERSION } from './protocol.js';

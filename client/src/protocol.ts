@@ -35,6 +35,13 @@ export interface RoomState<T extends JsonObject = JsonObject> {
 
 export type PeerLeftReason = 'left' | 'disconnected' | 'timeout' | 'kicked';
 
+/** An ICE server as `RTCPeerConnection` takes it; TURN entries carry short-lived credentials. */
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
 // ---- client → server --------------------------------------------------------------------------
 
 export interface JoinRequest {
@@ -51,8 +58,10 @@ export interface SignalRequest { type: 'signal'; id?: RequestId; room: string; t
 export interface BroadcastRequest { type: 'broadcast'; id?: RequestId; room: string; data: unknown }
 export interface StateRequest { type: 'state'; id?: RequestId; room: string; data: JsonObject; version: number }
 export interface PingRequest { type: 'ping'; id?: RequestId }
+/** Addition to protocol v1: fresh ICE servers for this client's participant in `room`. */
+export interface IceServersRequest { type: 'ice-servers'; id?: RequestId; room: string }
 
-export type ClientMessage = JoinRequest | LeaveRequest | SignalRequest | BroadcastRequest | StateRequest | PingRequest;
+export type ClientMessage = JoinRequest | LeaveRequest | SignalRequest | BroadcastRequest | StateRequest | PingRequest | IceServersRequest;
 
 // ---- server → client --------------------------------------------------------------------------
 
@@ -66,7 +75,11 @@ export interface JoinedMessage {
   state: RoomState;
   resume: string;
   resumed?: boolean;
+  /** Present when the cluster hands out ICE servers; valid for `iceServersTtlMs`. */
+  iceServers?: IceServer[];
+  iceServersTtlMs?: number;
 }
+export interface IceServersMessage { type: 'ice-servers'; id?: RequestId; room: string; iceServers: IceServer[]; iceServersTtlMs?: number }
 export interface LeftMessage { type: 'left'; id?: RequestId; room: string }
 export interface PeerJoinedMessage { type: 'peer-joined'; room: string; peer: Peer }
 export interface PeerLeftMessage { type: 'peer-left'; room: string; peer: { id: string }; reason: PeerLeftReason }
@@ -95,6 +108,7 @@ export type ServerMessage =
   | StateMessage
   | AckMessage
   | PongMessage
+  | IceServersMessage
   | ReconnectMessage
   | ErrorMessage;
 

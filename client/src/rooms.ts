@@ -1,6 +1,6 @@
 // The client's picture of the rooms it is in: who is there, the shared state, and what is needed
 // to re-join after a reconnect (the resume token and the original join options).
-import type { JoinedMessage, JsonObject, Peer, RoomState } from './protocol.js';
+import type { IceServer, JoinedMessage, JsonObject, Peer, RoomState } from './protocol.js';
 
 export interface JoinOptions {
   /** Display name, at most 64 characters. */
@@ -17,6 +17,8 @@ export interface RoomSnapshot {
   self: Peer;
   peers: Peer[];
   state: RoomState;
+  /** The ICE servers the cluster gave this participant, newest first taken; empty when it gives none. */
+  iceServers: IceServer[];
 }
 
 interface Room {
@@ -25,6 +27,7 @@ interface Room {
   state: RoomState;
   resume: string;
   options: JoinOptions;
+  iceServers: IceServer[];
 }
 
 /** What changed when a room was joined again on a new connection. */
@@ -49,7 +52,7 @@ export class RoomRegistry {
   snapshot(room: string): RoomSnapshot | undefined {
     const r = this.rooms.get(room);
     if (!r) return undefined;
-    return { room, self: r.self, peers: [...r.peers.values()], state: r.state };
+    return { room, self: r.self, peers: [...r.peers.values()], state: r.state, iceServers: r.iceServers };
   }
 
   /** The `join` frame that re-joins a room on a new connection, resuming its participant. */
@@ -66,6 +69,7 @@ export class RoomRegistry {
       state: joined.state,
       resume: joined.resume,
       options,
+      iceServers: joined.iceServers ?? [],
     });
   }
 
@@ -84,6 +88,7 @@ export class RoomRegistry {
       state: joined.state,
       resume: joined.resume,
       options: before?.options ?? {},
+      iceServers: joined.iceServers ?? before?.iceServers ?? [],
     });
     return { resumed, added, removed, isStateChanged };
   }
@@ -101,6 +106,14 @@ export class RoomRegistry {
 
   removePeer(room: string, peerId: string): boolean {
     return this.rooms.get(room)?.peers.delete(peerId) ?? false;
+  }
+
+  /** Takes renewed ICE servers; false when the room is unknown. */
+  setIceServers(room: string, iceServers: IceServer[]): boolean {
+    const r = this.rooms.get(room);
+    if (!r) return false;
+    r.iceServers = iceServers;
+    return true;
   }
 
   state(room: string): RoomState | undefined {

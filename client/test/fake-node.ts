@@ -78,12 +78,15 @@ export interface FakeNodeOptions {
   port?: number;
   /** Serve /ws on an existing HTTP server instead of a new port. */
   server?: import('node:http').Server;
+  /** Hand out ICE servers lasting this long in `joined` and on `ice-servers`. */
+  iceServersTtlMs?: number;
 }
 
 export class FakeNode extends EventEmitter {
   readonly connections: FakeConnection[] = [];
   private readonly waitingForWelcome: FakeConnection[] = [];
   private isHoldingWelcome: boolean;
+  private issued = 0;
 
   private constructor(
     readonly id: string,
@@ -187,6 +190,10 @@ export class FakeNode extends EventEmitter {
     const fail = (code: string, extra: Json = {}): void => conn.send({ type: 'error', id, code, message: code, ...extra });
     const member = conn.memberships.get(roomName);
     const peerOf = (p: Member): Json => ({ id: p.id, name: p.name, meta: p.meta });
+    const ttlMs = this.options.iceServersTtlMs;
+    // A new username each time, so a test can tell renewals apart.
+    const ice = (p: Member): Json =>
+      ttlMs === undefined ? {} : { iceServers: [{ urls: ['turn:turn.test'], username: `${this.id}.${++this.issued}:${p.id}`, credential: 'c' }], iceServersTtlMs: ttlMs };
     switch (m.type) {
       case 'ping':
         return conn.send({ type: 'pong', id });
@@ -212,11 +219,14 @@ export class FakeNode extends EventEmitter {
         }
         conn.send({
           type: 'joined', id, room: roomName, self: peerOf(self), peers,
-          state: { version: room.version, data: room.data }, resume: self.resume, resumed: resumed !== undefined,
+          state: { version: room.version, data: room.data }, resume: self.resume, resumed: resumed !== undefined, ...ice(self),
         });
         for (const text of self.missed.splice(0)) conn.socket.send(text);
         return;
       }
+      case 'ice-servers':
+        if (!member) return fail('not-joined');
+        return conn.send({ type: 'ice-servers', id, room: roomName, iceServers: [], ...ice(member) });
       case 'leave':
         if (!member) return fail('not-joined');
         conn.memberships.delete(roomName);

@@ -6,7 +6,12 @@ import { PeerCall } from './call.js';
 
 const params = new URLSearchParams(location.search);
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const iceServers = params.getAll('stun').map((urls) => ({ urls }));
+// ICE servers come from the cluster with each join (TURN credentials included, renewed by the
+// client before they expire); `?stun=URL` (repeatable) replaces them, and `?relay=1` allows relayed
+// paths only, which shows whether the TURN server works.
+const iceOverride = params.getAll('stun').map((urls) => ({ urls }));
+const iceTransportPolicy = params.get('relay') === '1' ? 'relay' : 'all';
+const iceServersFor = (room) => (iceOverride.length > 0 ? iceOverride : client.room(room)?.iceServers ?? []);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -207,7 +212,8 @@ function createCall(peerId) {
   const peerCall = new PeerCall({
     peerId,
     polite: selfId < peerId,
-    iceServers,
+    iceServers: iceServersFor(room),
+    iceTransportPolicy,
     send: (data) => client.signal(room, peerCall.peerId, data),
   });
   page.calls.set(peerId, peerCall);
@@ -250,6 +256,12 @@ function createCall(peerId) {
   updateChatControls();
   return peerCall;
 }
+
+// Renewed credentials (or a re-join's): calls use them for their next relay allocation.
+client.on('ice-servers', ({ room }) => {
+  if (room !== page.room) return;
+  for (const peerCall of page.calls.values()) peerCall.setIceServers(iceServersFor(room));
+});
 
 function hangUp(peerId, notify = true) {
   page.calls.get(peerId)?.close(notify);

@@ -17,8 +17,9 @@ export class PeerCall extends EventTarget {
    * @param {boolean} options.polite whether this side yields when both offer at once
    * @param {(data: CallSignal) => Promise<void>} options.send delivers a signal to the peer
    * @param {RTCIceServer[]} [options.iceServers]
+   * @param {RTCIceTransportPolicy} [options.iceTransportPolicy] 'relay' to use TURN only
    */
-  constructor({ peerId, polite, send, iceServers = [] }) {
+  constructor({ peerId, polite, send, iceServers = [], iceTransportPolicy = 'all' }) {
     super();
     this.peerId = peerId;
     this.polite = polite;
@@ -32,7 +33,7 @@ export class PeerCall extends EventTarget {
     this.isClosed = false;
     /** Incoming signals are applied one at a time: each step awaits the previous one. */
     this.inbox = Promise.resolve();
-    this.pc = new RTCPeerConnection({ iceServers });
+    this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
     this.remoteStream = new MediaStream();
 
     this.pc.onnegotiationneeded = async () => {
@@ -80,6 +81,12 @@ export class PeerCall extends EventTarget {
       if (sender.track) this.pc.removeTrack(sender);
     }
     if (stream) for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+  }
+
+  /** Takes renewed ICE servers (fresh TURN credentials) for the next candidates gathered. */
+  setIceServers(iceServers) {
+    if (this.isClosed) return;
+    this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
   }
 
   restartIce() {

@@ -16,6 +16,20 @@ const bool = (def: boolean) =>
     .default(def ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** One RFC 7064/7065 URL: `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]`, and their `s` forms. */
+const ICE_URL = /^(stuns?|turns?):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\?transport=(udp|tcp))?$/;
+const iceUrls = optionalString.transform((v, ctx) => {
+  const urls = (v ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  for (const url of urls) {
+    if (!ICE_URL.test(url)) ctx.addIssue({ code: 'custom', message: `not a stun:, stuns:, turn: or turns: URL: ${url.slice(0, 100)}` });
+  }
+  return urls;
+});
+const isTurnUrl = (url: string) => /^turns?:/.test(url);
+
 const ConfigSchema = z.object({
   PORT: int(8080, 0, 65535),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -73,6 +87,20 @@ const ConfigSchema = z.object({
           .filter((o) => o.length > 0),
   ),
   ALLOW_UWS_FALLBACK: bool(false),
+  /** Comma-separated STUN/TURN URLs handed to clients in `joined`. */
+  ICE_SERVERS: iceUrls,
+  /** The TURN REST API shared secret the TURN server also has; credentials are HMACs under it. */
+  TURN_SECRET: optionalString.pipe(z.string().min(16, 'at least 16 characters').optional()),
+  /** Lifetime of the TURN credentials handed out, in seconds. */
+  TURN_TTL: int(3600, 60, 7 * 86_400),
+}).superRefine((c, ctx) => {
+  const hasTurnUrl = c.ICE_SERVERS.some(isTurnUrl);
+  if (hasTurnUrl && !c.TURN_SECRET) {
+    ctx.addIssue({ code: 'custom', path: ['TURN_SECRET'], message: 'required when ICE_SERVERS has a turn: or turns: URL' });
+  }
+  if (!hasTurnUrl && c.TURN_SECRET) {
+    ctx.addIssue({ code: 'custom', path: ['ICE_SERVERS'], message: 'TURN_SECRET is set but ICE_SERVERS has no turn: or turns: URL' });
+  }
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { NODE_ID: string };

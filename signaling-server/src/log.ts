@@ -12,6 +12,11 @@ export type { Logger };
  * most FLUSH_MS of lines.
  */
 const BATCH_BYTES = 4096;
+
+/** Fields that may hold a token, a payload, a secret or a TURN credential, at the top or one level down. */
+const REDACTED = ['token', 'data', 'resume', 'secret', 'credential', 'iceServers', 'TURN_SECRET', 'AUTH_JWT_SECRET'].flatMap(
+  (k) => [k, `*.${k}`],
+);
 const FLUSH_MS = 200;
 
 export function createLogger(level: string, nodeId: string): Logger {
@@ -27,7 +32,7 @@ export function createLogger(level: string, nodeId: string): Logger {
     {
       level,
       base: { node: nodeId },
-      redact: { paths: ['token', '*.token', 'data', '*.data', 'resume', '*.resume'], censor: '[redacted]' },
+      redact: { paths: REDACTED, censor: '[redacted]' },
       hooks: {
         streamWrite: (line) => {
           isPending = true;

@@ -8,6 +8,7 @@ import { MemoryGapRecords, RedisGapRecords, type GapRecords } from './bus/gap-re
 import type { RoomBus } from './bus/bus.js';
 import { drain } from './cluster/drain.js';
 import { Heartbeat } from './cluster/heartbeat.js';
+import { IceServerIssuer } from './ice/ice-servers.js';
 import { isInCluster } from './cluster/in-cluster.js';
 import type { PodWatcher } from './cluster/pod-watcher.js';
 import { Reaper } from './cluster/reaper.js';
@@ -72,6 +73,13 @@ async function start(config: Config, log: Logger) {
   });
   if (!verifier) log.warn('no token secret or key configured: anonymous joins are allowed');
 
+  const iceServers =
+    config.ICE_SERVERS.length > 0
+      ? new IceServerIssuer({ urls: config.ICE_SERVERS, turnSecret: config.TURN_SECRET, ttlSeconds: config.TURN_TTL })
+      : undefined;
+  // The URLs only: the secret and the credentials made from it are never logged.
+  if (iceServers) log.info({ iceUrls: config.ICE_SERVERS, turnTtlSeconds: config.TURN_TTL }, 'handing out ICE servers');
+
   let isDraining = false;
   let server: SignalingServer | null = null;
   const rooms = new RoomService({
@@ -92,6 +100,7 @@ async function start(config: Config, log: Logger) {
     gapRecords,
     handoverWaitMs: config.HANDOVER_WAIT_MS,
     checkpointMs: config.CHECKPOINT_MS,
+    iceServers,
   });
 
   // A previous process with this NODE_ID held sockets that are gone now: free its participants

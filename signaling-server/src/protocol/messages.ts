@@ -1,6 +1,7 @@
 // zod schemas of every client and server message of protocol v1 (shared/protocol.md), and the
 // decoder the transport runs on each frame before the domain sees it.
 import { z } from 'zod';
+import type { IssuedIceServers } from '../ice/ice-servers.js';
 import { ProtocolError, ERROR_CODES } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -45,6 +46,8 @@ export const StateMessage = z.object({
   version: z.number().int().min(0).refine(Number.isSafeInteger),
 });
 export const PingMessage = z.object({ type: z.literal('ping'), id: RequestId.optional() });
+/** Addition: fresh ICE servers for this connection's participant in `room`, before the old ones expire. */
+export const IceServersMessage = z.object({ type: z.literal('ice-servers'), id: RequestId.optional(), room: RoomName });
 
 export const ClientMessage = z.discriminatedUnion('type', [
   JoinMessage,
@@ -53,6 +56,7 @@ export const ClientMessage = z.discriminatedUnion('type', [
   BroadcastMessage,
   StateMessage,
   PingMessage,
+  IceServersMessage,
 ]);
 
 export type JoinMessage = z.infer<typeof JoinMessage>;
@@ -61,6 +65,7 @@ export type SignalMessage = z.infer<typeof SignalMessage>;
 export type BroadcastMessage = z.infer<typeof BroadcastMessage>;
 export type StateMessage = z.infer<typeof StateMessage>;
 export type PingMessage = z.infer<typeof PingMessage>;
+export type IceServersMessage = z.infer<typeof IceServersMessage>;
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type RequestId = z.infer<typeof RequestId>;
 
@@ -71,6 +76,7 @@ const schemaByType: Record<string, z.ZodType<ClientMessage>> = {
   broadcast: BroadcastMessage,
   state: StateMessage,
   ping: PingMessage,
+  'ice-servers': IceServersMessage,
 };
 
 /** The id to echo in an error for a frame that failed to decode, when the frame had a valid one. */
@@ -119,6 +125,12 @@ export const Peer = z.object({ id: z.string(), name: z.string(), meta: JsonObjec
 export type Peer = z.infer<typeof Peer>;
 export const RoomState = z.object({ version: z.number().int().min(0), data: JsonObject.nullable() });
 export type RoomState = z.infer<typeof RoomState>;
+/** An RTCIceServer; `username` and `credential` are present on TURN entries. */
+export const IceServer = z.object({
+  urls: z.array(z.string()),
+  username: z.string().optional(),
+  credential: z.string().optional(),
+});
 export const PEER_LEFT_REASONS = ['left', 'disconnected', 'timeout', 'kicked'] as const;
 export type PeerLeftReason = (typeof PEER_LEFT_REASONS)[number];
 
@@ -133,6 +145,15 @@ export const ServerMessage = z.discriminatedUnion('type', [
     state: RoomState,
     resume: z.string(),
     resumed: z.boolean().optional(),
+    iceServers: z.array(IceServer).optional(),
+    iceServersTtlMs: z.number().int().min(0).optional(),
+  }),
+  z.object({
+    type: z.literal('ice-servers'),
+    id: RequestId.optional(),
+    room: RoomName,
+    iceServers: z.array(IceServer),
+    iceServersTtlMs: z.number().int().min(0).optional(),
   }),
   z.object({ type: z.literal('left'), id: RequestId.optional(), room: RoomName }),
   z.object({ type: z.literal('peer-joined'), room: RoomName, peer: Peer }),
@@ -162,8 +183,19 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
 export const encode = {
   welcome: (node: string, heartbeatMs: number) =>
     JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, node, heartbeatMs }),
-  joined: (id: RequestId | undefined, room: string, self: Peer, peers: Peer[], state: RoomState, resume: string, resumed: boolean) =>
-    JSON.stringify({ type: 'joined', id, room, self, peers, state, resume, resumed }),
+  joined: (
+    id: RequestId | undefined,
+    room: string,
+    self: Peer,
+    peers: Peer[],
+    state: RoomState,
+    resume: string,
+    resumed: boolean,
+    ice?: IssuedIceServers,
+  ) => JSON.stringify({ type: 'joined', id, room, self, peers, state, resume, resumed, ...iceFields(ice) }),
+  /** With no ICE servers configured the list is empty. */
+  iceServers: (id: RequestId | undefined, room: string, ice: IssuedIceServers | undefined) =>
+    JSON.stringify({ type: 'ice-servers', id, room, iceServers: [], ...iceFields(ice) }),
   left: (id: RequestId | undefined, room: string) => JSON.stringify({ type: 'left', id, room }),
   peerJoined: (room: string, peer: Peer) => JSON.stringify({ type: 'peer-joined', room, peer }),
   peerLeft: (room: string, peerId: string, reason: PeerLeftReason) =>
@@ -178,3 +210,7 @@ export const encode = {
   error: (id: RequestId | undefined, code: string, message: string, extra?: Record<string, unknown>) =>
     JSON.stringify({ type: 'error', id, code, message, ...extra }),
 };
+
+function iceFields(ice: IssuedIceServers | undefined) {
+  return ice ? { iceServers: ice.iceServers, iceServersTtlMs: ice.ttlMs } : {};
+}

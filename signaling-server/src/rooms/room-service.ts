@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Grant, TokenClaims, TokenVerifier } from '../auth/token-verifier.js';
 import type { Position, RoomBus } from '../bus/bus.js';
 import type { GapRecords } from '../bus/gap-records.js';
+import type { IceServerSource } from '../ice/ice-servers.js';
 import type { Metrics } from '../metrics.js';
 import { ProtocolError, isProtocolError } from '../protocol/errors.js';
 import {
@@ -50,6 +51,8 @@ export interface RoomServiceOptions {
   checkpointMs?: number;
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
+  /** ICE servers for `joined` and `ice-servers`, bound to the participant; absent when none are configured. */
+  iceServers?: IceServerSource;
 }
 
 export class RoomService {
@@ -234,6 +237,8 @@ export class RoomService {
         return this.waitFor(member, this.writeState(member, msg));
       case 'leave':
         return this.waitFor(member, this.leave(member, requestId));
+      case 'ice-servers':
+        return member.session.link.send(encode.iceServers(requestId, member.room, this.opts.iceServers?.issue(member.id)));
       default:
         throw new ProtocolError('bad-request', `${msg.type} is not valid here`);
     }
@@ -307,7 +312,8 @@ export class RoomService {
       }
       session.link.subscribe(topicOf(room));
       const token = formatResumeToken(member.id, secret);
-      session.link.send(encode.joined(msg.id, room, snapshot.self, snapshot.peers, snapshot.state, token, isResumed));
+      const ice = this.opts.iceServers?.issue(member.id);
+      session.link.send(encode.joined(msg.id, room, snapshot.self, snapshot.peers, snapshot.state, token, isResumed, ice));
       this.local.deliverHolds(member);
       this.router.releaseEarly(member);
       this.router.markJoined(member.id);

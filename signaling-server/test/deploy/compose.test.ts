@@ -1,7 +1,9 @@
 // docker-compose.yml, the HAProxy config and the compose Prometheus config, checked as files (no
 // Docker engine runs here): the services, images, ports, environment and wiring that make
 // `docker compose up` a three-node cluster behind one URL.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -48,6 +50,23 @@ function haproxy(text: string): { kind: string; name: string; lines: string[] }[
 }
 
 describe('docker-compose.yml', () => {
+  it('offers coturn from Debian\'s package behind the `turn` profile, sharing TURN_SECRET with the nodes', async () => {
+    const { coturn } = services;
+    expect(coturn?.profiles).toEqual(['turn']); // `docker compose up` alone runs no TURN server
+    expect(coturn?.build?.context).toBe('deploy/coturn');
+    expect(read('deploy/coturn/Dockerfile')).toMatch(/^FROM debian:[a-z]+-slim$[\s\S]*apt-get install[^\n]* coturn/m);
+    expect(read('deploy/coturn/Dockerfile')).toMatch(/^USER turnserver$/m);
+    // Unset by default on the nodes too, so they hand out no TURN URL without the secret.
+    for (const [name, node] of nodes) {
+      expect(node.environment.TURN_SECRET, name).toBe('');
+      expect(node.environment.ICE_SERVERS, name).toBe('');
+    }
+    expect(coturn?.environment.TURN_SECRET).toBe('');
+    // Without a secret the container refuses to start instead of running an open relay.
+    const refused = await promisify(execFile)('sh', [`${ROOT}deploy/coturn/entrypoint.sh`], { env: { PATH: process.env.PATH } }).catch((e: { code: number; stderr: string }) => e);
+    expect(refused).toMatchObject({ code: 2, stderr: expect.stringContaining('set TURN_SECRET') });
+  });
+
   it('runs Postgres 15 and Redis 7 with health checks and named volumes', () => {
     const { postgres, redis } = services;
     expect(postgres?.image).toMatch(/^postgres:15\.\d+/);

@@ -316,6 +316,22 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     }
   });
 
+  it('takes ICE_SERVERS and TURN_SECRET from the Secret by reference, never as values', () => {
+    const { env, config } = signaling(objs());
+    for (const [name, key] of [
+      ['ICE_SERVERS', 'ice-servers'],
+      ['TURN_SECRET', 'turn-secret'],
+    ] as const) {
+      expect(env.get(name)?.value, name).toBeUndefined();
+      expect(config[name], name).toBeUndefined();
+      expect(env.get(name)?.valueFrom?.secretKeyRef, name).toMatchObject({ name: expect.stringMatching(/^signaling-secrets/), key });
+    }
+    // Either both or neither: a node refuses to start with a TURN secret and no TURN URL.
+    const secret = all(objs(), 'Secret').find((s) => String(s.metadata.name).startsWith('signaling-secrets'));
+    const keys = Object.keys(secret?.data ?? {});
+    expect(keys.includes('turn-secret')).toBe(keys.includes('ice-servers'));
+  });
+
   it('sets the log level of the environment', () => {
     expect(signaling(objs()).config.LOG_LEVEL).toBe(expected.logLevel);
   });

@@ -3,62 +3,26 @@
 // Needs Debian's Chromium at /usr/bin/chromium (or CHROMIUM_PATH) and a built tree (npm run build).
 // UPDATE_SCREENSHOTS=1 also writes the demo's desktop and phone screenshots to docs/images/.
 /// <reference lib="dom" />
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { SignalingClient } from '../../../client/src/index.js';
+import { launchChromium, openDemo as openDemoIn, selfId, waitForChannelOpen, WAIT, type Chromium } from '../support/chromium.js';
 import { createTestDatabase, killAllNodes, startNode, testRedisUrl, uniqueName } from '../support/cluster.js';
 
-/** What signaling-server/public/app.js exposes as `window.demo`. */
-declare global {
-  interface Window {
-    demo: {
-      client: SignalingClient;
-      page: {
-        room: string | null;
-        calls: Map<string, { pc: RTCPeerConnection; channels: Map<string, RTCDataChannel>; openChannel(label: string): RTCDataChannel; restartIce(): void }>;
-        log: { from: string | null; text: string; label: string }[];
-      };
-      sendChat(text: string, label?: string): number;
-    };
-  }
-}
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const IMAGES = fileURLToPath(new URL('../../../docs/images/', import.meta.url));
-const WAIT = { timeout: 20_000 };
 
-let userDataDir: string;
-let browser: BrowserContext;
+let browser: Chromium;
 
 beforeAll(async () => {
-  userDataDir = mkdtempSync(join(tmpdir(), 'signaling-e2e-chromium-'));
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true, // passes --headless
-    viewport: { width: 1280, height: 800 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--allow-loopback-in-peer-connection',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
   await killAllNodes();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 /**
@@ -74,18 +38,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Opens the demo served by a node, joins `room` as `name`, and returns the page. */
-async function openDemo(httpUrl: string, room: string, name: string): Promise<Page> {
-  const page = await browser.newPage();
-  page.on('pageerror', (error) => console.error(`[${name}] page error:`, error.message));
-  await page.goto(`${httpUrl}/?room=${room}`);
-  await page.fill('#name', name);
-  await page.click('#join');
-  await page.waitForSelector('#room-view:not([hidden])', WAIT);
-  return page;
-}
+const openDemo = (httpUrl: string, room: string, name: string) => openDemoIn(browser.context, httpUrl, room, name);
 
-const selfId = (page: Page) => page.evaluate(() => window.demo.client.room(window.demo.page.room!)!.self.id);
 const chatLines = (page: Page, label: string) =>
   page.evaluate((l) => window.demo.page.log.filter((e) => e.label === l && e.from !== null).map((e) => e.text), label);
 
@@ -93,14 +47,6 @@ async function waitForChat(page: Page, text: string, label = 'chat'): Promise<vo
   await page.waitForFunction(
     ([t, l]) => window.demo.page.log.some((e) => e.text === t && e.label === l && e.from !== null),
     [text, label] as const,
-    WAIT,
-  );
-}
-
-async function waitForChannelOpen(page: Page, peerId: string, label: string): Promise<void> {
-  await page.waitForFunction(
-    ([p, l]) => window.demo.page.calls.get(p)?.channels.get(l)?.readyState === 'open',
-    [peerId, label] as const,
     WAIT,
   );
 }
