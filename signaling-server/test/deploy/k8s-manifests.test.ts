@@ -473,7 +473,7 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     }
   });
 
-  it('alerts on node down, error rate, p99 latency, Redis or Postgres unreachable, and connections near capacity', () => {
+  it('alerts on node down, error rate, p99 latency, Redis or Postgres unreachable, bus gaps, and connections near capacity', () => {
     const rule = one(objs(), 'PrometheusRule');
     expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
     const rules = (rule.spec.groups as Obj[]).flatMap((g) => {
@@ -493,6 +493,9 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     expect(find(/signaling_bus_up\b/)).toHaveLength(1);
     expect(find(/signaling_db_up\b/)).toHaveLength(1);
     expect(find(/signaling_connections\b/)).toHaveLength(1);
+    // A bus whose log lost messages, and one whose subscriber keeps being cut.
+    expect(find(/signaling_bus_gaps_total\b/)).toHaveLength(1);
+    expect(find(/signaling_bus_recovered_total\b/)).toHaveLength(1);
   });
 
   it('ships the Grafana dashboard as a ConfigMap the dashboard sidecar picks up', () => {
