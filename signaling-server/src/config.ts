@@ -70,6 +70,10 @@ const ConfigSchema = z.object({
           .filter((o) => o.length > 0),
   ),
   ALLOW_UWS_FALLBACK: bool(false),
+  /** Operator API keys: comma-separated `read:KEY` / `write:KEY` (api/admin-auth.ts). */
+  ADMIN_API_KEYS: optionalString,
+  /** Also accept JWTs with an `admin:read`/`admin:write` grant, signed with the join-token key. */
+  ADMIN_API_JWT: bool(false),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { NODE_ID: string };

@@ -1,7 +1,15 @@
 // Starts one signaling node: configuration, database and migrations, bus, domain, HTTP/WebSocket
 // server, heartbeats and the reaper, wired by constructor injection, and stops it on a signal.
 import { fileURLToPath } from 'node:url';
-import { createTokenVerifier } from './auth/token-verifier.js';
+import { AdminAuth, parseApiKeys } from './api/admin-auth.js';
+import { buildOpenApi } from './api/openapi.js';
+import { operatorRoutes } from './api/operator-routes.js';
+import { ApiRouter, type Route } from './api/router.js';
+import { createPayloadVerifier, createTokenVerifier } from './auth/token-verifier.js';
+import { NodeCommands } from './cluster/node-commands.js';
+import { NodeLoadReporter } from './cluster/node-load.js';
+import { RoomAdmin } from './rooms/room-admin.js';
+import { ClusterReader } from './store/cluster-reader.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { MemoryHub } from './bus/memory-bus.js';
 import { MemoryMailbox, RedisMailbox, type ParticipantMailbox } from './bus/mailbox.js';
@@ -110,6 +118,26 @@ async function start(config: Config, log: Logger) {
   reaper.start();
   const podWatcher = await startPodWatcher(config, log, (pod) => void reaper.evictNode(pod));
 
+  // The operator API: the same on every node; a drain it asks for runs stop() below.
+  let requestStop: (reason: string) => void = () => {};
+  const reader = new ClusterReader(database.db);
+  const commands = new NodeCommands({ nodeId: config.NODE_ID, bus, log, onCommand: () => requestStop('api-drain') });
+  await commands.start();
+  const tokenKeys = { secret: config.AUTH_JWT_SECRET, publicKeyPem: config.AUTH_JWT_PUBLIC_KEY, jwksUrl: config.AUTH_JWKS_URL };
+  const adminAuth = new AdminAuth(parseApiKeys(config.ADMIN_API_KEYS), config.ADMIN_API_JWT ? createPayloadVerifier(tokenKeys) : null);
+  if (!adminAuth.isEnabled) log.info('operator API off: set ADMIN_API_KEYS (or ADMIN_API_JWT=on) to turn it on');
+  let openApi: unknown;
+  const routes: Route[] = operatorRoutes({
+    nodeId: config.NODE_ID,
+    reader,
+    admin: new RoomAdmin({ nodeId: config.NODE_ID, store, bus, metrics, log }),
+    commands,
+    drainSelf: () => requestStop('api-drain'),
+    log,
+    openApi: () => (openApi ??= buildOpenApi(routes, API_VERSION)),
+  });
+  const api = new ApiRouter(routes, adminAuth, log);
+
   const staticFiles = new StaticFiles([
     { prefix: '/client/', dir: fileURLToPath(new URL('../../client/dist/', import.meta.url)) },
     { prefix: '/', dir: fileURLToPath(new URL('../public/', import.meta.url)) },
@@ -126,6 +154,7 @@ async function start(config: Config, log: Logger) {
     metrics,
     log,
     staticFiles,
+    api,
     verifier,
     allowedOrigins: config.ALLOWED_ORIGINS,
     maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
@@ -144,6 +173,14 @@ async function start(config: Config, log: Logger) {
   });
   const port = await server.listen();
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
+  const load = new NodeLoadReporter({
+    reader,
+    nodeId: config.NODE_ID,
+    intervalMs: config.NODE_HEARTBEAT_MS,
+    connections: () => server?.connectionCount ?? 0,
+    log,
+  });
+  load.start();
 
   let isStopping = false;
   const stop = async (signal: string) => {
@@ -165,6 +202,7 @@ async function start(config: Config, log: Logger) {
       jitterMs: config.RECONNECT_JITTER_MS,
     });
     server!.stopListening();
+    load.stop();
     reaper.stop();
     heartbeat.stop();
     await podWatcher?.stop();
@@ -174,9 +212,14 @@ async function start(config: Config, log: Logger) {
     log.info('stopped');
     process.exit(0);
   };
+  // A repeated drain request is not a second signal: it must not cut the drain short.
+  requestStop = (reason) => void (isStopping || stop(reason));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }
+
+/** The operator API's version in its OpenAPI document. */
+const API_VERSION = '1.0.0';
 
 /** Watches this Deployment's pods when running in Kubernetes, so a deleted pod's participants go at once. */
 async function startPodWatcher(config: Config, log: Logger, onPodGone: (pod: string) => void): Promise<PodWatcher | null> {

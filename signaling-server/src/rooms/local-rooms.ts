@@ -3,6 +3,7 @@
 // in the database; deciding who joins or leaves is the job of RoomService and Admission.
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
+import { KICKED_CLOSE_CODE } from '../protocol/messages.js';
 import type { HeldMembership } from '../store/store.js';
 import { Kind, type Envelope } from './envelope.js';
 import type { GapSignals } from './gap-signals.js';
@@ -240,9 +241,33 @@ export class LocalRooms {
       }
       case Kind.Handover:
         return this.gaps.onHandover(target);
+      case Kind.Kicked:
+        return this.onKicked(room, target, frame);
+      case Kind.Server:
+        // A message for one participant travels like a signal (kept across a resume gap too).
+        if (target !== '') return this.onSignal(room, target, frame);
+        this.fanout.publish(topicOf(room), frame);
+        this.metrics.deliveries.labels('server').inc(this.fanout.subscriberCount(topicOf(room)));
+        return;
+      case Kind.NodeCommand:
+        return;
       default:
         this.log.warn({ room, kind }, 'ignoring a bus message of unknown kind');
     }
+  }
+
+  /**
+   * An operator removed a participant held here: it is told, then let go; a connection left in no
+   * room is closed with KICKED_CLOSE_CODE. Its peers learn from the `peer-left` that follows.
+   */
+  private onKicked(room: string, target: string, frame: string): void {
+    const member = this.localById.get(target);
+    if (!member || member.room !== room || member.status !== 'joined') return;
+    const { session } = member;
+    session.link.send(frame);
+    this.drop(member);
+    this.log.info({ room, participant: target }, 'participant removed by an operator');
+    if (session.memberships.size === 0) session.link.close(KICKED_CLOSE_CODE, 'kicked');
   }
 
   private onSignal(room: string, target: string, frame: string): void {
