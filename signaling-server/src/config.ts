@@ -74,6 +74,19 @@ const ConfigSchema = z.object({
   ADMIN_API_KEYS: optionalString,
   /** Also accept JWTs with an `admin:read`/`admin:write` grant, signed with the join-token key. */
   ADMIN_API_JWT: bool(false),
+  /** Comma-separated http(s) URLs that receive every webhook event. */
+  WEBHOOK_URLS: optionalString.pipe(
+    z
+      .string()
+      .transform((v) => v.split(',').map((u) => u.trim()).filter((u) => u !== ''))
+      .pipe(z.array(z.url({ protocol: /^https?$/ })))
+      .optional(),
+  ),
+  /** Standard Webhooks secret, `whsec_<base64>`; required with WEBHOOK_URLS. */
+  WEBHOOK_SECRET: optionalString,
+  WEBHOOK_TIMEOUT_MS: int(5_000, 100),
+  WEBHOOK_RETRY_MS: int(1_000, 10),
+  WEBHOOK_MAX_AGE_MS: int(3_600_000, 1_000),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { NODE_ID: string };
@@ -85,6 +98,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  if (parsed.data.WEBHOOK_URLS?.length && !parsed.data.WEBHOOK_SECRET) {
+    throw new ConfigError('invalid configuration: WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
   }
   const nodeId = parsed.data.NODE_ID ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
   return { ...parsed.data, NODE_ID: nodeId };

@@ -10,6 +10,9 @@ import { NodeCommands } from './cluster/node-commands.js';
 import { NodeLoadReporter } from './cluster/node-load.js';
 import { RoomAdmin } from './rooms/room-admin.js';
 import { ClusterReader } from './store/cluster-reader.js';
+import { parseWebhookSecret } from './webhooks/signature.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WebhookOutbox } from './webhooks/webhook-outbox.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { MemoryHub } from './bus/memory-bus.js';
 import { MemoryMailbox, RedisMailbox, type ParticipantMailbox } from './bus/mailbox.js';
@@ -44,7 +47,11 @@ async function start(config: Config, log: Logger) {
   });
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
-  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds));
+  // With webhooks on, each membership and state change also writes its events to the outbox.
+  const webhookUrls = config.WEBHOOK_URLS ?? [];
+  const webhookKey = webhookUrls.length > 0 ? parseWebhookSecret(config.WEBHOOK_SECRET!) : null;
+  const outbox = webhookKey ? new WebhookOutbox(webhookUrls) : null;
+  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds), outbox?.record);
 
   let bus: RoomBus;
   let mailbox: ParticipantMailbox;
@@ -116,6 +123,22 @@ async function start(config: Config, log: Logger) {
   heartbeat.start();
   const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
   reaper.start();
+  // Nodes with webhooks on take turns at the outbox's lease; the holder delivers every row.
+  const webhooks = webhookKey
+    ? new WebhookDispatcher({
+        db: database.db,
+        store,
+        nodeId: config.NODE_ID,
+        key: webhookKey,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
+        retryMs: config.WEBHOOK_RETRY_MS,
+        intervalMs: Math.max(50, Math.min(1000, Math.round(config.NODE_HEARTBEAT_MS / 4))),
+        metrics,
+        log,
+      })
+    : null;
+  webhooks?.start();
   const podWatcher = await startPodWatcher(config, log, (pod) => void reaper.evictNode(pod));
 
   // The operator API: the same on every node; a drain it asks for runs stop() below.
@@ -204,6 +227,7 @@ async function start(config: Config, log: Logger) {
     server!.stopListening();
     load.stop();
     reaper.stop();
+    webhooks?.stop();
     heartbeat.stop();
     await podWatcher?.stop();
     await rooms.settled();
