@@ -59,6 +59,8 @@ const ConfigSchema = z.object({
   K8S_POD_SELECTOR: optionalString,
   POD_NAMESPACE: optionalString,
   AUTH_JWT_SECRET: optionalString,
+  /** The previous HS256 secret, accepted too while a rotation is under way. */
+  AUTH_JWT_SECRET_PREVIOUS: optionalString,
   AUTH_JWT_PUBLIC_KEY: optionalString,
   AUTH_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
   ALLOWED_ORIGINS: optionalString.transform((v) =>

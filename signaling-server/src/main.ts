@@ -78,6 +78,7 @@ async function start(config: Config, log: Logger) {
   }
   const verifier = createTokenVerifier({
     secret: config.AUTH_JWT_SECRET,
+    previousSecret: config.AUTH_JWT_SECRET_PREVIOUS,
     publicKeyPem: config.AUTH_JWT_PUBLIC_KEY,
     jwksUrl: config.AUTH_JWKS_URL,
     jwksTimeoutMs: config.DB_TIMEOUT_MS,
@@ -146,7 +147,12 @@ async function start(config: Config, log: Logger) {
   const reader = new ClusterReader(database.db);
   const commands = new NodeCommands({ nodeId: config.NODE_ID, bus, log, onCommand: () => requestStop('api-drain') });
   await commands.start();
-  const tokenKeys = { secret: config.AUTH_JWT_SECRET, publicKeyPem: config.AUTH_JWT_PUBLIC_KEY, jwksUrl: config.AUTH_JWKS_URL };
+  const tokenKeys = {
+    secret: config.AUTH_JWT_SECRET,
+    previousSecret: config.AUTH_JWT_SECRET_PREVIOUS,
+    publicKeyPem: config.AUTH_JWT_PUBLIC_KEY,
+    jwksUrl: config.AUTH_JWKS_URL,
+  };
   const adminAuth = new AdminAuth(parseApiKeys(config.ADMIN_API_KEYS), config.ADMIN_API_JWT ? createPayloadVerifier(tokenKeys) : null);
   if (!adminAuth.isEnabled) log.info('operator API off: set ADMIN_API_KEYS (or ADMIN_API_JWT=on) to turn it on');
   let openApi: unknown;

@@ -26,6 +26,8 @@ export interface TokenVerifier {
 export interface TokenVerifierOptions {
   /** HS256 shared secret. */
   secret?: string;
+  /** The HS256 secret being rotated out: still accepted, so tokens signed before a rotation keep working. */
+  previousSecret?: string;
   /** SPKI PEM of an RSA (RS256) or P-256 (ES256) public key. */
   publicKeyPem?: string;
   /** JWKS endpoint holding RS256/ES256 keys; fetched lazily and cached. */
@@ -105,6 +107,9 @@ export function createPayloadVerifier(opts: TokenVerifierOptions): ((token: stri
     requiredClaims: ['sub', 'exp'],
   };
 
+  const previous = secret !== undefined ? nonEmpty(opts.previousSecret) : undefined;
+  const previousKey = previous === undefined ? undefined : new TextEncoder().encode(previous);
+
   return async (token: string): Promise<unknown> => {
     if (typeof token !== 'string' || token.length === 0) throw unauthorized('token missing');
     if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('token too long');
@@ -113,6 +118,14 @@ export function createPayloadVerifier(opts: TokenVerifierOptions): ((token: stri
       const { payload } = await jwtVerify(token, source.key as Uint8Array, verifyOptions);
       return payload;
     } catch (e) {
+      // Only a bad signature is worth a second try: an expired token is expired under either secret.
+      if (previousKey && joseCode(e) === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') {
+        try {
+          return (await jwtVerify(token, previousKey, verifyOptions)).payload;
+        } catch (again) {
+          throw toProtocolError(again);
+        }
+      }
       throw toProtocolError(e);
     }
   };
