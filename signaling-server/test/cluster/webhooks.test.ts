@@ -212,6 +212,31 @@ describe('when the receiver or a node fails', () => {
   });
 });
 
+describe('with two nodes left', () => {
+  it('every event of a room still arrives exactly once, in order', async () => {
+    const alive = nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null);
+    expect(alive).toHaveLength(2);
+    const room = newRoom('hook');
+    const [x, y] = await Promise.all(alive.map((n) => clients.connect(n)));
+    await x!.join(room);
+    await y!.join(room);
+    await x!.request({ type: 'state', room, version: 0, data: { two: true } });
+    await x!.request({ type: 'leave', room });
+    await y!.request({ type: 'leave', room });
+    await receiver.until(isFinished(room));
+    expect(types(receiver.roomEvents(room))).toEqual([
+      'room.started',
+      'participant.joined',
+      'participant.joined',
+      'room.state.changed',
+      'participant.left:left',
+      'participant.left:left',
+      'room.finished',
+    ]);
+    expect(receiver.requests.filter((d) => d.data.room === room)).toHaveLength(7);
+  });
+});
+
 async function sumMetric(series: string): Promise<number> {
   let total = 0;
   for (const node of nodes) {
