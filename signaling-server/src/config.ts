@@ -76,6 +76,8 @@ const ConfigSchema = z.object({
   K8S_POD_SELECTOR: optionalString,
   POD_NAMESPACE: optionalString,
   AUTH_JWT_SECRET: optionalString,
+  /** The previous HS256 secret, accepted too while a rotation is under way. */
+  AUTH_JWT_SECRET_PREVIOUS: optionalString,
   AUTH_JWT_PUBLIC_KEY: optionalString,
   AUTH_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
   ALLOWED_ORIGINS: optionalString.transform((v) =>
@@ -87,6 +89,23 @@ const ConfigSchema = z.object({
           .filter((o) => o.length > 0),
   ),
   ALLOW_UWS_FALLBACK: bool(false),
+  /** Operator API keys: comma-separated `read:KEY` / `write:KEY` (api/admin-auth.ts). */
+  ADMIN_API_KEYS: optionalString,
+  /** Also accept JWTs with an `admin:read`/`admin:write` grant, signed with the join-token key. */
+  ADMIN_API_JWT: bool(false),
+  /** Comma-separated http(s) URLs that receive every webhook event. */
+  WEBHOOK_URLS: optionalString.pipe(
+    z
+      .string()
+      .transform((v) => v.split(',').map((u) => u.trim()).filter((u) => u !== ''))
+      .pipe(z.array(z.url({ protocol: /^https?$/ })))
+      .optional(),
+  ),
+  /** Standard Webhooks secret, `whsec_<base64>`; required with WEBHOOK_URLS. */
+  WEBHOOK_SECRET: optionalString,
+  WEBHOOK_TIMEOUT_MS: int(5_000, 100),
+  WEBHOOK_RETRY_MS: int(1_000, 10),
+  WEBHOOK_MAX_AGE_MS: int(3_600_000, 1_000),
   /** Comma-separated STUN/TURN URLs handed to clients in `joined`. */
   ICE_SERVERS: iceUrls,
   /** The TURN REST API shared secret the TURN server also has; credentials are HMACs under it. */
@@ -112,6 +131,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  if (parsed.data.WEBHOOK_URLS?.length && !parsed.data.WEBHOOK_SECRET) {
+    throw new ConfigError('invalid configuration: WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
   }
   const nodeId = parsed.data.NODE_ID ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
   const { RESUME_GRACE_MS, HANDOVER_WAIT_MS } = parsed.data;

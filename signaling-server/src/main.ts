@@ -1,7 +1,18 @@
 // Starts one signaling node: configuration, database and migrations, bus, domain, HTTP/WebSocket
 // server, heartbeats and the reaper, wired by constructor injection, and stops it on a signal.
 import { fileURLToPath } from 'node:url';
-import { createTokenVerifier } from './auth/token-verifier.js';
+import { AdminAuth, parseApiKeys } from './api/admin-auth.js';
+import { buildOpenApi } from './api/openapi.js';
+import { operatorRoutes } from './api/operator-routes.js';
+import { ApiRouter, type Route } from './api/router.js';
+import { createPayloadVerifier, createTokenVerifier } from './auth/token-verifier.js';
+import { NodeCommands } from './cluster/node-commands.js';
+import { NodeLoadReporter } from './cluster/node-load.js';
+import { RoomAdmin } from './rooms/room-admin.js';
+import { ClusterReader } from './store/cluster-reader.js';
+import { parseWebhookSecret } from './webhooks/signature.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WebhookOutbox } from './webhooks/webhook-outbox.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { MemoryHub } from './bus/memory-bus.js';
 import { MemoryGapRecords, RedisGapRecords, type GapRecords } from './bus/gap-records.js';
@@ -37,7 +48,11 @@ async function start(config: Config, log: Logger) {
   });
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
-  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds));
+  // With webhooks on, each membership and state change also writes its events to the outbox.
+  const webhookUrls = config.WEBHOOK_URLS ?? [];
+  const webhookKey = webhookUrls.length > 0 ? parseWebhookSecret(config.WEBHOOK_SECRET!) : null;
+  const outbox = webhookKey ? new WebhookOutbox(webhookUrls) : null;
+  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds), outbox?.record);
 
   let bus: RoomBus;
   let gapRecords: GapRecords;
@@ -67,6 +82,7 @@ async function start(config: Config, log: Logger) {
   }
   const verifier = createTokenVerifier({
     secret: config.AUTH_JWT_SECRET,
+    previousSecret: config.AUTH_JWT_SECRET_PREVIOUS,
     publicKeyPem: config.AUTH_JWT_PUBLIC_KEY,
     jwksUrl: config.AUTH_JWKS_URL,
     jwksTimeoutMs: config.DB_TIMEOUT_MS,
@@ -120,7 +136,48 @@ async function start(config: Config, log: Logger) {
   heartbeat.start();
   const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
   reaper.start();
+  // Nodes with webhooks on take turns at the outbox's lease; the holder delivers every row.
+  const webhooks = webhookKey
+    ? new WebhookDispatcher({
+        db: database.db,
+        store,
+        nodeId: config.NODE_ID,
+        key: webhookKey,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
+        retryMs: config.WEBHOOK_RETRY_MS,
+        intervalMs: Math.max(50, Math.min(1000, Math.round(config.NODE_HEARTBEAT_MS / 4))),
+        metrics,
+        log,
+      })
+    : null;
+  webhooks?.start();
   const podWatcher = await startPodWatcher(config, log, (pod) => void reaper.evictNode(pod));
+
+  // The operator API: the same on every node; a drain it asks for runs stop() below.
+  let requestStop: (reason: string) => void = () => {};
+  const reader = new ClusterReader(database.db);
+  const commands = new NodeCommands({ nodeId: config.NODE_ID, bus, log, onCommand: () => requestStop('api-drain') });
+  await commands.start();
+  const tokenKeys = {
+    secret: config.AUTH_JWT_SECRET,
+    previousSecret: config.AUTH_JWT_SECRET_PREVIOUS,
+    publicKeyPem: config.AUTH_JWT_PUBLIC_KEY,
+    jwksUrl: config.AUTH_JWKS_URL,
+  };
+  const adminAuth = new AdminAuth(parseApiKeys(config.ADMIN_API_KEYS), config.ADMIN_API_JWT ? createPayloadVerifier(tokenKeys) : null);
+  if (!adminAuth.isEnabled) log.info('operator API off: set ADMIN_API_KEYS (or ADMIN_API_JWT=on) to turn it on');
+  let openApi: unknown;
+  const routes: Route[] = operatorRoutes({
+    nodeId: config.NODE_ID,
+    reader,
+    admin: new RoomAdmin({ nodeId: config.NODE_ID, store, bus, metrics, log }),
+    commands,
+    drainSelf: () => requestStop('api-drain'),
+    log,
+    openApi: () => (openApi ??= buildOpenApi(routes, API_VERSION)),
+  });
+  const api = new ApiRouter(routes, adminAuth, log);
 
   const staticFiles = new StaticFiles([
     { prefix: '/client/', dir: fileURLToPath(new URL('../../client/dist/', import.meta.url)) },
@@ -138,6 +195,7 @@ async function start(config: Config, log: Logger) {
     metrics,
     log,
     staticFiles,
+    api,
     verifier,
     allowedOrigins: config.ALLOWED_ORIGINS,
     maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
@@ -156,6 +214,14 @@ async function start(config: Config, log: Logger) {
   });
   const port = await server.listen();
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
+  const load = new NodeLoadReporter({
+    reader,
+    nodeId: config.NODE_ID,
+    intervalMs: config.NODE_HEARTBEAT_MS,
+    connections: () => server?.connectionCount ?? 0,
+    log,
+  });
+  load.start();
 
   let isStopping = false;
   const stop = async (signal: string) => {
@@ -177,7 +243,9 @@ async function start(config: Config, log: Logger) {
       jitterMs: config.RECONNECT_JITTER_MS,
     });
     server!.stopListening();
+    load.stop();
     reaper.stop();
+    webhooks?.stop();
     heartbeat.stop();
     await podWatcher?.stop();
     await rooms.settled();
@@ -187,9 +255,14 @@ async function start(config: Config, log: Logger) {
     log.info('stopped');
     process.exit(0);
   };
+  // A repeated drain request is not a second signal: it must not cut the drain short.
+  requestStop = (reason) => void (isStopping || stop(reason));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }
+
+/** The operator API's version in its OpenAPI document. */
+const API_VERSION = '1.0.0';
 
 /** Watches this Deployment's pods when running in Kubernetes, so a deleted pod's participants go at once. */
 async function startPodWatcher(config: Config, log: Logger, onPodGone: (pod: string) => void): Promise<PodWatcher | null> {

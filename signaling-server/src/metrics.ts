@@ -85,6 +85,27 @@ export function createMetrics() {
       help: 'Resumes whose previous node was silent, read back from its last delivery checkpoint (duplicates possible)',
       registers,
     }),
+    webhookQueueDepth: new Gauge({
+      name: 'signaling_webhook_queue_depth',
+      help: 'Webhook events waiting in the outbox (reported by the node delivering them; 0 elsewhere)',
+      registers,
+    }),
+    webhookOldestSeconds: new Gauge({
+      name: 'signaling_webhook_oldest_age_seconds',
+      help: 'Age of the oldest webhook event waiting in the outbox (reported by the node delivering them)',
+      registers,
+    }),
+    webhookDeliveries: new Counter({
+      name: 'signaling_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by this node, by outcome (delivered, failed)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    webhookDropped: new Counter({
+      name: 'signaling_webhook_dropped_total',
+      help: 'Webhook events dropped because they grew older than WEBHOOK_MAX_AGE_MS',
+      registers,
+    }),
     reaped: new Counter({
       name: 'signaling_reaped_total',
       help: 'Participants removed by the reaper, by reason',

@@ -26,6 +26,8 @@ export interface TokenVerifier {
 export interface TokenVerifierOptions {
   /** HS256 shared secret. */
   secret?: string;
+  /** The HS256 secret being rotated out: still accepted, so tokens signed before a rotation keep working. */
+  previousSecret?: string;
   /** SPKI PEM of an RSA (RS256) or P-256 (ES256) public key. */
   publicKeyPem?: string;
   /** JWKS endpoint holding RS256/ES256 keys; fetched lazily and cached. */
@@ -59,6 +61,27 @@ type KeySource = { key: Uint8Array | KeyObject | JWTVerifyGetKey; algorithms: st
 
 /** Returns null when no key source is configured: the server then runs in anonymous mode. */
 export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier | null {
+  const verifyPayload = createPayloadVerifier(opts);
+  if (!verifyPayload) return null;
+  return {
+    async verify(token: string): Promise<TokenClaims> {
+      const payload = await verifyPayload(token);
+      const parsed = tokenPayloadSchema.safeParse(payload);
+      if (!parsed.success) {
+        const field = parsed.error.issues[0]?.path.join('.') || 'payload';
+        throw unauthorized(`token claim "${field}" missing or invalid`);
+      }
+      return toClaims(parsed.data);
+    },
+  };
+}
+
+/**
+ * Checks a token's signature, algorithm and `exp` against the configured key source and returns
+ * its payload unread: join tokens and the operator API's admin tokens read different claims.
+ * Null when no key source is configured.
+ */
+export function createPayloadVerifier(opts: TokenVerifierOptions): ((token: string) => Promise<unknown>) | null {
   const secret = nonEmpty(opts.secret);
   const publicKeyPem = nonEmpty(opts.publicKeyPem);
   const jwksUrl = nonEmpty(opts.jwksUrl);
@@ -84,24 +107,27 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier |
     requiredClaims: ['sub', 'exp'],
   };
 
-  return {
-    async verify(token: string): Promise<TokenClaims> {
-      if (typeof token !== 'string' || token.length === 0) throw unauthorized('token missing');
-      if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('token too long');
-      let payload: unknown;
-      try {
-        // The overloads differ by key kind; the union is fine at runtime.
-        ({ payload } = await jwtVerify(token, source.key as Uint8Array, verifyOptions));
-      } catch (e) {
-        throw toProtocolError(e);
+  const previous = secret !== undefined ? nonEmpty(opts.previousSecret) : undefined;
+  const previousKey = previous === undefined ? undefined : new TextEncoder().encode(previous);
+
+  return async (token: string): Promise<unknown> => {
+    if (typeof token !== 'string' || token.length === 0) throw unauthorized('token missing');
+    if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('token too long');
+    try {
+      // The overloads differ by key kind; the union is fine at runtime.
+      const { payload } = await jwtVerify(token, source.key as Uint8Array, verifyOptions);
+      return payload;
+    } catch (e) {
+      // Only a bad signature is worth a second try: an expired token is expired under either secret.
+      if (previousKey && joseCode(e) === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') {
+        try {
+          return (await jwtVerify(token, previousKey, verifyOptions)).payload;
+        } catch (again) {
+          throw toProtocolError(again);
+        }
       }
-      const parsed = tokenPayloadSchema.safeParse(payload);
-      if (!parsed.success) {
-        const field = parsed.error.issues[0]?.path.join('.') || 'payload';
-        throw unauthorized(`token claim "${field}" missing or invalid`);
-      }
-      return toClaims(parsed.data);
-    },
+      throw toProtocolError(e);
+    }
   };
 }
 

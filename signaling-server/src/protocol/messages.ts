@@ -131,6 +131,8 @@ export const IceServer = z.object({
   username: z.string().optional(),
   credential: z.string().optional(),
 });
+/** Close code of a connection whose last room an operator removed it from (a protocol addition). */
+export const KICKED_CLOSE_CODE = 4001;
 export const PEER_LEFT_REASONS = ['left', 'disconnected', 'timeout', 'kicked'] as const;
 export type PeerLeftReason = (typeof PEER_LEFT_REASONS)[number];
 
@@ -169,6 +171,10 @@ export const ServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ack'), id: RequestId, version: z.number().int().optional() }),
   z.object({ type: z.literal('pong'), id: RequestId.optional() }),
   z.object({ type: z.literal('reconnect'), retryAfterMs: z.number().int().min(0) }),
+  // Additions for the operator API (docs/protocol.md): an operator removed this participant, and a
+  // message from the server (not from a participant) to the room or to chosen participants.
+  z.object({ type: z.literal('kicked'), room: RoomName, reason: z.string().optional() }),
+  z.object({ type: z.literal('server'), room: RoomName, data: z.unknown() }),
   z.object({
     type: z.literal('error'),
     id: RequestId.optional(),
@@ -207,6 +213,8 @@ export const encode = {
   ack: (id: RequestId, version?: number) => JSON.stringify({ type: 'ack', id, version }),
   pong: (id: RequestId | undefined) => JSON.stringify({ type: 'pong', id }),
   reconnect: (retryAfterMs: number) => JSON.stringify({ type: 'reconnect', retryAfterMs }),
+  kicked: (room: string, reason: string | undefined) => JSON.stringify({ type: 'kicked', room, reason }),
+  server: (room: string, data: unknown) => JSON.stringify({ type: 'server', room, data }),
   error: (id: RequestId | undefined, code: string, message: string, extra?: Record<string, unknown>) =>
     JSON.stringify({ type: 'error', id, code, message, ...extra }),
 };

@@ -25,6 +25,15 @@ export const enum Kind {
    * position.
    */
   Handover = 'h',
+  /**
+   * An operator removed the participant: its node sends it the frame (`kicked`) and lets it go.
+   * The `peer-left` that follows is an ordinary PeerLeft. target = the participant.
+   */
+  Kicked = 'k',
+  /** A server message from the operator API. target = one participant, or '' for the whole room. */
+  Server = 'v',
+  /** A command for one node on its own channel (cluster/node-commands.ts); rooms ignore it. */
+  NodeCommand = 'n',
 }
 
 export interface Envelope {

@@ -4,7 +4,7 @@
 // Admission, and where signals go is the SignalRouter's.
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import { encode, type Peer, type RoomState } from '../protocol/messages.js';
+import { KICKED_CLOSE_CODE, encode, type Peer, type RoomState } from '../protocol/messages.js';
 import type { HeldMembership } from '../store/store.js';
 import { Kind, type Envelope } from './envelope.js';
 import type { RoomChannel } from './room-channel.js';
@@ -157,9 +157,32 @@ export class LocalRooms implements MemberDirectory {
         return this.onMembershipEvent(room, kind === Kind.PeerJoined, target, num, frame, isOwn);
       case Kind.State:
         return this.deliverToMembers(room, { kind: 'state', num, target, frame });
+      case Kind.Kicked:
+        return this.onKicked(room, target, frame);
+      case Kind.Server:
+        // To the whole room; one addressed to a participant is routed like a signal.
+        this.fanout.publish(topicOf(room), frame);
+        this.metrics.deliveries.labels('server').inc(this.fanout.subscriberCount(topicOf(room)));
+        return;
+      case Kind.NodeCommand:
+        return;
       default:
         this.log.warn({ room, kind }, 'ignoring a bus message of unknown kind');
     }
+  }
+
+  /**
+   * An operator removed a participant held here: it is told, then let go; a connection left in no
+   * room is closed with KICKED_CLOSE_CODE. Its peers learn from the `peer-left` that follows.
+   */
+  private onKicked(room: string, target: string, frame: string): void {
+    const member = this.localById.get(target);
+    if (!member || member.room !== room || member.status !== 'joined') return;
+    const { session } = member;
+    session.link.send(frame);
+    this.drop(member);
+    this.log.info({ room, participant: target }, 'participant removed by an operator');
+    if (session.memberships.size === 0) session.link.close(KICKED_CLOSE_CODE, 'kicked');
   }
 
   private onMembershipEvent(

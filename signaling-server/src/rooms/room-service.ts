@@ -172,6 +172,10 @@ export class RoomService {
     switch (kind) {
       case Kind.Signal:
         return this.router.onSignal(room, target, frame, isOwn);
+      case Kind.Server:
+        // An operator's message to one participant travels like a signal, across a resume too.
+        if (target !== '') return this.router.onSignal(room, target, frame, false);
+        return this.local.receive(room, envelope, isOwn);
       case Kind.Claim:
         return this.router.onClaim(room, target, num, position, isOwn);
       case Kind.Handover:

@@ -350,7 +350,8 @@ export class SignalRouter {
         }
         for (const entry of entries) {
           const envelope = decodeEnvelope(entry.payload);
-          if (envelope?.kind === Kind.Signal && envelope.target === participantId) frames.push(envelope.frame);
+          const isForIt = envelope?.target === participantId && (envelope.kind === Kind.Signal || envelope.kind === Kind.Server);
+          if (isForIt) frames.push(envelope.frame);
         }
       } catch (err) {
         this.opts.metrics.dropped.labels('bus-unavailable').inc();

@@ -85,8 +85,8 @@ export class MemoryStore implements RoomStore {
     });
   }
 
-  async leave(m: Membership, _nodeId: string, announce: Announce<Departure>): Promise<Departure | null> {
-    const removed = await this.remove(m.room, [m.participantId], () => true, () => 'left', announce);
+  async leave(m: Membership, _nodeId: string, announce: Announce<Departure>, reason: 'left' | 'kicked' = 'left'): Promise<Departure | null> {
+    const removed = await this.remove(m.room, [m.participantId], () => true, () => reason, announce);
     return removed[0] ?? null;
   }
 

@@ -14,6 +14,7 @@ import type {
   ResumeRequest,
   ResumeResult,
   RoomRecord,
+  RoomChange,
   RoomSnapshot,
   RoomStore,
   StateWrite,
@@ -27,10 +28,14 @@ export type QueryObserver = (op: string, seconds: number, failed: boolean) => vo
 const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::text::jsonb`;
 const msInterval = (ms: number) => sql<string>`make_interval(secs => ${ms / 1000}::float8)`;
 
+/** Records a change inside its transaction (the webhook outbox); see RoomChange. */
+export type ChangeRecorder = (tx: Transaction<Database>, change: RoomChange) => Promise<void>;
+
 export class PostgresStore implements RoomStore {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly observe: QueryObserver = () => {},
+    private readonly recordChange: ChangeRecorder | null = null,
   ) {}
 
   private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
@@ -57,6 +62,10 @@ export class PostgresStore implements RoomStore {
         // Rolls back, seq included: the seq it took is never handed out again.
         if (!admitted) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
         const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: { version, data: state }, seq };
+        if (this.recordChange) {
+          const { room, identity, nodeId } = req;
+          await this.recordChange(tx, { kind: 'joined', room, participant: snapshot.self, identity, nodeId, isFirst: peers.length === 0 });
+        }
         await announce(snapshot);
         return snapshot;
       }),
@@ -103,14 +112,15 @@ export class PostgresStore implements RoomStore {
     );
   }
 
-  leave(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null> {
+  leave(m: Membership, nodeId: string, announce: Announce<Departure>, reason: 'left' | 'kicked' = 'left'): Promise<Departure | null> {
     return this.timed('leave', () =>
       this.db.transaction().execute(async (tx) => {
         // Lock, delete, seq and log in one round trip; no seq is taken if nothing left.
         const { rows } = await sql<{ seq: number | null }>`SELECT seq FROM signaling_leave(${m.room}, ${m.participantId}, ${nodeId})`.execute(tx);
         const seq = rows[0]?.seq ?? null;
         if (seq === null) return null;
-        const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'left', seq };
+        const departure: Departure = { room: m.room, participantId: m.participantId, reason, seq };
+        await this.recordChange?.(tx, { kind: 'left', room: m.room, participantId: m.participantId, reason });
         await announce(departure);
         return departure;
       }),
@@ -152,6 +162,7 @@ export class PostgresStore implements RoomStore {
         `.execute(tx);
         const updated = rows[0];
         if (!updated) return { ok: false, current: await readRoomState(tx, m.room) };
+        await this.recordChange?.(tx, { kind: 'state', room: m.room, version: updated.version, by: m.participantId });
         await announce(updated.version);
         return { ok: true, version: updated.version };
       }),
@@ -281,6 +292,7 @@ export class PostgresStore implements RoomStore {
           const reason = reasonOf(d.disconnect_reason);
           await logEvent(tx, room, d.id, null, 'reap', { reason });
           const departure: Departure = { room, participantId: d.id, reason, seq };
+          await this.recordChange?.(tx, { kind: 'left', room, participantId: d.id, reason });
           await announce(departure);
           out.push(departure);
         }

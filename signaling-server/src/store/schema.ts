@@ -43,4 +43,17 @@ export interface Database {
     heartbeat_at: Generated<Timestamp>;
   };
   leases: { name: string; holder: string; expires_at: Timestamp };
+  node_load: { node_id: string; connections: number; reported_at: Generated<Timestamp> };
+  webhook_outbox: {
+    id: Generated<string>;
+    endpoint: string;
+    room: string;
+    event_id: string;
+    type: string;
+    body: string;
+    created_at: Generated<Timestamp>;
+    attempts: Generated<number>;
+    next_attempt_at: Generated<Timestamp>;
+    last_error: string | null;
+  };
 }

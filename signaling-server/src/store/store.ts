@@ -82,7 +82,8 @@ export interface RoomStore {
   join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot>;
   /** Takes a participant over with its resume secret; null when the token is unknown, used or expired. */
   resume(req: ResumeRequest): Promise<ResumeResult | null>;
-  leave(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null>;
+  /** Removes a participant; `kicked` when an operator removes it (any node may do that). */
+  leave(m: Membership, nodeId: string, announce: Announce<Departure>, reason?: 'left' | 'kicked'): Promise<Departure | null>;
   /**
    * Starts the grace period of participants whose connection ended without `leave`; a participant
    * that was resumed since (its resume hash changed) is left alone.
@@ -104,3 +105,12 @@ export interface RoomStore {
   reap(deadAfterMs: number | null, announce: Announce<Departure>): Promise<Departure[]>;
   ping(): Promise<void>;
 }
+
+/**
+ * A change as the webhook outbox sees it. The store hands each one to its ChangeRecorder inside
+ * the change's own transaction, so a recorded change and the change commit or roll back together.
+ */
+export type RoomChange =
+  | { kind: 'joined'; room: string; participant: Peer; identity: string | null; nodeId: string; isFirst: boolean }
+  | { kind: 'left'; room: string; participantId: string; reason: PeerLeftReason }
+  | { kind: 'state'; room: string; version: number; by: string };

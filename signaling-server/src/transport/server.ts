@@ -1,7 +1,7 @@
-// The uWS app: WebSocket upgrades and frames, backpressure, and the HTTP routes (/healthz,
-// /readyz, /metrics, static files). It decodes every frame with the protocol schemas and hands
-// typed messages to the rooms layer; it knows nothing of Postgres or Redis.
-import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+// The uWS app: WebSocket upgrades and frames, backpressure and liveness. It decodes every frame with
+// the protocol schemas and hands typed messages to the rooms layer; it knows nothing of Postgres or
+// Redis. The plain HTTP routes (health, metrics, the /v1 API, static files) are in http-routes.ts.
+import type { TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { TokenClaims, TokenVerifier } from '../auth/token-verifier.js';
 import { IpConnectionCounter } from '../limits/ip-connections.js';
@@ -12,6 +12,7 @@ import { DecodeError, decodeClientMessage, encode } from '../protocol/messages.j
 import { ProtocolError } from '../protocol/errors.js';
 import type { RoomService } from '../rooms/room-service.js';
 import type { ClientLink, Session } from '../rooms/session.js';
+import { registerHttpRoutes, type ApiHandler } from './http-routes.js';
 import type { StaticFiles } from './static-files.js';
 import type { Uws } from './uws.js';
 
@@ -29,6 +30,8 @@ export interface ServerOptions {
   staticFiles?: StaticFiles;
   /** Resolves true when this node should receive traffic. */
   isReady: () => Promise<boolean>;
+  /** Answers the operator API under /v1/; absent, /v1/ answers 404. */
+  api?: ApiHandler;
   /** Verifies `?token=` at connect time; null in anonymous mode. */
   verifier: TokenVerifier | null;
   /** Browser origins allowed to connect; undefined allows any. Clients that send no Origin are not browsers and pass. */
@@ -221,28 +224,13 @@ export class SignalingServer {
       },
     });
 
-    this.app.get('/healthz', (res) => {
-      res.cork(() => res.writeHeader('content-type', 'text/plain').end('ok'));
-    });
-    this.app.get('/readyz', (res) => {
-      this.answerLater(res, async () => {
-        const ready = await opts.isReady().catch(() => false);
-        return { status: ready ? '200 OK' : '503 Service Unavailable', type: 'text/plain', body: ready ? 'ready' : 'not ready' };
-      });
-    });
-    this.app.get('/metrics', (res) => {
-      this.answerLater(res, async () => ({
-        status: '200 OK',
-        type: opts.metrics.registry.contentType,
-        body: await opts.metrics.registry.metrics(),
-      }));
-    });
-    this.app.get('/*', (res, req) => {
-      const file = opts.staticFiles?.lookup(req.getUrl());
-      res.cork(() => {
-        if (!file) res.writeStatus('404 Not Found').end('not found');
-        else res.writeHeader('content-type', file.type).writeHeader('cache-control', 'no-cache').end(file.body);
-      });
+    registerHttpRoutes(this.app, {
+      metrics,
+      log: opts.log,
+      staticFiles: opts.staticFiles,
+      isReady: opts.isReady,
+      api: opts.api,
+      maxBodyBytes: opts.maxMessageBytes,
     });
   }
 
@@ -319,20 +307,6 @@ export class SignalingServer {
 
   publish(topic: string, frame: string): void {
     this.app.publish(topic, frame, false, false);
-  }
-
-  private answerLater(res: HttpResponse, produce: () => Promise<{ status: string; type: string; body: string }>) {
-    let isAborted = false;
-    res.onAborted(() => (isAborted = true));
-    produce().then(
-      ({ status, type, body }) => {
-        if (!isAborted) res.cork(() => res.writeStatus(status).writeHeader('content-type', type).end(body));
-      },
-      (err) => {
-        this.opts.log.error({ err }, 'http handler failed');
-        if (!isAborted) res.cork(() => res.writeStatus('500 Internal Server Error').end('internal error'));
-      },
-    );
   }
 }
 
