@@ -81,7 +81,10 @@ export class Admission {
         // A connection of this node that still holds the participant lets go of it: its gap starts
         // where that connection stopped, like any previous node's.
         const stale = local.find(member.id);
-        if (stale && stale !== member) local.enterGrace(stale);
+        if (stale && stale !== member) {
+          router.goAway(stale);
+          local.drop(stale);
+        }
         router.beginResume(msg.room, member.id, member.epoch, resumed.previousNodeId);
         // Signals after this marker are ours; the gap before it is read back from the room's log.
         const claimed = await dependency(channel.publish(msg.room, Kind.Claim, member.id, member.epoch, ''), log);

@@ -5,17 +5,11 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import { KICKED_CLOSE_CODE, encode, type Peer, type RoomState } from '../protocol/messages.js';
-import type { HeldMembership } from '../store/store.js';
 import { Kind, type Envelope } from './envelope.js';
 import type { RoomChannel } from './room-channel.js';
 import { RoomView } from './room-view.js';
 import { topicOf, type HeldEvent, type LocalFanout, type LocalMember } from './session.js';
 import type { MemberDirectory } from './signal-router.js';
-
-/** What a member's connection ending means for its signals: the router keeps its gap. */
-export interface AwayHandler {
-  goAway(member: LocalMember): void;
-}
 
 export interface LocalRoomsOptions {
   channel: RoomChannel;
@@ -32,8 +26,6 @@ export class LocalRooms implements MemberDirectory {
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private readonly deliveredBroadcast;
-  /** Set once the router exists (it needs this directory, and this needs it). */
-  away: AwayHandler | null = null;
 
   constructor(opts: LocalRoomsOptions) {
     ({ channel: this.channel, fanout: this.fanout, metrics: this.metrics, log: this.log } = opts);
@@ -85,13 +77,6 @@ export class LocalRooms implements MemberDirectory {
     member.status = 'gone';
     if (!member.session.isClosed) member.session.link.unsubscribe(topicOf(member.room));
     this.forget(member);
-  }
-
-  /** Drops a member from this node; its gap is kept for its resume, on any node. */
-  enterGrace(member: LocalMember): HeldMembership {
-    this.away?.goAway(member);
-    this.drop(member);
-    return { room: member.room, participantId: member.id, resumeHash: member.resumeHash };
   }
 
   /** Like drop() without touching the socket: also for a join that failed before it subscribed. */

@@ -83,7 +83,6 @@ export class RoomService {
       handoverWaitMs: opts.handoverWaitMs,
       checkpointMs: opts.checkpointMs ?? 250,
     });
-    this.local.away = this.router;
     this.channel.onEnvelope((room, envelope, isOwn, position) => this.receive(room, envelope, isOwn, position));
     this.channel.onGap((room) => void this.heal(room));
     const { verifier, maxParticipantsPerRoom } = opts;
@@ -139,7 +138,7 @@ export class RoomService {
     const gone: HeldMembership[] = [];
     for (const member of session.memberships.values()) {
       if (member.status !== 'joined') continue; // a join in flight finishes the job itself
-      gone.push(this.local.enterGrace(member));
+      gone.push(this.enterGrace(member));
     }
     if (gone.length > 0) void this.startGrace(gone, reason);
   }
@@ -311,7 +310,7 @@ export class RoomService {
         // The connection went away while the join was in flight: the participant starts its grace,
         // and what was sent to it meanwhile is its gap, read back at its resume.
         member.held = [];
-        void this.startGrace([this.local.enterGrace(member)], 'disconnected');
+        void this.startGrace([this.enterGrace(member)], 'disconnected');
         return;
       }
       session.link.subscribe(topicOf(room));
@@ -355,6 +354,13 @@ export class RoomService {
   announceDeparture(d: Departure): Promise<unknown> {
     const frame = encode.peerLeft(d.room, d.participantId, d.reason);
     return this.channel.publish(d.room, Kind.PeerLeft, d.participantId, d.seq, frame);
+  }
+
+  /** Lets go of a member whose connection ended without `leave`; its gap is kept for its resume. */
+  private enterGrace(member: LocalMember): HeldMembership {
+    this.router.goAway(member);
+    this.local.drop(member);
+    return { room: member.room, participantId: member.id, resumeHash: member.resumeHash };
   }
 
   /** Records grace periods, retrying until the database takes them. */
