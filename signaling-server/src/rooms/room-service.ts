@@ -18,6 +18,7 @@ import {
   type SignalMessage,
   type StateMessage,
 } from '../protocol/messages.js';
+import type { SeatCaps } from '../store/seats.js';
 import type { Departure, HeldMembership, RoomStore } from '../store/store.js';
 import { Admission } from './admission.js';
 import { dependency } from './dependency.js';
@@ -29,6 +30,8 @@ import { RoomChannel } from './room-channel.js';
 import type { RoomView } from './room-view.js';
 import { LocalMember, Session, topicOf, type ClientLink, type LocalFanout } from './session.js';
 
+const DEFAULT_MAX_QUEUED_REQUESTS = 32;
+
 export interface RoomServiceOptions {
   nodeId: string;
   store: RoomStore;
@@ -39,6 +42,8 @@ export interface RoomServiceOptions {
   resumeGraceMs: number;
   maxRoomsPerConnection: number;
   maxParticipantsPerRoom: number;
+  /** How many participants in grace may hold seats, per room and per identity (store/seats.ts). */
+  graceSeats?: SeatCaps;
   maxMetaBytes: number;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
@@ -47,6 +52,8 @@ export interface RoomServiceOptions {
   maxGapSignals: number;
   /** How long a resumed participant waits for its previous node's handover. */
   handoverWaitMs: number;
+  /** Requests one member may have waiting behind a join, state write or leave; more get `rate-limited`. */
+  maxQueuedRequests?: number;
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
 }
@@ -88,6 +95,7 @@ export class RoomService {
       log,
       verifier,
       maxParticipantsPerRoom,
+      graceSeats: opts.graceSeats,
     });
   }
 
@@ -113,8 +121,12 @@ export class RoomService {
         default: {
           const member = session.memberships.get(msg.room);
           if (!member) throw new ProtocolError('not-joined', `not joined to room ${msg.room}`);
-          if (member.queue) member.queue.push({ msg, requestId });
-          else this.run(member, msg, requestId);
+          if (!member.queue) return this.run(member, msg, requestId);
+          if (member.queue.length >= (this.opts.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS)) {
+            this.metrics.dropped.labels('queue-full').inc();
+            throw new ProtocolError('rate-limited', 'too many requests waiting for this room; this one was dropped');
+          }
+          member.queue.push({ msg, requestId });
         }
       }
     } catch (err) {

@@ -34,7 +34,7 @@ it('applies the migrations once when several nodes start at the same moment', as
   const url = await createTestDatabase();
   const databases = await Promise.all([open(url), open(url), open(url), open(url)]);
   const applied = await Promise.all(databases.map((d) => migrateToLatest(d.db)));
-  expect(applied.flat()).toEqual(['001_initial', '002_membership_functions']);
+  expect(applied.flat()).toEqual(['001_initial', '002_membership_functions', '005_grace_seat_caps']);
   expect(await migrateToLatest(databases[0]!.db)).toEqual([]);
 });
 
