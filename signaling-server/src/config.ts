@@ -70,14 +70,16 @@ const ConfigSchema = z.object({
         }
       }
     }),
+  /** The header TRUSTED_PROXIES write the client's address into (besides the PROXY protocol). */
+  FORWARDED_HEADER: z.enum(['x-forwarded-for', 'forwarded', 'none']).default('x-forwarded-for'),
   IPV6_PREFIX_LENGTH: int(64, 1, 128),
   CONNECTION_BYTES_PER_SEC: int(256 * 1024, 1024),
   CONNECTION_BYTES_BURST: int(1024 * 1024, 1024),
   ADDRESS_BYTES_PER_SEC: int(1024 * 1024, 1024),
   ADDRESS_BYTES_BURST: int(4 * 1024 * 1024, 1024),
   /** Joins and state writes per client address: each is a database transaction under a room lock. */
-  ADDRESS_WRITES_PER_SEC: int(20, 1),
-  ADDRESS_WRITES_BURST: int(50, 1),
+  ADDRESS_WRITES_PER_SEC: int(50, 1),
+  ADDRESS_WRITES_BURST: int(200, 1),
   /** Bytes of signal, broadcast and state frames per client address: what it may push into Redis. */
   ADDRESS_BUS_BYTES_PER_SEC: int(512 * 1024, 1024),
   ADDRESS_BUS_BYTES_BURST: int(2 * 1024 * 1024, 1024),

@@ -160,7 +160,11 @@ async function start(config: Config, log: Logger) {
       writes: { perSec: config.ADDRESS_WRITES_PER_SEC, burst: config.ADDRESS_WRITES_BURST },
       busBytes: { perSec: config.ADDRESS_BUS_BYTES_PER_SEC, burst: config.ADDRESS_BUS_BYTES_BURST },
     },
-    clientAddress: new ClientAddressResolver({ trustedProxies: config.TRUSTED_PROXIES, ipv6PrefixLength: config.IPV6_PREFIX_LENGTH }),
+    clientAddress: new ClientAddressResolver({
+      trustedProxies: config.TRUSTED_PROXIES,
+      forwardedHeader: config.FORWARDED_HEADER,
+      ipv6PrefixLength: config.IPV6_PREFIX_LENGTH,
+    }),
     isReady: async () => {
       if (isDraining || !bus.isUp()) return false;
       await store.ping();

@@ -97,15 +97,20 @@ export interface ConnectionOrigin {
   peer: string;
   /** The source address of a PROXY protocol header on this connection; '' when there was none. */
   proxied: string;
-  /** Every X-Forwarded-For header value, in the order received. */
+  /** Every value of the configured forwarded-for header, in the order received. */
   forwardedFor: string[];
-  /** Every Forwarded header value, in the order received. */
-  forwarded: string[];
 }
+
+/**
+ * The header the trusted proxies write. Only that one is read: a proxy that appends
+ * X-Forwarded-For passes a client's own `Forwarded` header on untouched, and the other way round.
+ */
+export type ForwardedHeader = 'x-forwarded-for' | 'forwarded' | 'none';
 
 export interface ClientAddressOptions {
   /** CIDRs (or single addresses) whose PROXY headers and forwarded-for headers are believed. */
   trustedProxies: string[];
+  forwardedHeader: ForwardedHeader;
   /** IPv6 addresses sharing this many leading bits count as one client. */
   ipv6PrefixLength: number;
 }
@@ -113,13 +118,16 @@ export interface ClientAddressOptions {
 export class ClientAddressResolver {
   private readonly trusted: Cidr[];
   private readonly ipv6PrefixLength: number;
+  /** The header to collect from the upgrade request; null when none is read. */
+  readonly forwardedHeader: Exclude<ForwardedHeader, 'none'> | null;
 
   constructor(opts: ClientAddressOptions) {
     this.trusted = opts.trustedProxies.map(parseCidr);
     this.ipv6PrefixLength = opts.ipv6PrefixLength;
+    this.forwardedHeader = opts.forwardedHeader === 'none' || this.trusted.length === 0 ? null : opts.forwardedHeader;
   }
 
-  /** Whether headers that would name the client are read at all (skip collecting them otherwise). */
+  /** Whether a PROXY protocol header may be believed at all (skip reading it otherwise). */
   get hasTrustedProxies(): boolean {
     return this.trusted.length > 0;
   }
@@ -142,7 +150,8 @@ export class ClientAddressResolver {
       if (!proxied) return formatAddress(current);
       current = proxied;
     }
-    const hops = origin.forwarded.length > 0 ? forwardedHops(origin.forwarded) : origin.forwardedFor.join(',').split(',');
+    if (this.forwardedHeader === null) return formatAddress(current);
+    const hops = this.forwardedHeader === 'forwarded' ? forwardedHops(origin.forwardedFor) : origin.forwardedFor.join(',').split(',');
     for (let i = hops.length - 1; i >= 0 && this.isTrusted(current); i--) {
       const next = parseAddress(hopAddress(hops[i]!));
       // An obfuscated or garbled hop ("unknown", "_hidden"): the last proxy we trust is all we know.

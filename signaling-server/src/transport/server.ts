@@ -144,7 +144,7 @@ export class SignalingServer {
         const extensions = req.getHeader('sec-websocket-extensions');
         const origin = req.getHeader('origin');
         const token = new URLSearchParams(req.getQuery() ?? '').get('token');
-        const ip = clientAddress.resolve(readOrigin(res, req, clientAddress.hasTrustedProxies));
+        const ip = clientAddress.resolve(readOrigin(res, req, clientAddress));
         const addressKey = clientAddress.limitKey(ip);
         if (this.isDraining) {
           refused('draining');
@@ -398,22 +398,17 @@ export class SignalingServer {
 }
 
 /**
- * What the upgrade request says about where it came from. The forwarded-for headers are collected
- * (all of them: a client may send its own before the proxy's) only when some proxy is trusted.
+ * What the upgrade request says about where it came from. The forwarded-for header is collected
+ * (every line of it: a client may send its own before the proxy's) only when a proxy is trusted.
  */
-function readOrigin(res: HttpResponse, req: HttpRequest, isProxyTrusted: boolean): ConnectionOrigin {
+function readOrigin(res: HttpResponse, req: HttpRequest, resolver: ClientAddressResolver): ConnectionOrigin {
   const origin: ConnectionOrigin = {
     peer: Buffer.from(res.getRemoteAddressAsText()).toString(),
-    proxied: isProxyTrusted ? Buffer.from(res.getProxiedRemoteAddressAsText()).toString() : '',
+    proxied: resolver.hasTrustedProxies ? Buffer.from(res.getProxiedRemoteAddressAsText()).toString() : '',
     forwardedFor: [],
-    forwarded: [],
   };
-  if (isProxyTrusted) {
-    req.forEach((key, value) => {
-      if (key === 'x-forwarded-for') origin.forwardedFor.push(value);
-      else if (key === 'forwarded') origin.forwarded.push(value);
-    });
-  }
+  const header = resolver.forwardedHeader;
+  if (header !== null) req.forEach((key, value) => key === header && origin.forwardedFor.push(value));
   return origin;
 }
 

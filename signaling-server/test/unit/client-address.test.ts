@@ -1,16 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { ClientAddressResolver, parseAddress, parseCidr, type ConnectionOrigin } from '../../src/limits/client-address.js';
+import {
+  ClientAddressResolver,
+  parseAddress,
+  parseCidr,
+  type ConnectionOrigin,
+  type ForwardedHeader,
+} from '../../src/limits/client-address.js';
 
 const origin = (peer: string, extra: Partial<ConnectionOrigin> = {}): ConnectionOrigin => ({
   peer,
   proxied: '',
   forwardedFor: [],
-  forwarded: [],
   ...extra,
 });
 
-const behind = (trustedProxies: string[], ipv6PrefixLength = 64) =>
-  new ClientAddressResolver({ trustedProxies, ipv6PrefixLength });
+const behind = (trustedProxies: string[], ipv6PrefixLength = 64, forwardedHeader: ForwardedHeader = 'x-forwarded-for') =>
+  new ClientAddressResolver({ trustedProxies, ipv6PrefixLength, forwardedHeader });
 
 describe('parseAddress', () => {
   it('reads IPv4, compressed and uncompressed IPv6, and IPv4-mapped IPv6 as the same IPv4', () => {
@@ -34,8 +39,9 @@ describe('parseAddress', () => {
 describe('ClientAddressResolver', () => {
   it('uses the TCP peer and ignores every header when no proxy is trusted', () => {
     const r = behind([]);
-    const spoofed = origin('203.0.113.9', { proxied: '1.1.1.1', forwardedFor: ['1.1.1.1'], forwarded: ['for=1.1.1.1'] });
+    const spoofed = origin('203.0.113.9', { proxied: '1.1.1.1', forwardedFor: ['1.1.1.1'] });
     expect(r.resolve(spoofed)).toBe('203.0.113.9');
+    expect(r.forwardedHeader).toBeNull();
   });
 
   it('ignores headers from a peer outside TRUSTED_PROXIES', () => {
@@ -57,14 +63,19 @@ describe('ClientAddressResolver', () => {
     expect(r.resolve(origin('10.0.0.5'))).toBe('10.0.0.5');
   });
 
-  it('reads Forwarded for= with quotes, brackets and ports, preferring it over X-Forwarded-For', () => {
-    const r = behind(['10.0.0.0/8']);
-    const o = origin('10.0.0.5', {
-      forwarded: ['for=6.6.6.6;proto=https, for="[2001:db8:cafe::17]:4711";by=10.0.0.5'],
-      forwardedFor: ['9.9.9.9'],
-    });
+  it('reads Forwarded for= with quotes, brackets and ports when that is the configured header', () => {
+    const r = behind(['10.0.0.0/8'], 64, 'forwarded');
+    expect(r.forwardedHeader).toBe('forwarded');
+    const o = origin('10.0.0.5', { forwardedFor: ['for=6.6.6.6;proto=https, for="[2001:db8:cafe::17]:4711";by=10.0.0.5'] });
     expect(r.resolve(o)).toBe('2001:db8:cafe:0:0:0:0:17');
-    expect(r.resolve(origin('10.0.0.5', { forwarded: ['For="198.51.100.7:1234"'] }))).toBe('198.51.100.7');
+    expect(r.resolve(origin('10.0.0.5', { forwardedFor: ['For="198.51.100.7:1234"'] }))).toBe('198.51.100.7');
+  });
+
+  it('reads no header at all with FORWARDED_HEADER=none, only the PROXY protocol', () => {
+    const r = behind(['10.0.0.0/8'], 64, 'none');
+    expect(r.forwardedHeader).toBeNull();
+    expect(r.resolve(origin('10.0.0.5', { forwardedFor: ['6.6.6.6'] }))).toBe('10.0.0.5');
+    expect(r.resolve(origin('10.0.0.5', { proxied: '198.51.100.4' }))).toBe('198.51.100.4');
   });
 
   it('believes a PROXY protocol source only from a trusted peer, then walks the headers from there', () => {
