@@ -151,7 +151,8 @@ export class ClientAddressResolver {
       current = proxied;
     }
     if (this.forwardedHeader === null) return formatAddress(current);
-    const hops = this.forwardedHeader === 'forwarded' ? forwardedHops(origin.forwardedFor) : origin.forwardedFor.join(',').split(',');
+    const hops =
+      this.forwardedHeader === 'forwarded' ? forwardedHops(origin.forwardedFor) : origin.forwardedFor.join(',').split(',');
     for (let i = hops.length - 1; i >= 0 && this.isTrusted(current); i--) {
       const next = parseAddress(hopAddress(hops[i]!));
       // An obfuscated or garbled hop ("unknown", "_hidden"): the last proxy we trust is all we know.
