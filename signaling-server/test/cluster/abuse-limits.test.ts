@@ -1,11 +1,13 @@
-// Clients that try to hold rooms or a node's memory with cheap tricks: joining and dropping in a
-// loop to keep a room full, and piling requests behind a join. Each is bounded, with the
-// protocol's error code, and what honest clients do still works.
+// Clients that try to hold rooms, a node's memory or its bandwidth with cheap tricks: joining and
+// dropping in a loop to keep a room full, piling requests behind a join, sending large frames on
+// one or many connections. Each is bounded, with the protocol's error code and a metric, and what
+// honest clients do still works.
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAllNodes, metric, startCluster, type RunningNode } from '../support/cluster.js';
 import { ClientTracker, newRoom } from '../support/clients.js';
+import type { TestClient } from '../support/test-client.js';
 
 const SECRET = 'test-secret-that-is-long-enough-for-hs256';
 const clients = new ClientTracker();
@@ -26,6 +28,11 @@ beforeAll(async () => {
       // Longer than the test: nothing leaves the room by itself meanwhile.
       RESUME_GRACE_MS: '120000',
       MAX_QUEUED_REQUESTS: '4',
+      // A trickle of refill, so a test's bursts decide; the byte tests use addresses of their own.
+      CONNECTION_BYTES_PER_SEC: '1024',
+      CONNECTION_BYTES_BURST: '100000',
+      ADDRESS_BYTES_PER_SEC: '1024',
+      ADDRESS_BYTES_BURST: '200000',
     },
   });
   [a, b] = cluster.nodes as [RunningNode, RunningNode];
@@ -105,5 +112,35 @@ describe('the request queue', () => {
     expect(await metric(a, 'signaling_dropped_total{reason="queue-full"}')).toBe(6);
     // Once the join is done nothing waits, and the room works as usual.
     expect(await c.request({ type: 'broadcast', room, data: 'after' })).toMatchObject({ type: 'ack' });
+  });
+});
+
+describe('byte rates', () => {
+  // A frame refused before it is parsed is answered without its id: wait for the pong or that.
+  const codes = async (c: TestClient, n: number) => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = `big-${i}`;
+      c.send({ type: 'ping', id, padding: 'x'.repeat(30_000) });
+      const reply = await c.waitFor((m) => (m.type === 'pong' && m.id === id) || (m.type === 'error' && m.id === undefined));
+      out.push(reply.type === 'error' ? reply.code : reply.type);
+    }
+    return out;
+  };
+
+  it('limits the bytes of one connection, and of all connections of one address together', async () => {
+    const first = await clients.connect(a, '', undefined, '127.0.1.1');
+    // 100 000 bytes of burst per connection: three 30 kB frames pass, the fourth does not.
+    expect(await codes(first, 4)).toEqual(['pong', 'pong', 'pong', 'rate-limited']);
+    const second = await clients.connect(a, '', undefined, '127.0.1.1');
+    expect(await codes(second, 3)).toEqual(['pong', 'pong', 'pong']);
+    // 200 000 bytes of burst per address: a third connection of it finds the address spent.
+    const third = await clients.connect(a, '', undefined, '127.0.1.1');
+    expect(await codes(third, 1)).toEqual(['rate-limited']);
+    // Another address is not affected.
+    const other = await clients.connect(a, '', undefined, '127.0.1.2');
+    expect(await codes(other, 3)).toEqual(['pong', 'pong', 'pong']);
+    expect(await metric(a, 'signaling_dropped_total{reason="byte-rate"}')).toBe(1);
+    expect(await metric(a, 'signaling_dropped_total{reason="address-byte-rate"}')).toBe(1);
   });
 });
