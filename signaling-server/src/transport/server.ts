@@ -73,6 +73,12 @@ const TOO_LARGE_FACTOR = 4;
 /** How long past the client's reconnect delay a draining node keeps reading its connection. */
 const CLOSE_AFTER_RECONNECT_MS = 1000;
 const CLOSE_FACTOR = 16;
+/**
+ * What a message costs in Redis beyond the client's frame: the envelope header and the frame's
+ * re-encoding with the sender's id, rounded up. Charged so that a flood of tiny messages spends the
+ * bus budget too.
+ */
+const BUS_OVERHEAD_BYTES = 128;
 
 export class SignalingServer {
   private readonly app: TemplatedApp;
@@ -254,7 +260,7 @@ export class SignalingServer {
         const isWrite = msg.type === 'join' || msg.type === 'state';
         const isBus = msg.type === 'signal' || msg.type === 'broadcast' || msg.type === 'state';
         if (isWrite && !conn.address.writes.take()) refusal = 'write-rate';
-        else if (isBus && !conn.address.busBytes.take(message.byteLength)) refusal = 'bus-rate';
+        else if (isBus && !conn.address.busBytes.take(message.byteLength + BUS_OVERHEAD_BYTES)) refusal = 'bus-rate';
         if (refusal !== undefined) {
           if (refuse(ws, conn, refusal)) return;
           const what = refusal === 'write-rate' ? 'too many joins and state writes' : 'too many bytes for the bus';
