@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { parseCidr } from './limits/client-address.js';
 import { DEFAULT_POOL_SIZE } from './store/database.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
@@ -64,6 +65,46 @@ const ConfigSchema = z.object({
   /** Rate-limit violations within RATE_LIMIT_STRIKE_WINDOW_MS after which the connection is closed (1008). */
   RATE_LIMIT_STRIKES: int(50, 1),
   RATE_LIMIT_STRIKE_WINDOW_MS: int(10_000, 100),
+  /** Proxies (CIDRs) whose PROXY protocol header or X-Forwarded-For/Forwarded name the client. */
+  TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((c) => c.trim())
+        .filter((c) => c.length > 0),
+    )
+    .superRefine((cidrs, ctx) => {
+      for (const c of cidrs) {
+        try {
+          parseCidr(c);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }
+    }),
+  /** The header TRUSTED_PROXIES write the client's address into (besides the PROXY protocol). */
+  FORWARDED_HEADER: z.enum(['x-forwarded-for', 'forwarded', 'none']).default('x-forwarded-for'),
+  IPV6_PREFIX_LENGTH: int(64, 1, 128),
+  CONNECTION_BYTES_PER_SEC: int(256 * 1024, 1024),
+  CONNECTION_BYTES_BURST: int(1024 * 1024, 1024),
+  ADDRESS_BYTES_PER_SEC: int(1024 * 1024, 1024),
+  ADDRESS_BYTES_BURST: int(4 * 1024 * 1024, 1024),
+  /** Joins and state writes per client address: each is a database transaction under a room lock. */
+  ADDRESS_WRITES_PER_SEC: int(50, 1),
+  ADDRESS_WRITES_BURST: int(200, 1),
+  /** Bytes of signal, broadcast and state frames per client address: what it may push into Redis. */
+  ADDRESS_BUS_BYTES_PER_SEC: int(512 * 1024, 1024),
+  ADDRESS_BUS_BYTES_BURST: int(2 * 1024 * 1024, 1024),
+  MAX_QUEUED_REQUESTS: int(32, 1),
+  MAX_GRACE_PER_ROOM: int(10, 0),
+  MAX_GRACE_PER_IDENTITY: int(2, 0),
+  RETENTION_INTERVAL_MS: int(60_000, 50),
+  EVENT_RETENTION_MS: int(24 * 3600_000, 0),
+  ROOM_RETENTION_MS: int(24 * 3600_000, 0),
+  NODE_RETENTION_MS: int(24 * 3600_000, 0),
+  RETENTION_BATCH_SIZE: int(500, 1, 100_000),
   DRAIN_TIMEOUT_MS: int(20_000, 0),
   DRAIN_SPREAD_MS: int(5_000, 0),
   RECONNECT_JITTER_MS: int(1_000, 0),

@@ -23,6 +23,8 @@ import { IceServerIssuer } from './ice/ice-servers.js';
 import { isInCluster } from './cluster/in-cluster.js';
 import type { PodWatcher } from './cluster/pod-watcher.js';
 import { Reaper } from './cluster/reaper.js';
+import { Retention } from './cluster/retention.js';
+import { ClientAddressResolver } from './limits/client-address.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -30,6 +32,7 @@ import { RoomService } from './rooms/room-service.js';
 import { openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrations.js';
 import { PostgresStore } from './store/postgres-store.js';
+import { PostgresPruneStore } from './store/retention-store.js';
 import { SignalingServer } from './transport/server.js';
 import { StaticFiles } from './transport/static-files.js';
 import { loadUws } from './transport/uws.js';
@@ -111,6 +114,8 @@ async function start(config: Config, log: Logger) {
     resumeGraceMs: config.RESUME_GRACE_MS,
     maxRoomsPerConnection: config.MAX_ROOMS_PER_CONNECTION,
     maxParticipantsPerRoom: config.MAX_PARTICIPANTS_PER_ROOM,
+    graceSeats: { maxGracePerRoom: config.MAX_GRACE_PER_ROOM, maxGracePerIdentity: config.MAX_GRACE_PER_IDENTITY },
+    maxQueuedRequests: config.MAX_QUEUED_REQUESTS,
     maxMetaBytes: config.MAX_META_BYTES,
     verifier,
     gapRecords,
@@ -152,6 +157,19 @@ async function start(config: Config, log: Logger) {
       })
     : null;
   webhooks?.start();
+  const retention = new Retention({
+    store,
+    pruner: new PostgresPruneStore(database.db),
+    nodeId: config.NODE_ID,
+    intervalMs: config.RETENTION_INTERVAL_MS,
+    eventRetentionMs: config.EVENT_RETENTION_MS,
+    roomRetentionMs: config.ROOM_RETENTION_MS,
+    nodeRetentionMs: config.NODE_RETENTION_MS,
+    batchSize: config.RETENTION_BATCH_SIZE,
+    log,
+    metrics,
+  });
+  retention.start();
   const podWatcher = await startPodWatcher(config, log, (pod) => void reaper.evictNode(pod));
 
   // The operator API: the same on every node; a drain it asks for runs stop() below.
@@ -206,6 +224,17 @@ async function start(config: Config, log: Logger) {
       strikes: config.RATE_LIMIT_STRIKES,
       strikeWindowMs: config.RATE_LIMIT_STRIKE_WINDOW_MS,
     },
+    connectionBytes: { perSec: config.CONNECTION_BYTES_PER_SEC, burst: config.CONNECTION_BYTES_BURST },
+    addressRates: {
+      bytes: { perSec: config.ADDRESS_BYTES_PER_SEC, burst: config.ADDRESS_BYTES_BURST },
+      writes: { perSec: config.ADDRESS_WRITES_PER_SEC, burst: config.ADDRESS_WRITES_BURST },
+      busBytes: { perSec: config.ADDRESS_BUS_BYTES_PER_SEC, burst: config.ADDRESS_BUS_BYTES_BURST },
+    },
+    clientAddress: new ClientAddressResolver({
+      trustedProxies: config.TRUSTED_PROXIES,
+      forwardedHeader: config.FORWARDED_HEADER,
+      ipv6PrefixLength: config.IPV6_PREFIX_LENGTH,
+    }),
     isReady: async () => {
       if (isDraining || !bus.isUp()) return false;
       await store.ping();
@@ -246,6 +275,7 @@ async function start(config: Config, log: Logger) {
     load.stop();
     reaper.stop();
     webhooks?.stop();
+    retention.stop();
     heartbeat.stop();
     await podWatcher?.stop();
     await rooms.settled();

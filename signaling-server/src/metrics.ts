@@ -112,6 +112,12 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers,
     }),
+    pruned: new Counter({
+      name: 'signaling_pruned_total',
+      help: 'Rows deleted by retention, by table',
+      labelNames: ['table'] as const,
+      registers,
+    }),
   };
 }
 

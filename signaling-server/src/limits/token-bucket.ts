@@ -25,16 +25,26 @@ export class TokenBucket {
     this.last = now();
   }
 
-  /** Takes one token; false means the caller is over its rate and the message should be dropped. */
-  take(): boolean {
+  /** Milliseconds an empty bucket takes to fill up again. */
+  get refillMs(): number {
+    return this.burst / this.perMs;
+  }
+
+  /**
+   * Takes `cost` tokens (a message, or its bytes); false means the caller is over its rate and the
+   * message should be dropped. A cost above the burst is charged as the burst, so that a message
+   * the other limits allow can always pass a bucket that is full.
+   */
+  take(cost = 1): boolean {
     const t = this.now();
     // An injected clock may step back; that neither refills nor drains the bucket.
     if (t > this.last) {
       this.tokens = Math.min(this.burst, this.tokens + (t - this.last) * this.perMs);
       this.last = t;
     }
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    const charge = Math.min(cost, this.burst);
+    if (this.tokens < charge) return false;
+    this.tokens -= charge;
     return true;
   }
 }

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { roomAllowed, type TokenClaims, type TokenVerifier } from '../auth/token-verifier.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { encode, type JoinMessage } from '../protocol/messages.js';
+import type { SeatCaps } from '../store/seats.js';
 import type { RoomSnapshot, RoomStore } from '../store/store.js';
 import { dependency } from './dependency.js';
 import { Kind } from './envelope.js';
@@ -25,6 +26,8 @@ export interface AdmissionOptions {
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
   maxParticipantsPerRoom: number;
+  /** How many participants in grace may hold seats, per room and per identity (store/seats.ts). */
+  graceSeats?: SeatCaps;
 }
 
 export interface Admitted {
@@ -110,6 +113,7 @@ export class Admission {
           identity: claims?.sub ?? null,
           resumeHash: next.hash,
           maxParticipants: this.opts.maxParticipantsPerRoom,
+          ...this.opts.graceSeats,
         },
         (s) => channel.publishAndAwaitEcho(msg.room, Kind.PeerJoined, participantId, s.seq, encode.peerJoined(msg.room, s.self)),
       ),

@@ -19,6 +19,7 @@ import {
   type SignalMessage,
   type StateMessage,
 } from '../protocol/messages.js';
+import type { SeatCaps } from '../store/seats.js';
 import type { Departure, HeldMembership, RoomStore } from '../store/store.js';
 import { Admission } from './admission.js';
 import { dependency } from './dependency.js';
@@ -30,6 +31,8 @@ import type { RoomView } from './room-view.js';
 import { LocalMember, Session, topicOf, type ClientLink, type LocalFanout } from './session.js';
 import { SignalRouter } from './signal-router.js';
 
+const DEFAULT_MAX_QUEUED_REQUESTS = 32;
+
 export interface RoomServiceOptions {
   nodeId: string;
   store: RoomStore;
@@ -40,6 +43,8 @@ export interface RoomServiceOptions {
   resumeGraceMs: number;
   maxRoomsPerConnection: number;
   maxParticipantsPerRoom: number;
+  /** How many participants in grace may hold seats, per room and per identity (store/seats.ts). */
+  graceSeats?: SeatCaps;
   maxMetaBytes: number;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
@@ -49,6 +54,8 @@ export interface RoomServiceOptions {
   handoverWaitMs: number;
   /** How often delivery checkpoints are saved (0: never). */
   checkpointMs?: number;
+  /** Requests one member may have waiting behind a join, state write or leave; more get `rate-limited`. */
+  maxQueuedRequests?: number;
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
   /** ICE servers for `joined` and `ice-servers`, bound to the participant; absent when none are configured. */
@@ -95,6 +102,7 @@ export class RoomService {
       log,
       verifier,
       maxParticipantsPerRoom,
+      graceSeats: opts.graceSeats,
     });
   }
 
@@ -120,8 +128,12 @@ export class RoomService {
         default: {
           const member = session.memberships.get(msg.room);
           if (!member) throw new ProtocolError('not-joined', `not joined to room ${msg.room}`);
-          if (member.queue) member.queue.push({ msg, requestId });
-          else this.run(member, msg, requestId);
+          if (!member.queue) return this.run(member, msg, requestId);
+          if (member.queue.length >= (this.opts.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS)) {
+            this.metrics.dropped.labels('queue-full').inc();
+            throw new ProtocolError('rate-limited', 'too many requests waiting for this room; this one was dropped');
+          }
+          member.queue.push({ msg, requestId });
         }
       }
     } catch (err) {

@@ -16,6 +16,7 @@ import type {
   RoomStore,
   StateWrite,
 } from './store.js';
+import { seatsTaken } from './seats.js';
 
 interface Row {
   peer: Peer;
@@ -49,7 +50,8 @@ export class MemoryStore implements RoomStore {
   async join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot> {
     return this.locked(req.room, async (room) => {
       const peers = this.peersOf(req.room);
-      if (peers.length >= req.maxParticipants) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
+      const inRoom = [...this.participants.values()].filter((r) => r.room === req.room);
+      if (seatsTaken(inRoom, req) >= req.maxParticipants) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
       const seq = ++this.seq;
       const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: room.state, seq };
       await announce(snapshot);

@@ -56,7 +56,8 @@ export class PostgresStore implements RoomStore {
         // Lock, seq, limit check and insert in one round trip (db/002_membership_functions.sql).
         const { rows } = await sql<{ admitted: boolean; seq: number; version: number; state: RoomState['data']; peers: Peer[] }>`
           SELECT * FROM signaling_join(${req.room}, ${req.participantId}, ${req.nodeId}, ${req.identity}, ${req.name},
-                                       ${json(req.meta)}, ${req.resumeHash}, ${req.maxParticipants})
+                                       ${json(req.meta)}, ${req.resumeHash}, ${req.maxParticipants},
+                                       ${req.maxGracePerRoom ?? null}::integer, ${req.maxGracePerIdentity ?? null}::integer)
         `.execute(tx);
         const { admitted, seq, version, state, peers } = rows[0]!;
         // Rolls back, seq included: the seq it took is never handed out again.

@@ -1,6 +1,7 @@
 // The storage interface of the domain: rooms, participants, the event log, node heartbeats and
 // leases. PostgresStore implements it on Postgres or PGlite; MemoryStore is its twin for unit tests.
 import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
+import type { SeatCaps } from './seats.js';
 
 export interface RoomSnapshot {
   self: Peer;
@@ -10,7 +11,8 @@ export interface RoomSnapshot {
   seq: number;
 }
 
-export interface JoinRequest {
+/** The grace caps (seats.ts) decide how many participants in grace count toward maxParticipants. */
+export interface JoinRequest extends SeatCaps {
   room: string;
   participantId: string;
   nodeId: string;

@@ -1,9 +1,11 @@
 // The uWS app: WebSocket upgrades and frames, backpressure and liveness. It decodes every frame with
 // the protocol schemas and hands typed messages to the rooms layer; it knows nothing of Postgres or
 // Redis. The plain HTTP routes (health, metrics, the /v1 API, static files) are in http-routes.ts.
-import type { TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { TokenClaims, TokenVerifier } from '../auth/token-verifier.js';
+import { AddressRateLimits, type AddressBuckets, type AddressRates, type Rate } from '../limits/address-buckets.js';
+import type { ClientAddressResolver, ConnectionOrigin } from '../limits/client-address.js';
 import { IpConnectionCounter } from '../limits/ip-connections.js';
 import { jsonDepthExceeds } from '../limits/json-guard.js';
 import { AbuseCounter, TokenBucket } from '../limits/token-bucket.js';
@@ -39,6 +41,12 @@ export interface ServerOptions {
   maxConnectionsPerIp: number;
   maxJsonDepth: number;
   rateLimit: { perSec: number; burst: number; strikes: number; strikeWindowMs: number };
+  /** Bytes per second one connection may send. */
+  connectionBytes: Rate;
+  /** Limits shared by all connections of one client address. */
+  addressRates: AddressRates;
+  /** Tells the client's address behind trusted proxies; per-address limits count by its limitKey. */
+  clientAddress: ClientAddressResolver;
 }
 
 interface Connection {
@@ -48,19 +56,32 @@ interface Connection {
   lastSeen: number;
   /** Set when this server closed the connection because the client went silent. */
   isSilenced: boolean;
+  /** The client's address (behind a trusted proxy, the one it names) and the key limits count it under. */
   ip: string;
+  addressKey: string;
+  address: AddressBuckets;
   claims: TokenClaims | undefined;
   /** Why the connect-time token was refused; the connection is closed with 1008 right after open. */
   authError: ProtocolError | undefined;
   bucket: TokenBucket;
+  bytes: TokenBucket;
   strikes: AbuseCounter;
 }
+
+/** The per-address and per-connection refusals after the message rate, each with its own metric. */
+type RateRefusal = 'byte-rate' | 'address-byte-rate' | 'write-rate' | 'bus-rate';
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 const TOO_LARGE_FACTOR = 4;
 /** How long past the client's reconnect delay a draining node keeps reading its connection. */
 const CLOSE_AFTER_RECONNECT_MS = 1000;
 const CLOSE_FACTOR = 16;
+/**
+ * What a message costs in Redis beyond the client's frame: the envelope header and the frame's
+ * re-encoding with the sender's id, rounded up. Charged so that a flood of tiny messages spends the
+ * bus budget too.
+ */
+const BUS_OVERHEAD_BYTES = 128;
 
 export class SignalingServer {
   private readonly app: TemplatedApp;
@@ -68,6 +89,7 @@ export class SignalingServer {
   private readonly sockets = new Set<WebSocket<Connection>>();
   private readonly livenessTimer: NodeJS.Timeout;
   private readonly connectionsPerIp: IpConnectionCounter;
+  private readonly addressLimits: AddressRateLimits;
   private readonly allowedOrigins: Set<string> | undefined;
   /** While draining, new upgrades are refused. */
   isDraining = false;
@@ -78,12 +100,32 @@ export class SignalingServer {
     // closes those silent for a whole one, so the close is known to be for silence (peer-left
     // reason "timeout") and not a network drop ("disconnected").
     const heartbeatMs = Math.round(opts.idleTimeoutMs / 2);
-    this.livenessTimer = setInterval(() => this.checkLiveness(), heartbeatMs);
+    this.livenessTimer = setInterval(() => {
+      this.checkLiveness();
+      this.addressLimits.sweep();
+    }, heartbeatMs);
     this.livenessTimer.unref();
     this.connectionsPerIp = new IpConnectionCounter(opts.maxConnectionsPerIp);
+    this.addressLimits = new AddressRateLimits(opts.addressRates);
     this.allowedOrigins = opts.allowedOrigins ? new Set(opts.allowedOrigins) : undefined;
     const refused = (reason: string) => metrics.dropped.labels(`upgrade-${reason}`).inc();
     const rateLimited = metrics.dropped.labels('rate-limit');
+    const refusedFor = (reason: RateRefusal) => metrics.dropped.labels(reason);
+    const refusals = {
+      'byte-rate': refusedFor('byte-rate'),
+      'address-byte-rate': refusedFor('address-byte-rate'),
+      'write-rate': refusedFor('write-rate'),
+      'bus-rate': refusedFor('bus-rate'),
+    };
+    /** Counts a refusal and a strike; true when the strikes say the connection must go (closed here). */
+    const refuse = (ws: WebSocket<Connection>, conn: Connection, reason: RateRefusal | null): boolean => {
+      (reason ? refusals[reason] : rateLimited).inc();
+      if (!conn.strikes.strike()) return false;
+      opts.log.warn({ ip: conn.ip, reason: reason ?? 'rate-limit' }, 'closing a connection that keeps exceeding its rate limit');
+      ws.end(1008, 'rate limit exceeded repeatedly');
+      return true;
+    };
+    const { clientAddress } = opts;
     const backpressureDropped = metrics.dropped.labels('backpressure');
     const received = new Map<string, ReturnType<typeof metrics.messagesReceived.labels>>();
     const countReceived = (type: string) => {
@@ -111,7 +153,8 @@ export class SignalingServer {
         const extensions = req.getHeader('sec-websocket-extensions');
         const origin = req.getHeader('origin');
         const token = new URLSearchParams(req.getQuery() ?? '').get('token');
-        const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+        const ip = clientAddress.resolve(readOrigin(res, req, clientAddress));
+        const addressKey = clientAddress.limitKey(ip);
         if (this.isDraining) {
           refused('draining');
           return void res.writeStatus('503 Service Unavailable').end('draining');
@@ -120,7 +163,7 @@ export class SignalingServer {
           refused('origin');
           return void res.writeStatus('403 Forbidden').end('origin not allowed');
         }
-        if (!this.connectionsPerIp.tryAcquire(ip)) {
+        if (!this.connectionsPerIp.tryAcquire(addressKey)) {
           refused('ip-limit');
           return void res.writeStatus('429 Too Many Requests').end('too many connections from this address');
         }
@@ -131,16 +174,20 @@ export class SignalingServer {
           lastSeen: performance.now(),
           isSilenced: false,
           ip,
+          addressKey,
+          address: this.addressLimits.acquire(addressKey),
           claims: undefined,
           authError: undefined,
           bucket: new TokenBucket(perSec, burst),
+          bytes: new TokenBucket(opts.connectionBytes.perSec, opts.connectionBytes.burst),
           strikes: new AbuseCounter(strikes, strikeWindowMs),
         };
         if (!token || !opts.verifier) return void res.upgrade(conn, key, protocol, extensions, context);
         let isAborted = false;
         res.onAborted(() => {
           isAborted = true;
-          this.connectionsPerIp.release(ip);
+          this.connectionsPerIp.release(addressKey);
+          this.addressLimits.release(conn.address);
         });
         opts.verifier.verify(token).then(
           (claims) => (conn.claims = claims),
@@ -166,13 +213,16 @@ export class SignalingServer {
         const conn = ws.getUserData();
         const session = conn.session!;
         conn.lastSeen = performance.now();
-        if (!conn.bucket.take()) {
-          rateLimited.inc();
-          if (conn.strikes.strike()) {
-            opts.log.warn({ ip: conn.ip }, 'closing a connection that keeps exceeding its rate limit');
-            return ws.end(1008, 'rate limit exceeded repeatedly');
-          }
-          return opts.rooms.replyError(session, undefined, new ProtocolError('rate-limited', 'too many messages; this one was dropped'));
+        // Cheapest first, and all before parsing: messages, then bytes of this connection, then
+        // bytes of every connection of this address.
+        let refusal: RateRefusal | null | undefined;
+        if (!conn.bucket.take()) refusal = null;
+        else if (!conn.bytes.take(message.byteLength)) refusal = 'byte-rate';
+        else if (!conn.address.bytes.take(message.byteLength)) refusal = 'address-byte-rate';
+        if (refusal !== undefined) {
+          if (refuse(ws, conn, refusal)) return;
+          const what = refusal === null ? 'too many messages' : 'too many bytes';
+          return opts.rooms.replyError(session, undefined, new ProtocolError('rate-limited', `${what}; this one was dropped`));
         }
         if (isBinary) {
           countReceived('binary');
@@ -207,6 +257,22 @@ export class SignalingServer {
           return opts.rooms.replyError(session, requestId, err);
         }
         countReceived(msg.type);
+        // What a message costs beyond its frame: joins and state writes a database transaction,
+        // signals, broadcasts and state writes their bytes in Redis (at most; a signal to a local
+        // peer never reaches it).
+        const isWrite = msg.type === 'join' || msg.type === 'state';
+        const isBus = msg.type === 'signal' || msg.type === 'broadcast' || msg.type === 'state';
+        if (isWrite && !conn.address.writes.take()) refusal = 'write-rate';
+        else if (isBus && !conn.address.busBytes.take(message.byteLength + BUS_OVERHEAD_BYTES)) refusal = 'bus-rate';
+        if (refusal !== undefined) {
+          if (refuse(ws, conn, refusal)) return;
+          const what = refusal === 'write-rate' ? 'too many joins and state writes' : 'too many bytes for the bus';
+          return opts.rooms.replyError(
+            session,
+            msg.id,
+            new ProtocolError('rate-limited', `${what} from this address; this one was dropped`),
+          );
+        }
         opts.rooms.handle(session, msg);
       },
 
@@ -217,7 +283,8 @@ export class SignalingServer {
       close: (ws) => {
         const conn = ws.getUserData();
         conn.isClosed = true;
-        this.connectionsPerIp.release(conn.ip);
+        this.connectionsPerIp.release(conn.addressKey);
+        this.addressLimits.release(conn.address);
         this.sockets.delete(ws);
         metrics.connections.set(this.sockets.size);
         if (conn.session) opts.rooms.closeSession(conn.session, conn.isSilenced ? 'timeout' : 'disconnected');
@@ -308,6 +375,21 @@ export class SignalingServer {
   publish(topic: string, frame: string): void {
     this.app.publish(topic, frame, false, false);
   }
+}
+
+/**
+ * What the upgrade request says about where it came from. The forwarded-for header is collected
+ * (every line of it: a client may send its own before the proxy's) only when a proxy is trusted.
+ */
+function readOrigin(res: HttpResponse, req: HttpRequest, resolver: ClientAddressResolver): ConnectionOrigin {
+  const origin: ConnectionOrigin = {
+    peer: Buffer.from(res.getRemoteAddressAsText()).toString(),
+    proxied: resolver.hasTrustedProxies ? Buffer.from(res.getProxiedRemoteAddressAsText()).toString() : '',
+    forwardedFor: [],
+  };
+  const header = resolver.forwardedHeader;
+  if (header !== null) req.forEach((key, value) => key === header && origin.forwardedFor.push(value));
+  return origin;
 }
 
 /**

@@ -30,6 +30,11 @@ it('restarting every node in turn is invisible to the rooms', async () => {
       // A client flushes what it held while moving in one burst; this test is about the move,
       // not about rate limits.
       RATE_LIMIT_BURST: '5000',
+      // And all sixty clients share one address here, as no sixty real ones would.
+      ADDRESS_BYTES_BURST: String(1 << 30),
+      ADDRESS_BUS_BYTES_PER_SEC: String(1 << 30),
+      ADDRESS_BUS_BYTES_BURST: String(1 << 30),
+      ADDRESS_WRITES_BURST: '100000',
     },
   };
   const ports = [await freePort(), await freePort(), await freePort()];

@@ -34,6 +34,13 @@ beforeAll(async () => {
       RATE_LIMIT_BURST: '200',
       RATE_LIMIT_STRIKES: '30',
       SEND_BUFFER_BYTES: '65536',
+      // The slow-reader test needs a fast sender; the byte budgets have tests of their own.
+      CONNECTION_BYTES_PER_SEC: String(1 << 30),
+      CONNECTION_BYTES_BURST: String(1 << 30),
+      ADDRESS_BYTES_PER_SEC: String(1 << 30),
+      ADDRESS_BYTES_BURST: String(1 << 30),
+      ADDRESS_BUS_BYTES_PER_SEC: String(1 << 30),
+      ADDRESS_BUS_BYTES_BURST: String(1 << 30),
     },
   });
   [a, b] = cluster.nodes as [RunningNode, RunningNode];

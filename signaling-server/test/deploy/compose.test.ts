@@ -159,6 +159,12 @@ describe('deploy/haproxy/haproxy.cfg', () => {
     expect(all.find((l) => l.startsWith('mode'))).toBe('mode http');
   });
 
+  it('names each client to the nodes with the PROXY protocol, which the nodes trust from the compose network', () => {
+    const defaults = section('defaults')[0]!.lines;
+    expect(defaults.some((l) => /^default-server .*\bsend-proxy-v2\b/.test(l))).toBe(true);
+    for (const [, s] of nodes) expect(String(s.environment.TRUSTED_PROXIES)).toContain('172.16.0.0/12');
+  });
+
   it('does not serve /metrics to the public side', () => {
     const [frontend] = section('frontend');
     expect(frontend!.lines.some((l) => /^http-request deny\b.*path_beg \/metrics/.test(l))).toBe(true);

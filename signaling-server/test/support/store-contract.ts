@@ -178,6 +178,29 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect((await store.reap(60_000, none)).filter((d) => d.room === room)).toEqual([]);
     });
 
+    it('counts participants in grace toward room-full only up to the caps per identity and per room', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const caps = { maxParticipants: 4, maxGracePerRoom: 2, maxGracePerIdentity: 1 };
+      const dropped = async (identity: string | null) => {
+        const req = request(room, { ...caps, identity });
+        await store.join(req, none);
+        await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'node-a', 60_000, 'disconnected');
+        return req;
+      };
+      // Five of one identity in grace hold one seat; two more (another identity, and anonymous) the
+      // rest of the room's two grace seats.
+      for (let i = 0; i < 5; i++) await dropped('mallory');
+      await dropped('trudy');
+      await dropped(null);
+      await store.join(request(room, { ...caps, identity: 'alice' }), none);
+      await store.join(request(room, { ...caps, identity: 'bob' }), none);
+      await expect(store.join(request(room, { ...caps, identity: 'carol' }), none)).rejects.toMatchObject({ code: 'room-full' });
+      // Without caps every one of the nine holds its seat.
+      await expect(store.join(request(room, { maxParticipants: 9 }), none)).rejects.toMatchObject({ code: 'room-full' });
+      await expect(store.join(request(room, { maxParticipants: 10 }), none)).resolves.toBeDefined();
+    });
+
     it('resumes only for the identity that joined', async () => {
       const store = await create();
       const room = fresh('room');

@@ -28,8 +28,9 @@ export class TestClient {
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   }
 
-  static async connect(url: string, opts: { headers?: Record<string, string> } = {}): Promise<TestClient> {
-    const ws = new WebSocket(url, { headers: opts.headers });
+  /** `localAddress` picks the source address (any 127.x.y.z), so one machine can be many clients. */
+  static async connect(url: string, opts: { headers?: Record<string, string>; localAddress?: string } = {}): Promise<TestClient> {
+    const ws = new WebSocket(url, { headers: opts.headers, localAddress: opts.localAddress });
     const early: string[] = [];
     ws.on('message', (data) => early.push(data.toString()));
     await new Promise<void>((resolve, reject) => {

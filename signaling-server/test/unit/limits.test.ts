@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { AddressRateLimits } from '../../src/limits/address-buckets.js';
 import { IpConnectionCounter } from '../../src/limits/ip-connections.js';
 import { jsonDepthExceeds } from '../../src/limits/json-guard.js';
 import { AbuseCounter, TokenBucket } from '../../src/limits/token-bucket.js';
@@ -197,6 +198,57 @@ describe('jsonDepthExceeds', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('TokenBucket charged by bytes', () => {
+  it('takes a cost at a time, and charges a cost above the burst as the burst', () => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(1000, 4000, clock.now);
+    expect(bucket.take(3000)).toBe(true);
+    expect(bucket.take(2000)).toBe(false);
+    clock.advance(1000);
+    expect(bucket.take(2000)).toBe(true);
+    clock.advance(10_000);
+    expect(bucket.take(1_000_000)).toBe(true); // a full bucket lets one oversized message through
+    expect(bucket.take(1)).toBe(false);
+    expect(bucket.refillMs).toBe(4000);
+  });
+});
+
+describe('AddressRateLimits', () => {
+  const rates = { bytes: { perSec: 100, burst: 100 }, writes: { perSec: 1, burst: 2 }, busBytes: { perSec: 50, burst: 100 } };
+
+  it('shares one set of buckets between the connections of an address', () => {
+    const clock = fakeClock();
+    const limits = new AddressRateLimits(rates, clock.now);
+    const first = limits.acquire('198.51.100.4');
+    const second = limits.acquire('198.51.100.4');
+    expect(second).toBe(first);
+    expect(first.writes.take()).toBe(true);
+    expect(second.writes.take()).toBe(true);
+    expect(first.writes.take()).toBe(false);
+    expect(limits.acquire('198.51.100.5').writes.take()).toBe(true);
+  });
+
+  it('keeps an address\'s spent buckets across a reconnect, and forgets it once they would be full', () => {
+    const clock = fakeClock();
+    const limits = new AddressRateLimits(rates, clock.now);
+    const spent = limits.acquire('a');
+    expect(spent.busBytes.take(100)).toBe(true);
+    limits.release(spent);
+    limits.sweep();
+    const again = limits.acquire('a');
+    expect(again.busBytes.take(100)).toBe(false);
+    limits.release(again);
+    clock.advance(2000); // the slowest bucket (100 bytes at 50/s) refills in 2 s
+    limits.sweep();
+    expect(limits.size).toBe(0);
+    const held = limits.acquire('b');
+    clock.advance(60_000);
+    limits.sweep();
+    expect(limits.size).toBe(1); // an address with a connection is never forgotten
+    limits.release(held);
   });
 });
 
