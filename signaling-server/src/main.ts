@@ -11,7 +11,8 @@ import { Heartbeat } from './cluster/heartbeat.js';
 import { isInCluster } from './cluster/in-cluster.js';
 import type { PodWatcher } from './cluster/pod-watcher.js';
 import { Reaper } from './cluster/reaper.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { Settler } from './cluster/settler.js';
+import { ConfigError, drainCloseReserveMs, loadConfig, timerWarnings, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { RoomService } from './rooms/room-service.js';
@@ -26,6 +27,7 @@ async function start(config: Config, log: Logger) {
   const { uws, isNative } = loadUws(config.ALLOW_UWS_FALLBACK);
   if (!isNative) log.warn('running on the uWebSockets.js JavaScript fallback (ALLOW_UWS_FALLBACK): expect far lower throughput');
   const metrics = createMetrics();
+  for (const warning of timerWarnings(config)) log.warn(warning);
 
   const database = await openDatabase({
     url: config.DATABASE_URL,
@@ -33,10 +35,17 @@ async function start(config: Config, log: Logger) {
     timeoutMs: config.DB_TIMEOUT_MS,
     poolSize: config.DB_POOL_SIZE,
     synchronousCommit: config.DB_SYNCHRONOUS_COMMIT,
+    nodeId: config.NODE_ID,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
   });
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
-  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds));
+  let settler: Settler | null = null;
+  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds), {
+    livenessDb: database.livenessDb,
+    onCommitUnknown: (change) => settler?.settle(change),
+  });
 
   let bus: RoomBus;
   let mailbox: ParticipantMailbox;
@@ -94,6 +103,7 @@ async function start(config: Config, log: Logger) {
   // A previous process with this NODE_ID held sockets that are gone now: free its participants
   // before announcing ourselves alive, so a restart never resurrects them.
   const announce = (d: Parameters<RoomService['announceDeparture']>[0]) => rooms.announceDeparture(d);
+  settler = new Settler({ store, announce, log, metrics, retryMs: 1000 });
   const released = await store.evictNode(config.NODE_ID, announce);
   if (released.length > 0) log.info({ participants: released.length }, 'freed the participants of a previous run of this node');
   const heartbeat = new Heartbeat({
@@ -103,8 +113,10 @@ async function start(config: Config, log: Logger) {
     log,
     metrics,
     isDraining: () => isDraining,
+    // 1012 as in a drain: the clients reconnect and re-join (resuming what the cluster still holds).
+    onJudgedDead: () => server?.closeAll(1012, 'node restarting'),
   });
-  await heartbeat.beat();
+  await heartbeat.register();
   heartbeat.start();
   const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
   reaper.start();
@@ -154,13 +166,20 @@ async function start(config: Config, log: Logger) {
     isStopping = true;
     isDraining = true;
     log.info({ signal }, 'stopping');
+    // DRAIN_TIMEOUT_MS bounds the whole shutdown, whatever Postgres and Redis do: past it the last
+    // writes (grace periods, settlements) are abandoned and the process exits.
+    setTimeout(() => {
+      log.error({ timeoutMs: config.DRAIN_TIMEOUT_MS }, 'shutdown did not finish within DRAIN_TIMEOUT_MS: exiting anyway');
+      process.exit(1);
+    }, config.DRAIN_TIMEOUT_MS).unref();
     await drain({
       server: server!,
       rooms,
       heartbeat,
       metrics,
       log,
-      timeoutMs: config.DRAIN_TIMEOUT_MS,
+      // The rest of the budget is for the last writes and closing the connections.
+      timeoutMs: config.DRAIN_TIMEOUT_MS - drainCloseReserveMs(config),
       spreadMs: config.DRAIN_SPREAD_MS,
       jitterMs: config.RECONNECT_JITTER_MS,
     });
@@ -168,7 +187,8 @@ async function start(config: Config, log: Logger) {
     reaper.stop();
     heartbeat.stop();
     await podWatcher?.stop();
-    await rooms.settled();
+    await Promise.all([rooms.settled(), settler.settled()]);
+    settler.stop();
     await bus.close();
     await database.close();
     log.info('stopped');
@@ -189,7 +209,7 @@ async function startPodWatcher(config: Config, log: Logger, onPodGone: (pod: str
   // Loaded only here: the Kubernetes client is large and a node outside Kubernetes never needs it.
   const { PodWatcher } = await import('./cluster/pod-watcher.js');
   const watcher = new PodWatcher({ namespace: config.POD_NAMESPACE, labelSelector: config.K8S_POD_SELECTOR, onPodGone, log });
-  watcher.start().catch((err) => log.warn({ err: String(err) }, 'pod watcher failed to start; relying on heartbeats'));
+  watcher.start().catch((err) => log.warn({ err }, 'pod watcher failed to start; relying on heartbeats'));
   return watcher;
 }
 

@@ -64,6 +64,23 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers,
     }),
+    backgroundErrors: new Counter({
+      name: 'signaling_background_errors_total',
+      help: 'Errors of background work that were logged and retried or skipped, by task',
+      labelNames: ['task'] as const,
+      registers,
+    }),
+    judgedDead: new Counter({
+      name: 'signaling_judged_dead_total',
+      help: 'Times this node found the cluster had judged it dead while it was alive, and closed its connections',
+      registers,
+    }),
+    unsettledCommits: new Counter({
+      name: 'signaling_unsettled_commits_total',
+      help: 'Joins and leaves whose COMMIT outcome was unknown and which were settled in the background, by operation',
+      labelNames: ['op'] as const,
+      registers,
+    }),
   };
 }
 

@@ -286,7 +286,8 @@ export class RoomService {
       const attempt = () =>
         this.store.disconnect(members, this.nodeId, this.opts.resumeGraceMs, reason).then(resolve, (err) => {
           // Until this lands the rows say "connected" on a live node: nobody would ever reap them.
-          this.log.warn({ err: String(err), participants: members.length }, 'could not record disconnects; retrying');
+          this.metrics.backgroundErrors.labels('record-grace').inc();
+          this.log.warn({ err, participants: members.length }, 'could not record disconnects; retrying');
           setTimeout(attempt, this.opts.retryMs ?? 1000).unref();
         });
       attempt();
