@@ -38,6 +38,10 @@ async function start(config: Config, log: Logger) {
     nodeId: config.NODE_ID,
     lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
     idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    onConnectionError: (err) => {
+      metrics.backgroundErrors.labels('db-connection').inc();
+      log.warn({ err }, 'a database connection failed; the next query opens another');
+    },
   });
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');

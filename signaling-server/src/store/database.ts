@@ -43,6 +43,8 @@ export interface DatabaseOptions {
    * the longest wait inside a transaction, the bus publish. Defaults to twice timeoutMs.
    */
   idleInTransactionTimeoutMs?: number;
+  /** Told of every connection that fails outside a query (its server went away, say). */
+  onConnectionError?: (err: Error) => void;
   /**
    * synchronous_commit for every session of the pool (Postgres only). `off` lets a commit return
    * before its WAL reaches the disk: a Postgres crash can then forget the last few hundred ms of
@@ -94,12 +96,13 @@ function openPool(opts: DatabaseOptions, max: number, name: string): pg.Pool {
     // Unset keeps the server's setting.
     ...(opts.synchronousCommit ? { options: `-c synchronous_commit=${opts.synchronousCommit}` } : {}),
   });
+  const onError = (err: Error) => opts.onConnectionError?.(err);
   // An idle client that loses its server emits 'error' on the pool; without a listener that
   // would crash the process. The next query reconnects.
-  pool.on('error', () => {});
+  pool.on('error', onError);
   // A checked-out client whose server goes away emits 'error' too, and pg-pool listens only on
   // idle ones: without this the process would crash. The query in flight fails by itself.
-  pool.on('connect', (client) => client.on('error', () => {}));
+  pool.on('connect', (client) => client.on('error', onError));
   return pool;
 }
 

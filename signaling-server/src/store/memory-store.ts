@@ -73,29 +73,16 @@ export class MemoryStore implements RoomStore {
     return this.locked(req.room, async (room) => {
       const row = this.participants.get(req.participantId);
       const isLive = row && (row.status === 'connected' || row.graceUntil > this.now());
-      if (!row || row.room !== req.room || !isLive || row.resumeHash !== req.resumeHash || row.identity !== req.identity)
-        return null;
+      if (!row || row.room !== req.room || !isLive || row.resumeHash !== req.resumeHash || row.identity !== req.identity) return null;
       const previousNodeId = row.status === 'connected' && row.nodeId !== req.nodeId ? row.nodeId : null;
-      Object.assign(row, {
-        nodeId: req.nodeId,
-        status: 'connected',
-        reason: null,
-        graceUntil: 0,
-        resumeHash: req.nextResumeHash,
-      });
+      Object.assign(row, { nodeId: req.nodeId, status: 'connected', reason: null, graceUntil: 0, resumeHash: req.nextResumeHash });
       const peers = this.peersOf(req.room).filter((p) => p.id !== req.participantId);
       return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId };
     });
   }
 
   async leave(m: Membership, _nodeId: string, announce: Announce<Departure>): Promise<Departure | null> {
-    const removed = await this.remove(
-      m.room,
-      [m.participantId],
-      () => true,
-      () => 'left',
-      announce,
-    );
+    const removed = await this.remove(m.room, [m.participantId], () => true, () => 'left', announce);
     return removed[0] ?? null;
   }
 
@@ -108,12 +95,7 @@ export class MemoryStore implements RoomStore {
     }
   }
 
-  async writeState(
-    m: Membership,
-    expectedVersion: number,
-    data: Record<string, unknown>,
-    announce: Announce<number>,
-  ): Promise<StateWrite> {
+  async writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite> {
     return this.locked(m.room, async (room) => {
       if (room.state.version !== expectedVersion) return { ok: false, current: room.state };
       const version = expectedVersion + 1;

@@ -107,12 +107,7 @@ export class PostgresStore implements RoomStore {
         const { admitted, seq, version, state, peers } = rows[0]!;
         // Rolls back, seq included: the seq it took is never handed out again.
         if (!admitted) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
-        const snapshot = {
-          self: { id: req.participantId, name: req.name, meta: req.meta },
-          peers,
-          state: { version, data: state },
-          seq,
-        };
+        const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: { version, data: state }, seq };
         await announce(snapshot);
         return snapshot;
       }),
@@ -160,9 +155,7 @@ export class PostgresStore implements RoomStore {
     return this.timed('leave', () =>
       this.transact(change, async (tx) => {
         // Lock, delete, seq and log in one round trip; no seq is taken if nothing left.
-        const { rows } = await sql<{
-          seq: number | null;
-        }>`SELECT seq FROM signaling_leave(${m.room}, ${m.participantId}, ${nodeId})`.execute(tx);
+        const { rows } = await sql<{ seq: number | null }>`SELECT seq FROM signaling_leave(${m.room}, ${m.participantId}, ${nodeId})`.execute(tx);
         const seq = rows[0]?.seq ?? null;
         if (seq === null) return null;
         const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'left', seq };
@@ -190,12 +183,7 @@ export class PostgresStore implements RoomStore {
     });
   }
 
-  writeState(
-    m: Membership,
-    expectedVersion: number,
-    data: Record<string, unknown>,
-    announce: Announce<number>,
-  ): Promise<StateWrite> {
+  writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite> {
     return this.timed('state', () =>
       this.db.transaction().execute(async (tx): Promise<StateWrite> => {
         // The compare-and-set takes the room's row lock; the log entry rides along in the same statement.
@@ -453,14 +441,7 @@ async function bumpSeq(tx: Tx, room: string): Promise<number> {
   return row.seq;
 }
 
-async function logEvent(
-  tx: Tx,
-  room: string,
-  participantId: string | null,
-  nodeId: string | null,
-  kind: string,
-  detail?: unknown,
-) {
+async function logEvent(tx: Tx, room: string, participantId: string | null, nodeId: string | null, kind: string, detail?: unknown) {
   await tx
     .insertInto('room_events')
     .values({ room, participant_id: participantId, node_id: nodeId, kind, detail: detail === undefined ? null : json(detail) })

@@ -104,12 +104,7 @@ export interface RoomStore {
    * that was resumed since (its resume hash changed) is left alone.
    */
   disconnect(ms: HeldMembership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void>;
-  writeState(
-    m: Membership,
-    expectedVersion: number,
-    data: Record<string, unknown>,
-    announce: Announce<number>,
-  ): Promise<StateWrite>;
+  writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite>;
   readState(room: string): Promise<RoomState>;
   /**
    * Records that the node is alive, unless the reaper has marked it dead: a dead row is never
