@@ -18,7 +18,7 @@ export interface OpenDatabase {
 }
 
 /**
- * Connections per node unless told otherwise (DB_POOL_SIZE). Small on purpose: a join or leave holds
+ * Connections per node unless told otherwise (DB_POOL_SIZE), one of them for heartbeats and the lease. Small on purpose: a join or leave holds
  * its connection for about three round trips, so a few serve hundreds per second, and every node
  * of the autoscaled cluster opens its own. On a 2-core Postgres, 5 per node did more joins per
  * second than 20 with less database CPU (docs/benchmarks.md).
@@ -55,8 +55,9 @@ export interface DatabaseOptions {
 
 export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase> {
   if (opts.url) {
-    const main = openPool(opts, opts.poolSize ?? DEFAULT_POOL_SIZE, 'signaling');
-    // One connection suffices: a heartbeat and a lease renewal per period, never held across I/O.
+    // One of the node's connections is kept for liveness (a heartbeat and a lease renewal per
+    // period, never held across I/O), so the node's total stays poolSize (at least 2).
+    const main = openPool(opts, Math.max(1, (opts.poolSize ?? DEFAULT_POOL_SIZE) - 1), 'signaling');
     const liveness = openPool(opts, 1, 'signaling-liveness');
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparing(main) }) });
     const livenessDb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparing(liveness) }) });

@@ -56,7 +56,8 @@ async function commitOnDeadConnection(node: RunningNode, sender: TestClient, req
   await redisAdmin.call('CLIENT', 'PAUSE', '4000', 'WRITE');
   try {
     const reply = sender.request(request, 10_000);
-    const idle = () => sessionsOf(node, `state = 'idle in transaction'`);
+    // Past its first statement (it has written), not merely begun: the change is made, the publish waits.
+    const idle = () => sessionsOf(node, `state = 'idle in transaction' AND backend_xid IS NOT NULL`);
     const [pid] = await eventually('the request waiting inside its transaction', 3000, idle, (p) => p.length === 1, 20);
     await db.query('SELECT pg_terminate_backend($1)', [pid]);
     return reply;

@@ -62,11 +62,15 @@ async function labelled(node: RunningNode, name: string, labels: string): Promis
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
-/** The Postgres session of a node that sits inside a transaction, waiting on something outside. */
+/**
+ * The Postgres sessions of the nodes that sit inside a transaction that has written something (a
+ * join that holds its room's lock, not one that has only begun), waiting on something outside.
+ */
 async function idleInTransaction(db: pg.Client): Promise<number[]> {
   const { rows } = await db.query<{ pid: number }>(
     `SELECT pid FROM pg_stat_activity
-     WHERE datname = current_database() AND application_name LIKE 'signaling%' AND state = 'idle in transaction'`,
+     WHERE datname = current_database() AND application_name LIKE 'signaling%' AND state = 'idle in transaction'
+       AND backend_xid IS NOT NULL`,
   );
   return rows.map((r) => r.pid);
 }
