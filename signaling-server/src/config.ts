@@ -47,6 +47,10 @@ const ConfigSchema = z.object({
   NODE_HEARTBEAT_MS: int(5_000, 100),
   IDLE_TIMEOUT_MS: int(30_000, 8_000, 960_000),
   DB_TIMEOUT_MS: int(5_000, 100),
+  /** Postgres lock_timeout of every session; unset: half of DB_TIMEOUT_MS. */
+  DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(1).optional(),
+  /** Postgres idle_in_transaction_session_timeout of every session; unset: DB_TIMEOUT_MS + REDIS_TIMEOUT_MS. */
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1).optional(),
   /** Postgres connections per node; every node of the cluster opens up to this many. */
   DB_POOL_SIZE: int(DEFAULT_POOL_SIZE, 1, 1000),
   /** Postgres's synchronous_commit for this node's sessions; unset keeps the server's setting. */
@@ -163,7 +167,11 @@ const ConfigSchema = z.object({
   }
 });
 
-export type Config = z.infer<typeof ConfigSchema> & { NODE_ID: string };
+export type Config = z.infer<typeof ConfigSchema> & {
+  NODE_ID: string;
+  DB_LOCK_TIMEOUT_MS: number;
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: number;
+};
 
 export class ConfigError extends Error {}
 
@@ -176,15 +184,64 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.data.WEBHOOK_URLS?.length && !parsed.data.WEBHOOK_SECRET) {
     throw new ConfigError('invalid configuration: WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
   }
-  const nodeId = parsed.data.NODE_ID ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
-  const { RESUME_GRACE_MS, HANDOVER_WAIT_MS } = parsed.data;
+  const data = parsed.data;
+  const config: Config = {
+    ...data,
+    NODE_ID: data.NODE_ID ?? `${hostname()}-${randomBytes(3).toString('hex')}`,
+    // 0 means: the grace and a minute more.
+    BUS_LOG_RETENTION_MS: data.BUS_LOG_RETENTION_MS || data.RESUME_GRACE_MS + 60_000,
+    DB_LOCK_TIMEOUT_MS: data.DB_LOCK_TIMEOUT_MS ?? Math.max(1, Math.floor(data.DB_TIMEOUT_MS / 2)),
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: data.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS ?? data.DB_TIMEOUT_MS + data.REDIS_TIMEOUT_MS,
+  };
+  const problems = timerConflicts(config);
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  return config;
+}
+
+/**
+ * Timer combinations that cannot work: the node refuses to start with them. (Each value alone
+ * passed the schema; together they would break a promise of the protocol every time.)
+ */
+function timerConflicts(c: Config): string[] {
+  const problems: string[] = [];
   // A resume at the very end of its grace reads its gap back from the log: the log must still hold it.
-  const needed = RESUME_GRACE_MS + HANDOVER_WAIT_MS;
-  const retention = parsed.data.BUS_LOG_RETENTION_MS || RESUME_GRACE_MS + 60_000;
-  if (retention < needed) {
-    throw new ConfigError(
-      `invalid configuration: BUS_LOG_RETENTION_MS (${retention}) must be at least RESUME_GRACE_MS + HANDOVER_WAIT_MS (${needed})`,
+  if (c.BUS_LOG_RETENTION_MS < c.RESUME_GRACE_MS + c.HANDOVER_WAIT_MS) {
+    problems.push(
+      `BUS_LOG_RETENTION_MS (${c.BUS_LOG_RETENTION_MS}) must be at least RESUME_GRACE_MS + HANDOVER_WAIT_MS (${c.RESUME_GRACE_MS + c.HANDOVER_WAIT_MS}): a resume late in its grace reads its gap back from the room's log`,
     );
   }
-  return { ...parsed.data, NODE_ID: nodeId, BUS_LOG_RETENTION_MS: retention };
+  if (c.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS <= c.REDIS_TIMEOUT_MS) {
+    problems.push(
+      `DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: must exceed REDIS_TIMEOUT_MS (${c.REDIS_TIMEOUT_MS}): a join keeps its transaction open across a bus publish, and Postgres would end the session of any join whose publish is merely slow`,
+    );
+  }
+  if (c.RESUME_GRACE_MS > 0 && c.RESUME_GRACE_MS <= c.RECONNECT_JITTER_MS) {
+    problems.push(
+      `RESUME_GRACE_MS: must exceed RECONNECT_JITTER_MS (${c.RECONNECT_JITTER_MS}): a draining node tells clients to wait up to that long before resuming, so their grace would end first and everyone would see them leave`,
+    );
+  }
+  return problems;
+}
+
+/** How much of DRAIN_TIMEOUT_MS is kept for the last writes and closing the connections, after the clients. */
+export function drainCloseReserveMs(c: Pick<Config, 'DRAIN_TIMEOUT_MS' | 'DB_TIMEOUT_MS'>): number {
+  return Math.min(c.DB_TIMEOUT_MS, Math.floor(c.DRAIN_TIMEOUT_MS / 4));
+}
+
+/** Timer combinations that work but lose something; the node logs each at start. */
+export function timerWarnings(c: Config): string[] {
+  const warnings: string[] = [];
+  const clientBudget = c.DRAIN_TIMEOUT_MS - drainCloseReserveMs(c);
+  const lastReconnect = Math.min(c.DRAIN_SPREAD_MS, clientBudget / 2) + 500 + c.RECONNECT_JITTER_MS;
+  if (clientBudget < lastReconnect) {
+    warnings.push(
+      `DRAIN_TIMEOUT_MS (${c.DRAIN_TIMEOUT_MS}) leaves ${clientBudget} ms for clients, less than the ${lastReconnect} ms the last of them may take to come back (DRAIN_SPREAD_MS, the 500 ms close delay, RECONNECT_JITTER_MS): a draining node may exit before they resume`,
+    );
+  }
+  if (c.DB_TIMEOUT_MS >= 2 * c.NODE_HEARTBEAT_MS) {
+    warnings.push(
+      `DB_TIMEOUT_MS (${c.DB_TIMEOUT_MS}) is at least two NODE_HEARTBEAT_MS periods (${c.NODE_HEARTBEAT_MS}): one slow heartbeat can get a live node judged dead`,
+    );
+  }
+  return warnings;
 }

@@ -24,8 +24,9 @@ import { isInCluster } from './cluster/in-cluster.js';
 import type { PodWatcher } from './cluster/pod-watcher.js';
 import { Reaper } from './cluster/reaper.js';
 import { Retention } from './cluster/retention.js';
+import { Settler } from './cluster/settler.js';
 import { ClientAddressResolver } from './limits/client-address.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, drainCloseReserveMs, loadConfig, timerWarnings, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { RoomService } from './rooms/room-service.js';
@@ -41,6 +42,7 @@ async function start(config: Config, log: Logger) {
   const { uws, isNative } = loadUws(config.ALLOW_UWS_FALLBACK);
   if (!isNative) log.warn('running on the uWebSockets.js JavaScript fallback (ALLOW_UWS_FALLBACK): expect far lower throughput');
   const metrics = createMetrics();
+  for (const warning of timerWarnings(config)) log.warn(warning);
 
   const database = await openDatabase({
     url: config.DATABASE_URL,
@@ -48,6 +50,13 @@ async function start(config: Config, log: Logger) {
     timeoutMs: config.DB_TIMEOUT_MS,
     poolSize: config.DB_POOL_SIZE,
     synchronousCommit: config.DB_SYNCHRONOUS_COMMIT,
+    nodeId: config.NODE_ID,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    onConnectionError: (err) => {
+      metrics.backgroundErrors.labels('db-connection').inc();
+      log.warn({ err }, 'a database connection failed; the next query opens another');
+    },
   });
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
@@ -55,7 +64,12 @@ async function start(config: Config, log: Logger) {
   const webhookUrls = config.WEBHOOK_URLS ?? [];
   const webhookKey = webhookUrls.length > 0 ? parseWebhookSecret(config.WEBHOOK_SECRET!) : null;
   const outbox = webhookKey ? new WebhookOutbox(webhookUrls) : null;
-  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds), outbox?.record);
+  let settler: Settler | null = null;
+  const store = new PostgresStore(database.db, (op, seconds) => metrics.dbQuerySeconds.labels(op).observe(seconds), {
+    livenessDb: database.livenessDb,
+    onCommitUnknown: (change) => settler?.settle(change),
+    recordChange: outbox?.record,
+  });
 
   let bus: RoomBus;
   let gapRecords: GapRecords;
@@ -127,6 +141,7 @@ async function start(config: Config, log: Logger) {
   // A previous process with this NODE_ID held sockets that are gone now: free its participants
   // before announcing ourselves alive, so a restart never resurrects them.
   const announce = (d: Parameters<RoomService['announceDeparture']>[0]) => rooms.announceDeparture(d);
+  settler = new Settler({ store, announce, log, metrics, retryMs: 1000 });
   const released = await store.evictNode(config.NODE_ID, announce);
   if (released.length > 0) log.info({ participants: released.length }, 'freed the participants of a previous run of this node');
   const heartbeat = new Heartbeat({
@@ -136,8 +151,10 @@ async function start(config: Config, log: Logger) {
     log,
     metrics,
     isDraining: () => isDraining,
+    // 1012 as in a drain: the clients reconnect and re-join (resuming what the cluster still holds).
+    onJudgedDead: () => server?.closeAll(1012, 'node restarting'),
   });
-  await heartbeat.beat();
+  await heartbeat.register();
   heartbeat.start();
   const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
   reaper.start();
@@ -261,13 +278,20 @@ async function start(config: Config, log: Logger) {
     isStopping = true;
     isDraining = true;
     log.info({ signal }, 'stopping');
+    // DRAIN_TIMEOUT_MS bounds the whole shutdown, whatever Postgres and Redis do: past it the last
+    // writes (grace periods, settlements) are abandoned and the process exits.
+    setTimeout(() => {
+      log.error({ timeoutMs: config.DRAIN_TIMEOUT_MS }, 'shutdown did not finish within DRAIN_TIMEOUT_MS: exiting anyway');
+      process.exit(1);
+    }, config.DRAIN_TIMEOUT_MS).unref();
     await drain({
       server: server!,
       rooms,
       heartbeat,
       metrics,
       log,
-      timeoutMs: config.DRAIN_TIMEOUT_MS,
+      // The rest of the budget is for the last writes and closing the connections.
+      timeoutMs: config.DRAIN_TIMEOUT_MS - drainCloseReserveMs(config),
       spreadMs: config.DRAIN_SPREAD_MS,
       jitterMs: config.RECONNECT_JITTER_MS,
     });
@@ -278,7 +302,8 @@ async function start(config: Config, log: Logger) {
     retention.stop();
     heartbeat.stop();
     await podWatcher?.stop();
-    await rooms.settled();
+    await Promise.all([rooms.settled(), settler.settled()]);
+    settler.stop();
     rooms.close();
     await bus.close();
     await database.close();

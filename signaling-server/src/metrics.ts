@@ -58,12 +58,6 @@ export function createMetrics() {
     busUp: new Gauge({ name: 'signaling_bus_up', help: '1 when the bus (Redis) is connected', registers }),
     dbUp: new Gauge({ name: 'signaling_db_up', help: '1 when the database answered its last check', registers }),
     draining: new Gauge({ name: 'signaling_draining', help: '1 while this node drains', registers }),
-    swallowedErrors: new Counter({
-      name: 'signaling_swallowed_errors_total',
-      help: 'Errors handled without failing a client request (logged as warnings), by where they happened',
-      labelNames: ['where'] as const,
-      registers,
-    }),
     busRecovered: new Counter({
       name: 'signaling_bus_recovered_total',
       help: 'Messages this node missed on its subscription and read back from the room logs',
@@ -116,6 +110,23 @@ export function createMetrics() {
       name: 'signaling_pruned_total',
       help: 'Rows deleted by retention, by table',
       labelNames: ['table'] as const,
+      registers,
+    }),
+    backgroundErrors: new Counter({
+      name: 'signaling_background_errors_total',
+      help: 'Errors of background work that were logged and retried or skipped, by task',
+      labelNames: ['task'] as const,
+      registers,
+    }),
+    judgedDead: new Counter({
+      name: 'signaling_judged_dead_total',
+      help: 'Times this node found the cluster had judged it dead while it was alive, and closed its connections',
+      registers,
+    }),
+    unsettledCommits: new Counter({
+      name: 'signaling_unsettled_commits_total',
+      help: 'Joins and leaves whose COMMIT outcome was unknown and which were settled in the background, by operation',
+      labelNames: ['op'] as const,
       registers,
     }),
   };

@@ -1,25 +1,39 @@
-// Writes this node's heartbeat row every NODE_HEARTBEAT_MS. A node whose row goes stale is taken
-// for dead by the reaper, and its participants are removed.
+// Writes this node's heartbeat row every NODE_HEARTBEAT_MS, on a database connection of its own. A
+// node whose row goes stale is taken for dead by the reaper, and its participants are removed. A
+// heartbeat never revives a row the reaper marked dead: the node learns it was judged dead, lets its
+// clients go (close 1012: they reconnect and re-join) and registers again, rather than serving
+// participants the rest of the cluster has already seen leave.
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { RoomStore } from '../store/store.js';
 
+export interface HeartbeatOptions {
+  store: RoomStore;
+  nodeId: string;
+  intervalMs: number;
+  log: Logger;
+  metrics: Metrics;
+  isDraining: () => boolean;
+  /** Lets every client of this node go; called when the node finds it was judged dead. */
+  onJudgedDead: () => void;
+}
+
 export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
+  private isBeating = false;
 
-  constructor(
-    private readonly opts: {
-      store: RoomStore;
-      nodeId: string;
-      intervalMs: number;
-      log: Logger;
-      metrics: Metrics;
-      isDraining: () => boolean;
-    },
-  ) {}
+  constructor(private readonly opts: HeartbeatOptions) {}
+
+  /** Writes this node's row as alive whatever it said before (at start). */
+  async register(): Promise<void> {
+    await this.opts.store.registerNode(this.opts.nodeId, this.status());
+  }
 
   start(): void {
-    this.timer = setInterval(() => void this.beat(), this.opts.intervalMs);
+    this.timer = setInterval(() => {
+      // A heartbeat stuck on the database must not pile up others behind it.
+      if (!this.isBeating) void this.beat();
+    }, this.opts.intervalMs);
     this.timer.unref();
   }
 
@@ -30,14 +44,29 @@ export class Heartbeat {
 
   /** One heartbeat; true when the database took it. */
   async beat(): Promise<boolean> {
+    const { store, nodeId, log, metrics } = this.opts;
+    this.isBeating = true;
     try {
-      await this.opts.store.heartbeat(this.opts.nodeId, this.opts.isDraining() ? 'draining' : 'up');
-      this.opts.metrics.dbUp.set(1);
+      const result = await store.heartbeat(nodeId, this.status());
+      metrics.dbUp.set(1);
+      if (result === 'judged-dead') {
+        metrics.judgedDead.inc();
+        log.warn('the cluster judged this node dead while it was alive: closing its connections and registering again');
+        this.opts.onJudgedDead();
+        await this.register();
+      }
       return true;
     } catch (err) {
-      this.opts.metrics.dbUp.set(0);
-      this.opts.log.warn({ err: String(err) }, 'heartbeat failed');
+      metrics.dbUp.set(0);
+      metrics.backgroundErrors.labels('heartbeat').inc();
+      log.warn({ err }, 'heartbeat failed');
       return false;
+    } finally {
+      this.isBeating = false;
     }
+  }
+
+  private status(): 'up' | 'draining' {
+    return this.opts.isDraining() ? 'draining' : 'up';
   }
 }

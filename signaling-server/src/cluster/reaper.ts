@@ -1,9 +1,11 @@
 // Removes participants nobody holds any more: those whose grace period ran out and those of nodes
 // that stopped heartbeating (kill -9, a lost machine). One node at a time runs it, the holder of
 // a lease in the database; any node takes over within a heartbeat period when the holder dies.
+// A round goes room by room: a room that fails (its lock held by a frozen session, its event not
+// published) is logged, counted and found again next round, and the others still go.
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import type { Departure, RoomStore } from '../store/store.js';
+import type { Departure, OnRoomFailure, RoomStore } from '../store/store.js';
 
 export const REAPER_LEASE = 'reaper';
 
@@ -49,12 +51,13 @@ export class Reaper {
       // Right after an outage every node's heartbeat looks stale. Judge nodes dead only once they
       // have all had two periods to beat again; expired grace periods are reaped meanwhile.
       const deadAfterMs = performance.now() - this.lastFailureAt < 2 * heartbeatMs ? null : 2 * heartbeatMs;
-      const departures = await store.reap(deadAfterMs, this.opts.announce);
+      const departures = await store.reap(deadAfterMs, this.opts.announce, this.roomFailed);
       this.record(departures, 'reaped');
       return departures;
     } catch (err) {
       this.lastFailureAt = performance.now();
-      log.warn({ err: String(err) }, 'reaper round failed');
+      this.opts.metrics.backgroundErrors.labels('reaper-round').inc();
+      log.warn({ err }, 'reaper round failed');
       return [];
     } finally {
       this.isRunning = false;
@@ -65,14 +68,21 @@ export class Reaper {
   async evictNode(goneNodeId: string): Promise<Departure[]> {
     if (!this.isLeader || goneNodeId === this.opts.nodeId) return [];
     try {
-      const departures = await this.opts.store.evictNode(goneNodeId, this.opts.announce);
+      const departures = await this.opts.store.evictNode(goneNodeId, this.opts.announce, this.roomFailed);
       this.record(departures, 'evicted');
       return departures;
     } catch (err) {
-      this.opts.log.warn({ err: String(err), goneNode: goneNodeId }, 'could not evict a gone node');
+      // What is left of it goes with the heartbeat expiry.
+      this.opts.metrics.backgroundErrors.labels('evict-node').inc();
+      this.opts.log.warn({ err, goneNode: goneNodeId }, 'could not evict a gone node');
       return [];
     }
   }
+
+  private readonly roomFailed: OnRoomFailure = (room, err) => {
+    this.opts.metrics.backgroundErrors.labels('reaper-room').inc();
+    this.opts.log.warn({ err, room }, 'could not remove the participants of a room this round; carrying on with the others');
+  };
 
   private record(departures: Departure[], what: string): void {
     for (const d of departures) {

@@ -7,7 +7,7 @@ import { roomAllowed, type TokenClaims, type TokenVerifier } from '../auth/token
 import { ProtocolError } from '../protocol/errors.js';
 import { encode, type JoinMessage } from '../protocol/messages.js';
 import type { SeatCaps } from '../store/seats.js';
-import type { RoomSnapshot, RoomStore } from '../store/store.js';
+import type { HeldMembership, RoomSnapshot, RoomStore } from '../store/store.js';
 import { dependency } from './dependency.js';
 import { Kind } from './envelope.js';
 import type { LocalRooms } from './local-rooms.js';
@@ -28,6 +28,8 @@ export interface AdmissionOptions {
   maxParticipantsPerRoom: number;
   /** How many participants in grace may hold seats, per room and per identity (store/seats.ts). */
   graceSeats?: SeatCaps;
+  /** A resume that failed, which may have committed all the same. */
+  onUncertainResume: (m: HeldMembership) => void;
 }
 
 export interface Admitted {
@@ -67,17 +69,19 @@ export class Admission {
       // can be tried again with the same token (the store takes either hash).
       const next = nextResumeSecret(presented.secret);
       member.resumeHash = next.hash;
-      const resumed = await dependency(
-        store.resume({
-          room: msg.room,
-          participantId: presented.participantId,
-          identity: claims?.sub ?? null,
-          resumeHash: hashResumeSecret(presented.secret),
-          nextResumeHash: next.hash,
-          nodeId,
-        }),
-        log,
-      );
+      const resuming = store.resume({
+        room: msg.room,
+        participantId: presented.participantId,
+        identity: claims?.sub ?? null,
+        resumeHash: hashResumeSecret(presented.secret),
+        nextResumeHash: next.hash,
+        nodeId,
+      });
+      // A resume that failed may still have committed (its COMMIT's answer was lost): then the
+      // participant is held here with no connection. Its grace is recorded, which matches nothing
+      // if it did not commit, and a retry with the same token takes it over.
+      resuming.catch(() => this.opts.onUncertainResume({ room: msg.room, participantId: presented.participantId, resumeHash: next.hash }));
+      const resumed = await dependency(resuming, log);
       if (resumed) {
         member.id = resumed.self.id;
         member.epoch = resumed.epoch;

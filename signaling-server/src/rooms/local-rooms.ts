@@ -98,7 +98,7 @@ export class LocalRooms implements MemberDirectory {
     this.metrics.rooms.set(this.views.size);
     this.channel.unsubscribe(room).catch((err) => {
       // The subscription lingers until the next reconnect; messages for the room are ignored.
-      this.metrics.swallowedErrors.labels('unsubscribe').inc();
+      this.metrics.backgroundErrors.labels('unsubscribe').inc();
       this.log.warn({ err, room }, 'unsubscribe failed');
     });
   }
@@ -184,11 +184,16 @@ export class LocalRooms implements MemberDirectory {
     this.deliverToMembers(room, { kind: 'membership', num: seq, target: participantId, frame });
     if (!joined && !isOwn) {
       // Another node removed a participant this node still holds: it judged this node dead while
-      // it was cut off. The client is told by being let go; it can join again.
+      // it was cut off. Its connection is closed with 1012 so the client re-joins (here or
+      // elsewhere) instead of talking into a membership that no longer exists.
       const stale = this.localById.get(participantId);
       if (stale && stale.room === room) {
-        this.log.warn({ room, participant: participantId }, 'a participant held here was removed by another node');
+        this.log.warn(
+          { room, participant: participantId },
+          'a participant held here was removed by another node: closing its connection',
+        );
         this.drop(stale);
+        stale.session.link.close(1012, 'removed by the cluster');
       }
     }
   }

@@ -103,6 +103,7 @@ export class RoomService {
       verifier,
       maxParticipantsPerRoom,
       graceSeats: opts.graceSeats,
+      onUncertainResume: (m) => void this.startGrace([m], 'disconnected'),
     });
   }
 
@@ -381,7 +382,7 @@ export class RoomService {
       const attempt = () =>
         this.store.disconnect(members, this.nodeId, this.opts.resumeGraceMs, reason).then(resolve, (err) => {
           // Until this lands the rows say "connected" on a live node: nobody would ever reap them.
-          this.metrics.swallowedErrors.labels('grace').inc();
+          this.metrics.backgroundErrors.labels('record-grace').inc();
           this.log.warn({ err, participants: members.length }, 'could not record disconnects; retrying');
           setTimeout(attempt, this.opts.retryMs ?? 1000).unref();
         });

@@ -240,7 +240,7 @@ export class SignalRouter {
       } catch (err) {
         if (attempt >= 3) {
           // The next node asks this one (Handover) or falls back to a checkpoint.
-          this.opts.metrics.swallowedErrors.labels('gap-record').inc();
+          this.opts.metrics.backgroundErrors.labels('gap-record').inc();
           this.opts.log.warn({ err, room, participant: participantId }, 'could not save where a gap starts');
           return;
         }
@@ -276,7 +276,7 @@ export class SignalRouter {
     if (!resume || resume.claimPosition !== undefined) return;
     resume.claimPosition = position;
     void this.finishResume(participantId, resume).catch((err) => {
-      this.opts.metrics.swallowedErrors.labels('resume').inc();
+      this.opts.metrics.backgroundErrors.labels('resume').inc();
       this.opts.log.error({ err, participant: participantId }, 'could not finish a resume');
     });
   }
@@ -418,7 +418,7 @@ export class SignalRouter {
 
   private handOver(room: string, participantId: string, epoch: number, start: Position): Promise<unknown> {
     return this.opts.channel.publish(room, Kind.Handover, participantId, epoch, start).catch((err) => {
-      this.opts.metrics.swallowedErrors.labels('handover').inc();
+      this.opts.metrics.backgroundErrors.labels('handover').inc();
       this.opts.log.warn({ err, room, participant: participantId }, 'could not publish a handover');
     });
   }
@@ -444,7 +444,7 @@ export class SignalRouter {
     try {
       await this.opts.records.saveCheckpoints(this.opts.nodeId, positions, this.opts.graceMs + RECORD_MARGIN_MS);
     } catch (err) {
-      this.opts.metrics.swallowedErrors.labels('checkpoint').inc();
+      this.opts.metrics.backgroundErrors.labels('checkpoint').inc();
       this.opts.log.warn({ err }, 'could not save delivery checkpoints');
     }
   }

@@ -6,9 +6,11 @@ import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
 import type {
   Announce,
   Departure,
+  HeartbeatResult,
   HeldMembership,
   JoinRequest,
   Membership,
+  OnRoomFailure,
   ResumeRequest,
   ResumeResult,
   RoomRecord,
@@ -122,17 +124,36 @@ export class MemoryStore implements RoomStore {
     return { seq: r?.seq ?? 0, peers: this.peersOf(room), state: r?.state ?? { version: 0, data: null } };
   }
 
-  async heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void> {
+  async heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult> {
+    this.check();
+    if (this.heartbeats.get(nodeId)?.status === 'dead') return 'judged-dead';
+    this.heartbeats.set(nodeId, { at: this.now(), status });
+    return 'alive';
+  }
+
+  async registerNode(nodeId: string, status: 'up' | 'draining'): Promise<void> {
     this.check();
     this.heartbeats.set(nodeId, { at: this.now(), status });
   }
 
-  async evictNode(nodeId: string, announce: Announce<Departure>): Promise<Departure[]> {
+  async evictNode(nodeId: string, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]> {
     this.check();
-    const node = this.heartbeats.get(nodeId);
-    if (node) node.status = 'dead';
     const matches = (r: Row) => r.nodeId === nodeId && r.status === 'connected';
-    return this.removeWhere(matches, () => 'disconnected', announce);
+    const departures = await this.removeWhere(matches, () => 'disconnected', announce, onRoomFailure);
+    const node = this.heartbeats.get(nodeId);
+    if (node && ![...this.participants.values()].some(matches)) node.status = 'dead';
+    return departures;
+  }
+
+  async retractJoin(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null> {
+    if (!this.rooms.has(m.room)) return null;
+    return this.locked(m.room, async (room) => {
+      const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'disconnected', seq: ++this.seq };
+      await announce(departure);
+      room.seq = departure.seq;
+      this.participants.delete(m.participantId);
+      return departure;
+    });
   }
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
@@ -143,14 +164,17 @@ export class MemoryStore implements RoomStore {
     return true;
   }
 
-  async reap(deadAfterMs: number | null, announce: Announce<Departure>): Promise<Departure[]> {
+  async reap(deadAfterMs: number | null, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]> {
     this.check();
     const departures: Departure[] = [];
     for (const [id, node] of this.heartbeats) {
-      if (deadAfterMs !== null && node.status !== 'dead' && node.at < this.now() - deadAfterMs) departures.push(...(await this.evictNode(id, announce)));
+      const isSilent = deadAfterMs !== null && node.at < this.now() - deadAfterMs;
+      const holdsSomeone = [...this.participants.values()].some((r) => r.nodeId === id && r.status === 'connected');
+      if (isSilent && (node.status !== 'dead' || holdsSomeone))
+        departures.push(...(await this.evictNode(id, announce, onRoomFailure)));
     }
     const expired = (r: Row) => r.status === 'disconnected' && r.graceUntil < this.now();
-    departures.push(...(await this.removeWhere(expired, (r) => r.reason ?? 'disconnected', announce)));
+    departures.push(...(await this.removeWhere(expired, (r) => r.reason ?? 'disconnected', announce, onRoomFailure)));
     return departures;
   }
 
@@ -158,11 +182,25 @@ export class MemoryStore implements RoomStore {
     this.check();
   }
 
-  private async removeWhere(matches: (r: Row) => boolean, reasonOf: (r: Row) => PeerLeftReason, announce: Announce<Departure>) {
+  private async removeWhere(
+    matches: (r: Row) => boolean,
+    reasonOf: (r: Row) => PeerLeftReason,
+    announce: Announce<Departure>,
+    onRoomFailure?: OnRoomFailure,
+  ) {
     const byRoom = new Map<string, string[]>();
     for (const [id, row] of this.participants) if (matches(row)) byRoom.set(row.room, [...(byRoom.get(row.room) ?? []), id]);
     const departures: Departure[] = [];
-    for (const [room, ids] of byRoom) departures.push(...(await this.remove(room, ids, matches, reasonOf, announce)));
+    const failures: unknown[] = [];
+    for (const [room, ids] of byRoom) {
+      try {
+        departures.push(...(await this.remove(room, ids, matches, reasonOf, announce)));
+      } catch (err) {
+        if (onRoomFailure) onRoomFailure(room, err);
+        else failures.push(err);
+      }
+    }
+    if (failures.length > 0) throw failures[0];
     return departures;
   }
 

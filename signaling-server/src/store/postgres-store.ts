@@ -5,25 +5,42 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
 import type { Database } from './schema.js';
-import type {
-  Announce,
-  Departure,
-  HeldMembership,
-  JoinRequest,
-  Membership,
-  ResumeRequest,
-  ResumeResult,
-  RoomRecord,
-  RoomChange,
-  RoomSnapshot,
-  RoomStore,
-  StateWrite,
+import {
+  CommitOutcomeUnknown,
+  type Announce,
+  type Departure,
+  type HeartbeatResult,
+  type HeldMembership,
+  type JoinRequest,
+  type Membership,
+  type OnRoomFailure,
+  type ResumeRequest,
+  type ResumeResult,
+  type RoomChange,
+  type RoomRecord,
+  type RoomSnapshot,
+  type RoomStore,
+  type StateWrite,
+  type UnsettledChange,
 } from './store.js';
 
 type Tx = Transaction<Database>;
 type WhereCapable = { where: (...args: any[]) => any };
 /** Observes each operation's latency (seconds) and failure; the metrics module plugs in here. */
 export type QueryObserver = (op: string, seconds: number, failed: boolean) => void;
+
+export interface PostgresStoreOptions {
+  /**
+   * Where heartbeats and the reaper lease go: a pool of their own, so that joins holding every
+   * connection of the main pool (across a slow bus publish, say) cannot starve them and get this
+   * node judged dead. Defaults to the main database.
+   */
+  livenessDb?: Kysely<Database>;
+  /** Told of every join or leave whose COMMIT failed, before the caller gets CommitOutcomeUnknown. */
+  onCommitUnknown?: (change: UnsettledChange) => void;
+  /** Records each change inside its own transaction (the webhook outbox). */
+  recordChange?: ChangeRecorder;
+}
 
 const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::text::jsonb`;
 const msInterval = (ms: number) => sql<string>`make_interval(secs => ${ms / 1000}::float8)`;
@@ -32,11 +49,46 @@ const msInterval = (ms: number) => sql<string>`make_interval(secs => ${ms / 1000
 export type ChangeRecorder = (tx: Transaction<Database>, change: RoomChange) => Promise<void>;
 
 export class PostgresStore implements RoomStore {
+  private readonly liveness: Kysely<Database>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly observe: QueryObserver = () => {},
-    private readonly recordChange: ChangeRecorder | null = null,
-  ) {}
+    private readonly opts: PostgresStoreOptions = {},
+  ) {
+    this.liveness = opts.livenessDb ?? db;
+  }
+
+  /**
+   * Runs `work` in a transaction. A COMMIT that fails (it timed out, its connection died) may
+   * still have committed, after the change's event went out: the change is reported for settling
+   * and the caller gets CommitOutcomeUnknown.
+   */
+  private async transact<T>(change: UnsettledChange, work: (tx: Tx) => Promise<T>): Promise<T> {
+    const tx = await this.db.startTransaction().execute();
+    let result: T;
+    try {
+      result = await work(tx);
+    } catch (err) {
+      await tx
+        .rollback()
+        .execute()
+        .catch(() => {}); // a dead connection rolls back by itself
+      throw err;
+    }
+    try {
+      await tx.commit().execute();
+    } catch (err) {
+      // Releases the connection; the pool destroys it if it is broken (database.ts).
+      await tx
+        .rollback()
+        .execute()
+        .catch(() => {});
+      this.opts.onCommitUnknown?.(change);
+      throw new CommitOutcomeUnknown(change.op, err);
+    }
+    return result;
+  }
 
   private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
     const start = performance.now();
@@ -51,8 +103,9 @@ export class PostgresStore implements RoomStore {
   }
 
   join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot> {
+    const change: UnsettledChange = { op: 'join', room: req.room, participantId: req.participantId, nodeId: req.nodeId };
     return this.timed('join', () =>
-      this.db.transaction().execute(async (tx) => {
+      this.transact(change, async (tx) => {
         // Lock, seq, limit check and insert in one round trip (db/002_membership_functions.sql).
         const { rows } = await sql<{ admitted: boolean; seq: number; version: number; state: RoomState['data']; peers: Peer[] }>`
           SELECT * FROM signaling_join(${req.room}, ${req.participantId}, ${req.nodeId}, ${req.identity}, ${req.name},
@@ -63,9 +116,9 @@ export class PostgresStore implements RoomStore {
         // Rolls back, seq included: the seq it took is never handed out again.
         if (!admitted) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
         const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: { version, data: state }, seq };
-        if (this.recordChange) {
+        if (this.opts.recordChange) {
           const { room, identity, nodeId } = req;
-          await this.recordChange(tx, { kind: 'joined', room, participant: snapshot.self, identity, nodeId, isFirst: peers.length === 0 });
+          await this.opts.recordChange(tx, { kind: 'joined', room, participant: snapshot.self, identity, nodeId, isFirst: peers.length === 0 });
         }
         await announce(snapshot);
         return snapshot;
@@ -114,14 +167,15 @@ export class PostgresStore implements RoomStore {
   }
 
   leave(m: Membership, nodeId: string, announce: Announce<Departure>, reason: 'left' | 'kicked' = 'left'): Promise<Departure | null> {
+    const change: UnsettledChange = { op: 'leave', ...m, nodeId };
     return this.timed('leave', () =>
-      this.db.transaction().execute(async (tx) => {
+      this.transact(change, async (tx) => {
         // Lock, delete, seq and log in one round trip; no seq is taken if nothing left.
         const { rows } = await sql<{ seq: number | null }>`SELECT seq FROM signaling_leave(${m.room}, ${m.participantId}, ${nodeId})`.execute(tx);
         const seq = rows[0]?.seq ?? null;
         if (seq === null) return null;
         const departure: Departure = { room: m.room, participantId: m.participantId, reason, seq };
-        await this.recordChange?.(tx, { kind: 'left', room: m.room, participantId: m.participantId, reason });
+        await this.opts.recordChange?.(tx, { kind: 'left', room: m.room, participantId: m.participantId, reason });
         await announce(departure);
         return departure;
       }),
@@ -163,7 +217,7 @@ export class PostgresStore implements RoomStore {
         `.execute(tx);
         const updated = rows[0];
         if (!updated) return { ok: false, current: await readRoomState(tx, m.room) };
-        await this.recordChange?.(tx, { kind: 'state', room: m.room, version: updated.version, by: m.participantId });
+        await this.opts.recordChange?.(tx, { kind: 'state', room: m.room, version: updated.version, by: m.participantId });
         await announce(updated.version);
         return { ok: true, version: updated.version };
       }),
@@ -187,37 +241,46 @@ export class PostgresStore implements RoomStore {
     });
   }
 
-  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void> {
+  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult> {
     return this.timed('heartbeat', async () => {
-      await this.db
+      // A row the reaper marked dead stays dead: reviving it silently would leave this node serving
+      // participants the cluster already removed. The node must notice and register again.
+      const row = await this.liveness
         .insertInto('nodes')
         .values({ id: nodeId, status })
-        .onConflict((oc) => oc.column('id').doUpdateSet({ status, heartbeat_at: sql`now()` }))
+        .onConflict((oc) =>
+          oc
+            .column('id')
+            .doUpdateSet({ status, heartbeat_at: sql`now()` })
+            .where('nodes.status', '<>', 'dead'),
+        )
+        .returning('id')
+        .executeTakeFirst();
+      return row ? 'alive' : 'judged-dead';
+    });
+  }
+
+  registerNode(nodeId: string, status: 'up' | 'draining'): Promise<void> {
+    return this.timed('register_node', async () => {
+      await this.liveness
+        .insertInto('nodes')
+        .values({ id: nodeId, status })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ status, heartbeat_at: sql`now()`, started_at: sql`now()` }))
         .execute();
     });
   }
 
-  evictNode(nodeId: string, announce: Announce<Departure>): Promise<Departure[]> {
+  evictNode(nodeId: string, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]> {
     return this.timed('evict_node', async () => {
-      await this.db.updateTable('nodes').set({ status: 'dead' }).where('id', '=', nodeId).execute();
-      const rows = await this.db
-        .selectFrom('participants')
-        .select(['id', 'room'])
-        .where('node_id', '=', nodeId)
-        .where('status', '=', 'connected')
-        .execute();
-      return this.removeParticipants(
-        rows,
-        (qb) => qb.where('node_id', '=', nodeId).where('status', '=', 'connected'),
-        () => 'disconnected',
-        announce,
-      );
+      const departures = await this.removeHeldBy(nodeId, null, announce, onRoomFailure);
+      await this.markDeadIfEmpty(nodeId, null);
+      return departures;
     });
   }
 
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     return this.timed('lease', async () => {
-      const row = await this.db
+      const row = await this.liveness
         .insertInto('leases')
         .values({ name, holder, expires_at: sql`now() + ${msInterval(ttlMs)}` })
         .onConflict((oc) =>
@@ -232,20 +295,22 @@ export class PostgresStore implements RoomStore {
     });
   }
 
-  reap(deadAfterMs: number | null, announce: Announce<Departure>): Promise<Departure[]> {
+  reap(deadAfterMs: number | null, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]> {
     return this.timed('reap', async () => {
-      const dead =
-        deadAfterMs === null
-          ? []
-          : await this.db
-        .updateTable('nodes')
-        .set({ status: 'dead' })
-        .where('status', '<>', 'dead')
-        .where(sql<boolean>`heartbeat_at < now() - ${msInterval(deadAfterMs)}`)
-        .returning('id')
-        .execute();
       const departures: Departure[] = [];
-      for (const { id } of dead) departures.push(...(await this.evictNode(id, announce)));
+      if (deadAfterMs !== null) {
+        // Silent nodes not yet marked dead, and silent nodes marked dead that still hold someone
+        // (an earlier round failed part way, or a join committed just after the mark).
+        const { rows: silent } = await sql<{ id: string }>`
+          SELECT n.id FROM nodes n
+          WHERE n.heartbeat_at < now() - ${msInterval(deadAfterMs)}
+            AND (n.status <> 'dead' OR EXISTS (SELECT 1 FROM participants p WHERE p.node_id = n.id AND p.status = 'connected'))
+        `.execute(this.db);
+        for (const { id } of silent) {
+          departures.push(...(await this.removeHeldBy(id, deadAfterMs, announce, onRoomFailure)));
+          await this.markDeadIfEmpty(id, deadAfterMs);
+        }
+      }
       const expired = await this.db
         .selectFrom('participants')
         .select(['id', 'room'])
@@ -258,10 +323,73 @@ export class PostgresStore implements RoomStore {
           (qb) => qb.where('status', '=', 'disconnected').where('grace_until', '<', sql<Date>`now()`),
           (reason) => (reason === 'timeout' ? 'timeout' : 'disconnected'),
           announce,
+          onRoomFailure,
         )),
       );
       return departures;
     });
+  }
+
+  retractJoin(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null> {
+    return this.timed('retract_join', () =>
+      this.db.transaction().execute(async (tx) => {
+        // No room row: the join created it and rolled back, so no one else was in it to see the join.
+        if (!(await lockRoom(tx, m.room, { mayBeMissing: true }))) return null;
+        const deleted = await tx.deleteFrom('participants').where('id', '=', m.participantId).where('room', '=', m.room).executeTakeFirst();
+        const seq = await bumpSeq(tx, m.room);
+        await logEvent(tx, m.room, m.participantId, nodeId, 'retract');
+        const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'disconnected', seq };
+        // Only a join that did commit wrote its participant.joined webhook: only it gets a `left`.
+        if (Number(deleted.numDeletedRows) > 0) {
+          await this.opts.recordChange?.(tx, { kind: 'left', room: m.room, participantId: m.participantId, reason: 'disconnected' });
+        }
+        await announce(departure);
+        return departure;
+      }),
+    );
+  }
+
+  /**
+   * Removes the participants a node holds as connected. With `silentForMs`, only while its
+   * heartbeat is still that old: a node that beat again meanwhile keeps the rest.
+   */
+  private async removeHeldBy(
+    nodeId: string,
+    silentForMs: number | null,
+    announce: Announce<Departure>,
+    onRoomFailure: OnRoomFailure | undefined,
+  ): Promise<Departure[]> {
+    const rows = await this.db
+      .selectFrom('participants')
+      .select(['id', 'room'])
+      .where('node_id', '=', nodeId)
+      .where('status', '=', 'connected')
+      .execute();
+    return this.removeParticipants(
+      rows,
+      (qb) => {
+        const held = qb.where('node_id', '=', nodeId).where('status', '=', 'connected');
+        if (silentForMs === null) return held;
+        return held.where(
+          sql<boolean>`NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = ${nodeId} AND n.heartbeat_at >= now() - ${msInterval(silentForMs)})`,
+        );
+      },
+      () => 'disconnected',
+      announce,
+      onRoomFailure,
+    );
+  }
+
+  /** Marks a node dead once it holds nobody (and, with `silentForMs`, only while still silent). */
+  private async markDeadIfEmpty(nodeId: string, silentForMs: number | null): Promise<void> {
+    await this.db
+      .updateTable('nodes')
+      .set({ status: 'dead' })
+      .where('id', '=', nodeId)
+      .where('status', '<>', 'dead')
+      .where(sql<boolean>`NOT EXISTS (SELECT 1 FROM participants p WHERE p.node_id = ${nodeId} AND p.status = 'connected')`)
+      .$if(silentForMs !== null, (qb) => qb.where(sql<boolean>`heartbeat_at < now() - ${msInterval(silentForMs ?? 0)}`))
+      .execute();
   }
 
   ping(): Promise<void> {
@@ -277,30 +405,42 @@ export class PostgresStore implements RoomStore {
     stillMatches: <Q extends WhereCapable>(qb: Q) => Q,
     reasonOf: (stored: string | null) => PeerLeftReason,
     announce: Announce<Departure>,
+    onRoomFailure: OnRoomFailure | undefined,
   ): Promise<Departure[]> {
     const byRoom = new Map<string, string[]>();
     for (const r of rows) byRoom.set(r.room, [...(byRoom.get(r.room) ?? []), r.id]);
     const departures: Departure[] = [];
+    const failures: unknown[] = [];
     for (const [room, ids] of byRoom) {
-      const removed = await this.db.transaction().execute(async (tx) => {
-        await lockRoom(tx, room);
-        const deleted = await stillMatches(tx.deleteFrom('participants').where('id', 'in', ids).where('room', '=', room))
-          .returning(['id', 'disconnect_reason'])
-          .execute();
-        const out: Departure[] = [];
-        for (const d of deleted) {
-          const seq = await bumpSeq(tx, room);
-          const reason = reasonOf(d.disconnect_reason);
-          await logEvent(tx, room, d.id, null, 'reap', { reason });
-          const departure: Departure = { room, participantId: d.id, reason, seq };
-          await this.recordChange?.(tx, { kind: 'left', room, participantId: d.id, reason });
-          await announce(departure);
-          out.push(departure);
-        }
-        return out;
-      });
+      // One room failing (its lock held by a frozen session, its event not published) must not
+      // keep the other rooms' participants in place: its transaction rolls back, the rest go on.
+      const removed = await this.db
+        .transaction()
+        .execute(async (tx) => {
+          await lockRoom(tx, room);
+          const deleted = await stillMatches(tx.deleteFrom('participants').where('id', 'in', ids).where('room', '=', room))
+            .returning(['id', 'disconnect_reason'])
+            .execute();
+          const out: Departure[] = [];
+          for (const d of deleted) {
+            const seq = await bumpSeq(tx, room);
+            const reason = reasonOf(d.disconnect_reason);
+            await logEvent(tx, room, d.id, null, 'reap', { reason });
+            const departure: Departure = { room, participantId: d.id, reason, seq };
+            await this.opts.recordChange?.(tx, { kind: 'left', room, participantId: d.id, reason });
+            await announce(departure);
+            out.push(departure);
+          }
+          return out;
+        })
+        .catch((err: unknown) => {
+          if (onRoomFailure) onRoomFailure(room, err);
+          else failures.push(err);
+          return [];
+        });
       departures.push(...removed);
     }
+    if (failures.length > 0) throw failures[0];
     return departures;
   }
 }

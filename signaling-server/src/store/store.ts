@@ -79,6 +79,35 @@ export interface HeldMembership extends Membership {
  */
 export type Announce<T> = (event: T) => Promise<unknown>;
 
+/**
+ * A room whose removals failed (its lock timed out, its event could not be published): that room's
+ * transaction rolled back and the rest of the round went on. The next round finds them again.
+ */
+export type OnRoomFailure = (room: string, err: unknown) => void;
+
+/** What a node's heartbeat found: its row live, or marked dead by the reaper while it was away. */
+export type HeartbeatResult = 'alive' | 'judged-dead';
+
+/**
+ * Thrown when a COMMIT failed (timed out, or its connection died): the change may or may not have
+ * happened, and its event was already published. The store reports it to its `onCommitUnknown`
+ * hook before throwing, so that someone settles it (cluster/settler.ts).
+ */
+export class CommitOutcomeUnknown extends Error {
+  constructor(
+    readonly op: 'join' | 'leave',
+    cause: unknown,
+  ) {
+    super(`the outcome of a ${op} is unknown: its COMMIT failed (${String(cause)})`, { cause });
+  }
+}
+
+/** A join or leave whose COMMIT failed, to be settled in the background. */
+export interface UnsettledChange extends Membership {
+  op: 'join' | 'leave';
+  nodeId: string;
+}
+
 export interface RoomStore {
   /** Adds a participant; throws ProtocolError('room-full') at the limit, counted cluster-wide. */
   join(req: JoinRequest, announce: Announce<RoomSnapshot>): Promise<RoomSnapshot>;
@@ -95,16 +124,34 @@ export interface RoomStore {
   readState(room: string): Promise<RoomState>;
   /** Membership and state of a room, for a node that must heal its view after a bus gap. */
   readRoom(room: string): Promise<RoomRecord>;
-  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<void>;
-  /** Marks a node gone and removes the participants it still held as connected. */
-  evictNode(nodeId: string, announce: Announce<Departure>): Promise<Departure[]>;
+  /**
+   * Records that the node is alive, unless the reaper has marked it dead: a dead row is never
+   * revived by a heartbeat (the node must learn it was judged dead and registerNode() again).
+   */
+  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult>;
+  /** Writes the node's row as alive whatever it said: at start, and after learning it was judged dead. */
+  registerNode(nodeId: string, status: 'up' | 'draining'): Promise<void>;
+  /**
+   * Removes the participants a node still holds as connected, room by room (a failing room is
+   * reported to `onRoomFailure` and the others still go; without it, the first failure is thrown
+   * once every room was tried), then marks the node dead if none is left.
+   */
+  evictNode(nodeId: string, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]>;
   /** One lease holder at a time, until ttl passes without renewal. */
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   /**
    * Removes participants whose grace ran out, and those of nodes that stopped heartbeating for
-   * deadAfterMs (null: judge no node dead this round).
+   * deadAfterMs (null: judge no node dead this round). A node whose heartbeat is stale is found
+   * again each round while it still holds connected participants, even once marked dead; it is
+   * marked dead only when none is left. A failing room is reported and the round goes on.
    */
-  reap(deadAfterMs: number | null, announce: Announce<Departure>): Promise<Departure[]>;
+  reap(deadAfterMs: number | null, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]>;
+  /**
+   * Undoes a join whose COMMIT outcome is unknown: removes the participant if the join did commit,
+   * and in any case announces its departure with a fresh seq, since its peer-joined went out
+   * before the commit. Null when the room does not exist (nobody can have seen the join).
+   */
+  retractJoin(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null>;
   ping(): Promise<void>;
 }
 

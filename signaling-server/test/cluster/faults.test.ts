@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAllNodes, startCluster, type RunningNode } from '../support/cluster.js';
 import { ClientTracker } from '../support/clients.js';
+import { eventually } from '../support/eventually.js';
 import type { TestClient } from '../support/test-client.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
 import { startThrowawayRedis, type ThrowawayRedis } from '../support/throwaway-redis.js';
@@ -32,24 +33,6 @@ async function metric(node: RunningNode, name: string, labels: string): Promise<
   const res = await fetch(`${node.httpUrl}/metrics`, { signal: AbortSignal.timeout(3000) });
   const line = (await res.text()).split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-}
-
-/** Polls an HTTP-observable condition (no event exists for it) until it holds or the deadline passes. */
-async function eventually<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T>,
-  holds: (value: T) => boolean,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T;
-  for (;;) {
-    last = await probe();
-    if (holds(last)) return last;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (last seen ${JSON.stringify(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /**
@@ -92,11 +75,7 @@ describe('Redis restarts under a running cluster', () => {
 async function redisRestart(nodes: RunningNode[], redis: ThrowawayRedis): Promise<void> {
   const [a, b] = nodes as [RunningNode, RunningNode];
   const room = 'redis-restart';
-  const alice = await client(a);
-  const bob = await client(b);
-  const aj = await alice.join(room);
-  const bj = await bob.join(room);
-  await alice.waitForType('peer-joined', (m) => m.peer.id === bj.self.id);
+  const { alice, bob, aj, bj } = await clients.pairUp(a, b, room);
   expect(await readiness(nodes)()).toEqual([200, 200]);
 
   await redis.stop();
@@ -171,7 +150,7 @@ async function postgresOutage(nodes: RunningNode[], postgres: ThrowawayPostgres)
   await blocker.query('SELECT 1 FROM rooms WHERE name = $1 FOR UPDATE', [room]);
   alice.send({ type: 'state', room, data: { topic: 'in-flight' }, version: 0, id: 'in-flight' });
   const inFlight = alice.waitFor((m) => 'id' in m && m.id === 'in-flight', 10_000, 'the reply to the in-flight state');
-  const waitingOnLock = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'signaling' AND wait_event_type = 'Lock'`;
+  const waitingOnLock = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'signaling %' AND wait_event_type = 'Lock'`;
   await eventually(
     "Alice's state write waiting inside Postgres",
     800,

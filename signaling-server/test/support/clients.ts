@@ -13,6 +13,16 @@ export class ClientTracker {
     return client;
   }
 
+  /** Alice on one node and Bob on another in `room`, each having seen the other. */
+  async pairUp(a: RunningNode, b: RunningNode, room: string) {
+    const alice = await this.connect(a);
+    const bob = await this.connect(b);
+    const aj = await alice.join(room);
+    const bj = await bob.join(room);
+    await alice.waitForType('peer-joined', (m) => m.peer.id === bj.self.id);
+    return { alice, bob, aj, bj };
+  }
+
   /** Drops every client opened so far; returns the frames that broke the server message schemas. */
   dropAll(): string[] {
     const violations = this.clients.flatMap((c) => c.violations);

@@ -262,6 +262,75 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect(reaped.map((d) => d.participantId)).toEqual([expired.participantId]);
     });
 
+    it('goes on past a room whose removals fail, and marks a silent node dead only once it holds nobody', async () => {
+      const store = await create();
+      const [fine, refused] = [fresh('room'), fresh('room')];
+      const silent = fresh('node');
+      await store.heartbeat(silent, 'up');
+      const inFine = request(fine, { nodeId: silent });
+      const inRefused = request(refused, { nodeId: silent });
+      await store.join(inFine, none);
+      await store.join(inRefused, none);
+      await pause(20);
+      const failed: string[] = [];
+      const refuse = async (d: Departure) => {
+        if (d.room === refused) throw new Error('publish refused');
+      };
+      const first = (await store.reap(10, refuse, (room) => failed.push(room))).filter(
+        (d) => d.room === fine || d.room === refused,
+      );
+      expect(first.map((d) => d.participantId)).toEqual([inFine.participantId]);
+      expect(failed).toContain(refused);
+      // Still holding someone, so not marked dead: its heartbeat is taken.
+      expect(await store.heartbeat(silent, 'up')).toBe('alive');
+      await pause(20);
+      const second = (await store.reap(10, none, () => {})).filter((d) => d.room === refused);
+      expect(second.map((d) => d.participantId)).toEqual([inRefused.participantId]);
+      // Now it is dead, and a heartbeat does not revive it; registering again does.
+      expect(await store.heartbeat(silent, 'up')).toBe('judged-dead');
+      await store.registerNode(silent, 'up');
+      expect(await store.heartbeat(silent, 'up')).toBe('alive');
+    });
+
+    it('finds a node marked dead again while it still holds connected participants', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const silent = fresh('node');
+      await store.heartbeat(silent, 'up');
+      await pause(20);
+      await store.reap(10, none, () => {});
+      expect(await store.heartbeat(silent, 'up')).toBe('judged-dead');
+      // A join that committed after the node was marked dead.
+      const late = request(room, { nodeId: silent });
+      await store.join(late, none);
+      await pause(20);
+      const reaped = (await store.reap(10, none, () => {})).filter((d) => d.room === room);
+      expect(reaped.map((d) => d.participantId)).toEqual([late.participantId]);
+    });
+
+    it('retracts a join whatever became of it, announcing a fresh seq each time', async () => {
+      const store = await create();
+      const room = fresh('room');
+      const stays = request(room);
+      await store.join(stays, none);
+      const committed = request(room);
+      await store.join(committed, none);
+      const announced: Departure[] = [];
+      const removed = await store.retractJoin(
+        { room, participantId: committed.participantId },
+        'node-a',
+        async (d) => void announced.push(d),
+      );
+      expect(removed).toEqual({ room, participantId: committed.participantId, reason: 'disconnected', seq: expect.any(Number) });
+      expect(announced).toEqual([removed]);
+      // A join that never committed is still announced as gone: its peer-joined went out.
+      const never = await store.retractJoin({ room, participantId: fresh('p') }, 'node-a', none);
+      expect(never!.seq).toBeGreaterThan(removed!.seq);
+      expect((await store.join(request(room), none)).peers.map((p) => p.id)).toEqual([stays.participantId]);
+      // No room, nobody who could have seen the join.
+      expect(await store.retractJoin({ room: fresh('room'), participantId: fresh('p') }, 'node-a', none)).toBeNull();
+    });
+
     it('grants a lease to one holder at a time until it lapses', async () => {
       const store = await create();
       const lease = fresh('lease');

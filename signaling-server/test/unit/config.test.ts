@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, timerWarnings } from '../../src/config.js';
 
 describe('configuration', () => {
   it('has the documented defaults', () => {
@@ -43,5 +43,35 @@ describe('configuration', () => {
 
   it('treats empty strings as unset for the backing services', () => {
     expect(loadConfig({ DATABASE_URL: '', REDIS_URL: ' ' })).toMatchObject({ DATABASE_URL: undefined, REDIS_URL: undefined });
+  });
+
+  it('derives the Postgres session timeouts from DB_TIMEOUT_MS and REDIS_TIMEOUT_MS unless set', () => {
+    expect(loadConfig({ DB_TIMEOUT_MS: '4000', REDIS_TIMEOUT_MS: '2000' })).toMatchObject({
+      DB_LOCK_TIMEOUT_MS: 2000,
+      DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: 6000,
+    });
+    expect(loadConfig({ DB_LOCK_TIMEOUT_MS: '300', DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: '9000' })).toMatchObject({
+      DB_LOCK_TIMEOUT_MS: 300,
+      DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: 9000,
+    });
+  });
+
+  it('refuses timers that cannot work together, naming the variable', () => {
+    expect(() => loadConfig({ REDIS_TIMEOUT_MS: '3000', DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: '3000' })).toThrow(
+      /DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: must exceed REDIS_TIMEOUT_MS/,
+    );
+    expect(() => loadConfig({ RESUME_GRACE_MS: '1000', RECONNECT_JITTER_MS: '1000' })).toThrow(
+      /RESUME_GRACE_MS: must exceed RECONNECT_JITTER_MS/,
+    );
+    // No resume at all is a choice, not a conflict.
+    expect(loadConfig({ RESUME_GRACE_MS: '0' }).RESUME_GRACE_MS).toBe(0);
+  });
+
+  it('warns about a drain too short for its clients to come back, and about heartbeats that one slow query can miss', () => {
+    expect(timerWarnings(loadConfig({}))).toEqual([]);
+    const short = timerWarnings(loadConfig({ DRAIN_TIMEOUT_MS: '2000', DRAIN_SPREAD_MS: '1000', RECONNECT_JITTER_MS: '1000' }));
+    expect(short).toEqual([expect.stringMatching(/^DRAIN_TIMEOUT_MS \(2000\) leaves 1500 ms for clients/)]);
+    const slow = timerWarnings(loadConfig({ DB_TIMEOUT_MS: '2000', NODE_HEARTBEAT_MS: '1000' }));
+    expect(slow).toEqual([expect.stringMatching(/^DB_TIMEOUT_MS \(2000\) is at least two NODE_HEARTBEAT_MS periods/)]);
   });
 });

@@ -1,0 +1,202 @@
+// Postgres fails under a running node in ways that leave an outcome unknown: a COMMIT whose
+// connection dies (before or after the change is durable), and a shutdown while Postgres is gone.
+// A private Postgres (its server settings change) and a private Redis (CLIENT PAUSE) for each.
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { killAllNodes, startCluster, startNode, uniqueName, type RunningNode } from '../support/cluster.js';
+import { ClientTracker } from '../support/clients.js';
+import { eventually } from '../support/eventually.js';
+import type { TestClient } from '../support/test-client.js';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway-postgres.js';
+import { startThrowawayRedis, type ThrowawayRedis } from '../support/throwaway-redis.js';
+
+const clients = new ClientTracker();
+const client = (node: RunningNode) => clients.connect(node);
+let postgres: ThrowawayPostgres;
+let redis: ThrowawayRedis;
+let db: pg.Client;
+let redisAdmin: Redis;
+
+beforeAll(async () => {
+  [postgres, redis] = await Promise.all([startThrowawayPostgres(), startThrowawayRedis()]);
+  db = new pg.Client({ connectionString: postgres.databaseUrl });
+  db.on('error', () => {});
+  await db.connect();
+  redisAdmin = new Redis(redis.url);
+}, 60_000);
+afterAll(async () => {
+  redisAdmin?.disconnect();
+  await db?.end().catch(() => {});
+  await Promise.all([postgres?.remove(), redis?.stop()]);
+}, 30_000);
+afterEach(async () => {
+  expect(clients.dropAll()).toEqual([]);
+  await killAllNodes();
+});
+
+const HEARTBEAT_MS = 1000;
+const ENV = { NODE_HEARTBEAT_MS: String(HEARTBEAT_MS), DB_TIMEOUT_MS: '2000', REDIS_TIMEOUT_MS: '5000' };
+
+/** The sessions of a node (`signaling <node id>`) in the given state, or waiting for the given event. */
+async function sessionsOf(node: RunningNode, condition: string): Promise<number[]> {
+  const { rows } = await db.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE application_name IN ('signaling', 'signaling ' || $1) AND ${condition}`,
+    [node.id],
+  );
+  return rows.map((r) => r.pid);
+}
+
+/**
+ * Sends `request` while Redis holds every write, so the node's transaction waits for its publish;
+ * ends that session from the side (pg_terminate_backend), then lets Redis go: the event goes out,
+ * and the COMMIT meets a dead connection. Resolves with the reply.
+ */
+async function commitOnDeadConnection(node: RunningNode, sender: TestClient, request: Record<string, unknown>) {
+  await redisAdmin.call('CLIENT', 'PAUSE', '4000', 'WRITE');
+  try {
+    const reply = sender.request(request, 10_000);
+    // Past its first statement (it has written), not merely begun: the change is made, the publish waits.
+    const idle = () => sessionsOf(node, `state = 'idle in transaction' AND backend_xid IS NOT NULL`);
+    const [pid] = await eventually('the request waiting inside its transaction', 3000, idle, (p) => p.length === 1, 20);
+    await db.query('SELECT pg_terminate_backend($1)', [pid]);
+    return reply;
+  } finally {
+    await redisAdmin.call('CLIENT', 'UNPAUSE');
+  }
+}
+
+const peerLeftOf = (c: TestClient, id: string) => c.seen((m) => m.type === 'peer-left' && m.peer.id === id).length;
+
+describe('a join or leave whose COMMIT outcome is unknown', () => {
+  it('a join that did not commit: the joiner gets unavailable and peers who saw it join see it leave', async () => {
+    const { nodes } = await startCluster(2, { databaseUrl: postgres.databaseUrl, redisUrl: redis.url, env: ENV });
+    const [a, b] = nodes as [RunningNode, RunningNode];
+    const room = uniqueName('commit-lost-');
+    const watcher = await client(b);
+    const watching = await watcher.join(room);
+    const joiner = await client(a);
+
+    expect(await commitOnDeadConnection(a, joiner, { type: 'join', room })).toMatchObject({ type: 'error', code: 'unavailable' });
+    const phantom = await watcher.waitForType('peer-joined', () => true, 5000);
+    expect(await watcher.waitForType('peer-left', (m) => m.peer.id === phantom.peer.id, 10_000)).toMatchObject({
+      reason: 'disconnected',
+    });
+    const newcomer = await client(a);
+    expect((await newcomer.join(room)).peers.map((p) => p.id)).toEqual([watching.self.id]);
+  }, 30_000);
+
+  it('a join that committed while its connection died: it is removed again, and peers see it leave', async () => {
+    const { nodes } = await startCluster(2, { databaseUrl: postgres.databaseUrl, redisUrl: redis.url, env: ENV });
+    const [a, b] = nodes as [RunningNode, RunningNode];
+    const room = uniqueName('commit-kept-');
+    const watcher = await client(b);
+    const watching = await watcher.join(room);
+    const joiner = await client(a);
+
+    // A synchronous standby that does not exist: every COMMIT is durable locally, then waits for
+    // it (statement_timeout does not cover that wait; only the client's own timeout does).
+    const probe = new pg.Client({ connectionString: postgres.databaseUrl, query_timeout: 300 });
+    probe.on('error', () => {});
+    await probe.connect();
+    try {
+      await probe.query('CREATE TABLE IF NOT EXISTS sync_probe (x int)');
+      await db.query(`ALTER SYSTEM SET synchronous_standby_names = 'nobody'`);
+      await db.query('SELECT pg_reload_conf()');
+      await eventually(
+        'commits waiting for the standby',
+        5000,
+        () =>
+          probe.query('INSERT INTO sync_probe VALUES (1)').then(
+            () => false,
+            () => true,
+          ),
+        Boolean,
+        50,
+      );
+
+      const reply = joiner.request({ type: 'join', room }, 10_000);
+      const [pid] = await eventually(
+        "the join's COMMIT waiting for the standby",
+        1500,
+        () => sessionsOf(a, `wait_event = 'SyncRep' AND query ILIKE 'commit%'`),
+        (p) => p.length === 1,
+        20,
+      );
+      await db.query('SELECT pg_terminate_backend($1)', [pid]);
+      expect(await reply).toMatchObject({ type: 'error', code: 'unavailable' });
+    } finally {
+      await db.query('ALTER SYSTEM RESET synchronous_standby_names');
+      await db.query('SELECT pg_reload_conf()');
+      await probe.end().catch(() => {});
+    }
+    const ghost = await watcher.waitForType('peer-joined', () => true, 5000);
+    expect(await watcher.waitForType('peer-left', (m) => m.peer.id === ghost.peer.id, 10_000)).toMatchObject({
+      reason: 'disconnected',
+    });
+    const newcomer = await client(a);
+    expect((await newcomer.join(room)).peers.map((p) => p.id)).toEqual([watching.self.id]);
+  }, 30_000);
+
+  it('a leave that did not commit: it is done again, so later joiners do not list the leaver', async () => {
+    const { nodes } = await startCluster(2, { databaseUrl: postgres.databaseUrl, redisUrl: redis.url, env: ENV });
+    const [a, b] = nodes as [RunningNode, RunningNode];
+    const room = uniqueName('leave-lost-');
+    const watcher = await client(b);
+    const watching = await watcher.join(room);
+    const leaver = await client(a);
+    const leaving = await leaver.join(room);
+    await watcher.waitForType('peer-joined', (m) => m.peer.id === leaving.self.id);
+
+    expect(await commitOnDeadConnection(a, leaver, { type: 'leave', room })).toMatchObject({
+      type: 'error',
+      code: 'unavailable',
+    });
+    // Peers saw it leave before the commit failed, and again once the leave is really done.
+    await eventually(
+      'the leave redone',
+      10_000,
+      async () => peerLeftOf(watcher, leaving.self.id),
+      (n) => n === 2,
+    );
+    const newcomer = await client(a);
+    expect((await newcomer.join(room)).peers.map((p) => p.id)).toEqual([watching.self.id]);
+    expect(await leaver.request({ type: 'leave', room })).toMatchObject({ type: 'left' });
+  }, 30_000);
+});
+
+describe('a node stopping while Postgres is gone and Redis hangs', () => {
+  it('exits within DRAIN_TIMEOUT_MS', async () => {
+    const DRAIN_TIMEOUT_MS = 3000;
+    const node = await startNode({
+      databaseUrl: postgres.databaseUrl,
+      redisUrl: redis.url,
+      redisPrefix: `${uniqueName('t')}:`,
+      env: {
+        DB_TIMEOUT_MS: '1000',
+        DRAIN_TIMEOUT_MS: String(DRAIN_TIMEOUT_MS),
+        DRAIN_SPREAD_MS: '200',
+        RECONNECT_JITTER_MS: '200',
+        RESUME_GRACE_MS: '5000',
+      },
+    });
+    const alice = await client(node);
+    await alice.join(uniqueName('drain-'));
+    await postgres.stop();
+    // Every Redis command waits (to the end of the file: nothing unpauses an ALL pause early).
+    await redisAdmin.call('CLIENT', 'PAUSE', '8000', 'ALL');
+    try {
+      const stopping = Date.now();
+      node.process.kill('SIGTERM');
+      const exit = await Promise.race([
+        node.exited.then((code) => ({ code })),
+        new Promise<null>((r) => setTimeout(() => r(null), DRAIN_TIMEOUT_MS + 5000)),
+      ]);
+      expect(exit, 'the node still runs').not.toBeNull();
+      expect(Date.now() - stopping).toBeLessThan(DRAIN_TIMEOUT_MS + 1500);
+      expect(await alice.closed).toMatchObject({ code: 1012 });
+    } finally {
+      await postgres.start();
+    }
+  }, 40_000);
+});
