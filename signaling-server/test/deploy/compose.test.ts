@@ -98,10 +98,10 @@ describe('docker-compose.yml', () => {
   it('publishes one URL through the load balancer and Prometheus, with every image pinned by tag', () => {
     const lb = services.lb!;
     const port = Number(nodes[0]![1].environment.PORT);
-    expect(lb.ports).toEqual([`8080:${port}`]);
+    expect(lb.ports, 'published on the loopback interface unless PUBLISH_ADDRESS says otherwise').toEqual([`127.0.0.1:8080:${port}`]);
     expect(lb.volumes).toContain('./deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro');
     expect(services.prometheus?.volumes).toContain('./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
-    expect(services.prometheus?.ports).toEqual(['9090:9090']);
+    expect(services.prometheus?.ports).toEqual(['127.0.0.1:9090:9090']);
     for (const [name, s] of Object.entries(services)) {
       expect(s.image, name).toMatch(/^[\w./-]+:[\w.-]+$/);
       expect(s.image, name).not.toMatch(/:latest$/);
