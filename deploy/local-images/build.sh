@@ -51,7 +51,7 @@ build_base() {
   command -v debootstrap >/dev/null || { echo "debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
   log "building $BASE_IMAGE from $mirror with node $("$node" --version)"
   rootfs=$(mktemp -d /tmp/signaling-rootfs.XXXXXX)
-  trap 'rm -rf "$rootfs"' EXIT
+  trap 'rm -rf --one-file-system "$rootfs"' EXIT
   debootstrap --variant=minbase "$SUITE" "$rootfs" "$mirror" >&2
   cat >"$rootfs/etc/apt/sources.list" <<SOURCES
 deb $mirror $SUITE main
