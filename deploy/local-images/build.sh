@@ -46,7 +46,8 @@ build_base() {
   cafile=$(npm config get cafile)
   [ "$cafile" = "null" ] || [ "$cafile" = "undefined" ] && cafile=/etc/ssl/certs/ca-certificates.crt
   mirror=$(debian_mirror)
-  recipe=$( (recipe_of "$HERE/build.sh"; "$node" --version; cat "$npm_root/package.json" | sha256sum; sha256sum <"$cafile"; echo "$mirror") | sha256sum | cut -c1-16)
+  # The recipe: this function's own text, the Node, npm and CA bundle copied in, and the mirror.
+  recipe=$( (declare -f build_base; "$node" --version; cat "$npm_root/package.json" | sha256sum; sha256sum <"$cafile"; echo "$mirror") | sha256sum | cut -c1-16)
   if is_current "$BASE_IMAGE" "$recipe"; then return; fi
   command -v debootstrap >/dev/null || { echo "debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
   log "building $BASE_IMAGE from $mirror with node $("$node" --version)"
