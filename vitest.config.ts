@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['signaling-server/test/**/*.test.ts', 'client/test/**/*.test.ts', 'load-tests/test/**/*.test.ts'],
+    // Run by `npm run test:containers` (vitest.containers.config.ts): they need a Docker engine.
+    exclude: [...configDefaults.exclude, 'signaling-server/test/containers/**'],
     globalSetup: ['signaling-server/test/support/global-setup.ts'],
     reporters: ['default', './signaling-server/test/support/summary-reporter.ts'],
     testTimeout: 30_000,

@@ -13,7 +13,7 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { DEFAULT_POOL_SIZE } from '../../src/store/database.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -27,12 +27,42 @@ type Overlay = (typeof OVERLAYS)[number];
 
 const EXPECTED: Record<
   Overlay,
-  { namespace: string; hpa: [number, number]; logLevel: string; inClusterDatastores: boolean; disruptionBudget: boolean }
+  {
+    namespace: string;
+    replicas: [number, number];
+    autoscaler: 'HorizontalPodAutoscaler' | 'ScaledObject';
+    logLevel: string;
+    inClusterDatastores: boolean;
+    disruptionBudget: boolean;
+  }
 > = {
-  dev: { namespace: 'signaling-dev', hpa: [1, 3], logLevel: 'debug', inClusterDatastores: true, disruptionBudget: false },
-  staging: { namespace: 'signaling-staging', hpa: [2, 5], logLevel: 'info', inClusterDatastores: true, disruptionBudget: true },
-  prod: { namespace: 'signaling-prod', hpa: [3, 20], logLevel: 'info', inClusterDatastores: false, disruptionBudget: true },
+  dev: {
+    namespace: 'signaling-dev',
+    replicas: [1, 3],
+    autoscaler: 'HorizontalPodAutoscaler',
+    logLevel: 'debug',
+    inClusterDatastores: true,
+    disruptionBudget: false,
+  },
+  staging: {
+    namespace: 'signaling-staging',
+    replicas: [2, 5],
+    autoscaler: 'ScaledObject',
+    logLevel: 'info',
+    inClusterDatastores: true,
+    disruptionBudget: true,
+  },
+  prod: {
+    namespace: 'signaling-prod',
+    replicas: [3, 20],
+    autoscaler: 'HorizontalPodAutoscaler',
+    logLevel: 'info',
+    inClusterDatastores: false,
+    disruptionBudget: true,
+  },
 };
+/** The base HorizontalPodAutoscaler as written, which the KEDA ScaledObject must mirror. */
+const BASE_HPA = parse(readFileSync(join(ROOT, 'k8s/base/hpa.yaml'), 'utf8')) as Obj;
 /** Secrets staging and prod expect the operator to create (docs/deployment.md), never rendered. */
 const OPERATOR_SECRETS = ['signaling-secrets', 'signaling-postgres', 'signaling-redis'];
 
@@ -111,7 +141,9 @@ function unknownFields(value: unknown, type: string, path: string, out: string[]
 
 /** kustomize wraps long base64 values over lines; the API server's decoder skips the newlines. */
 function unwrapSecretData(secret: Obj): Obj {
-  const data = Object.fromEntries(Object.entries((secret.data ?? {}) as Record<string, string>).map(([k, v]) => [k, v.replace(/\s+/g, '')]));
+  const data = Object.fromEntries(
+    Object.entries((secret.data ?? {}) as Record<string, string>).map(([k, v]) => [k, v.replace(/\s+/g, '')]),
+  );
   return { ...secret, data };
 }
 
@@ -162,6 +194,108 @@ function nearCapacityThreshold(objs: Obj[]): number {
   return Number(threshold[1]);
 }
 
+/** What the one autoscaler of an overlay says, whether the base HPA or KEDA's ScaledObject. */
+function scaling(objs: Obj[]): { kind: string; min: number; max: number; behavior: Obj; connectionsPerPod: number } {
+  const found = objs.filter((o) => o.kind === 'HorizontalPodAutoscaler' || o.kind === 'ScaledObject');
+  if (found.length !== 1) throw new Error(`expected one autoscaler, found ${found.map((o) => o.kind).join(', ') || 'none'}`);
+  const a = found[0]!;
+  if (a.kind === 'HorizontalPodAutoscaler') {
+    const pods = (a.spec.metrics as Obj[]).find((m) => m.type === 'Pods')?.pods;
+    return {
+      kind: a.kind,
+      min: a.spec.minReplicas,
+      max: a.spec.maxReplicas,
+      behavior: a.spec.behavior,
+      connectionsPerPod: Number(pods?.target.averageValue),
+    };
+  }
+  const prometheus = (a.spec.triggers as Obj[]).find((t) => t.type === 'prometheus');
+  return {
+    kind: a.kind,
+    min: a.spec.minReplicaCount,
+    max: a.spec.maxReplicaCount,
+    behavior: a.spec.advanced?.horizontalPodAutoscalerConfig?.behavior,
+    connectionsPerPod: Number(prometheus?.metadata.threshold),
+  };
+}
+
+const allowedKeys = (value: Obj | undefined, keys: string[], path: string, out: string[]) => {
+  for (const k of Object.keys(value ?? {})) if (!keys.includes(k)) out.push(`${path}.${k} is not a field`);
+};
+
+/**
+ * KEDA's CRD is not in kubernetes-models: the ScaledObject fields this project uses, checked against
+ * KEDA 2.x's documented shape (keda.sh/v1alpha1); the HPA behavior it passes on goes through the
+ * HorizontalPodAutoscaler schema.
+ */
+function scaledObjectProblems(so: Obj): string[] {
+  const out: string[] = [];
+  if (so.apiVersion !== 'keda.sh/v1alpha1') out.push(`apiVersion ${so.apiVersion}`);
+  allowedKeys(so, ['apiVersion', 'kind', 'metadata', 'spec'], 'ScaledObject', out);
+  const spec = so.spec as Obj;
+  const specKeys = [
+    'scaleTargetRef',
+    'pollingInterval',
+    'cooldownPeriod',
+    'initialCooldownPeriod',
+    'idleReplicaCount',
+    'minReplicaCount',
+    'maxReplicaCount',
+    'fallback',
+    'advanced',
+    'triggers',
+  ];
+  allowedKeys(spec, specKeys, 'spec', out);
+  allowedKeys(spec.scaleTargetRef, ['apiVersion', 'kind', 'name', 'envSourceContainerName'], 'spec.scaleTargetRef', out);
+  if (typeof spec.scaleTargetRef?.name !== 'string') out.push('spec.scaleTargetRef.name missing');
+  for (const k of ['pollingInterval', 'minReplicaCount', 'maxReplicaCount'])
+    if (spec[k] !== undefined && !(Number.isInteger(spec[k]) && spec[k] >= 0))
+      out.push(`spec.${k} is not a non-negative integer`);
+  if (!(spec.minReplicaCount <= spec.maxReplicaCount)) out.push('minReplicaCount > maxReplicaCount');
+  allowedKeys(
+    spec.advanced,
+    ['restoreToOriginalReplicaCount', 'horizontalPodAutoscalerConfig', 'scalingModifiers'],
+    'spec.advanced',
+    out,
+  );
+  const hpaConfig = spec.advanced?.horizontalPodAutoscalerConfig as Obj | undefined;
+  allowedKeys(hpaConfig, ['name', 'behavior'], 'spec.advanced.horizontalPodAutoscalerConfig', out);
+  if (hpaConfig?.behavior) {
+    try {
+      const probe = { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'probe' } };
+      new HorizontalPodAutoscaler({
+        ...probe,
+        spec: { scaleTargetRef: { kind: 'Deployment', name: 'x' }, maxReplicas: 1, behavior: hpaConfig.behavior },
+      } as never).validate();
+    } catch (err) {
+      out.push(`behavior: ${(err as Error).message}`);
+    }
+  }
+  const triggers = (spec.triggers ?? []) as Obj[];
+  if (triggers.length === 0) out.push('no triggers');
+  for (const [i, t] of triggers.entries()) {
+    const path = `spec.triggers[${i}]`;
+    allowedKeys(t, ['type', 'name', 'metadata', 'metricType', 'authenticationRef', 'useCachedMetrics'], path, out);
+    if (!['AverageValue', 'Value', 'Utilization', undefined].includes(t.metricType))
+      out.push(`${path}.metricType ${t.metricType}`);
+    for (const [k, v] of Object.entries((t.metadata ?? {}) as Obj))
+      if (typeof v !== 'string') out.push(`${path}.metadata.${k} must be a string`);
+    if (t.type === 'cpu' || t.type === 'memory') {
+      if (t.metricType !== 'Utilization' && t.metricType !== 'AverageValue')
+        out.push(`${path}: ${t.type} needs metricType Utilization or AverageValue`);
+      if (!/^\d+$/.test(t.metadata?.value ?? '')) out.push(`${path}.metadata.value is not a number`);
+    } else if (t.type === 'prometheus') {
+      if (!/^https?:\/\/[^\s/]+/.test(t.metadata?.serverAddress ?? ''))
+        out.push(`${path}.metadata.serverAddress is not an http URL`);
+      if (!t.metadata?.query) out.push(`${path}.metadata.query missing`);
+      if (!/^\d+(\.\d+)?$/.test(t.metadata?.threshold ?? '')) out.push(`${path}.metadata.threshold is not a number`);
+    } else {
+      out.push(`${path}: trigger type ${t.type} is not one this project uses`);
+    }
+  }
+  return out;
+}
+
 describe('root kustomization', () => {
   it('renders the dev overlay, so `kubectl apply -k .` deploys dev', () => {
     expect(rendered.root).toEqual(rendered.dev);
@@ -176,7 +310,7 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     const problems: string[] = [];
     for (const o of objs()) {
       const id = `${o.kind}/${o.metadata?.name}`;
-      if (o.apiVersion === 'monitoring.coreos.com/v1') continue; // CRDs: checked structurally below
+      if (o.apiVersion === 'monitoring.coreos.com/v1' || o.apiVersion === 'keda.sh/v1alpha1') continue; // CRDs: checked structurally below
       const Model = SCHEMAS[`${o.apiVersion}/${o.kind}`];
       if (!Model) {
         problems.push(`${id}: no schema for ${o.apiVersion}`);
@@ -238,13 +372,13 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
   });
 
   it('keeps the Postgres connections of a full-size cluster, mid-rollout, under a default max_connections', () => {
-    const hpa = one(objs(), 'HorizontalPodAutoscaler');
+    const { max } = scaling(objs());
     const { deployment, pod, config } = signaling(objs());
     const surge = Number(deployment.spec.strategy.rollingUpdate.maxSurge);
     // Old pods keep their pools while they drain, up to the grace period, and the rollout replaces
     // at most `surge` pods every minReadySeconds: that many may still be draining at once.
     const draining = surge * Math.ceil(pod.terminationGracePeriodSeconds / Math.max(1, deployment.spec.minReadySeconds ?? 0));
-    const pods = hpa.spec.maxReplicas + surge + draining;
+    const pods = max + surge + draining;
     const perPod = config.DB_POOL_SIZE === undefined ? DEFAULT_POOL_SIZE : Number(config.DB_POOL_SIZE);
     // Postgres allows 100 by default, 3 of them reserved for superusers; leave room for an operator.
     expect(pods * perPod).toBeLessThanOrEqual(90);
@@ -336,12 +470,15 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     expect(signaling(objs()).config.LOG_LEVEL).toBe(expected.logLevel);
   });
 
-  it('autoscales with autoscaling/v2 on CPU and signaling_connections within the environment bounds', () => {
+  it(`autoscales with one ${expected.autoscaler} on CPU and signaling_connections within the environment bounds`, () => {
+    const { kind, min, max } = scaling(objs());
+    expect(kind).toBe(expected.autoscaler);
+    expect([min, max]).toEqual(expected.replicas);
+    if (expected.autoscaler === 'ScaledObject') return; // its own test below
     const hpa = one(objs(), 'HorizontalPodAutoscaler');
     const { deployment } = signaling(objs());
     expect(hpa.apiVersion).toBe('autoscaling/v2');
     expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
-    expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).toEqual(expected.hpa);
     const metrics = hpa.spec.metrics as Obj[];
     expect(metrics.find((m) => m.type === 'Resource')?.resource).toMatchObject({ name: 'cpu', target: { type: 'Utilization' } });
     const pods = metrics.find((m) => m.type === 'Pods')?.pods;
@@ -350,9 +487,9 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
   });
 
   it('scales down slowly enough that the remaining pods absorb a drained pod', () => {
-    const hpa = one(objs(), 'HorizontalPodAutoscaler');
+    const { behavior, connectionsPerPod, min } = scaling(objs());
     const { pod } = signaling(objs());
-    const down = hpa.spec.behavior.scaleDown;
+    const down = behavior.scaleDown;
     expect(down.stabilizationWindowSeconds).toBeGreaterThanOrEqual(300);
     const policies = down.policies as Obj[];
     expect(policies.length).toBeGreaterThan(0);
@@ -364,12 +501,11 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     const values = policies.map((p) => p.value as number);
     const step = policies.length === 1 || down.selectPolicy === 'Min' ? Math.min(...values) : Math.max(...values);
     // Worst case: the smallest fleet that may shrink, every pod at the target, loses `step` pods.
-    const target = Number(hpa.spec.metrics.find((m: Obj) => m.type === 'Pods').pods.target.averageValue);
-    const fleet = hpa.spec.minReplicas + step;
-    const perSurvivor = (target * fleet) / (fleet - step);
+    const fleet = min + step;
+    const perSurvivor = (connectionsPerPod * fleet) / (fleet - step);
     expect(perSurvivor).toBeLessThanOrEqual(nearCapacityThreshold(objs()));
     expect(down.selectPolicy).not.toBe('Disabled');
-    expect(hpa.spec.behavior.scaleUp).toBeDefined();
+    expect(behavior.scaleUp).toBeDefined();
   });
 
   it(`${expected.disruptionBudget ? 'has' : 'has no'} PodDisruptionBudget that leaves clients somewhere to go`, () => {
@@ -379,12 +515,11 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
       return;
     }
     const { deployment } = signaling(objs());
-    const hpa = one(objs(), 'HorizontalPodAutoscaler');
     expect(pdbs).toHaveLength(1);
     const spec = pdbs[0]!.spec;
     expect(labelsMatch(spec.selector.matchLabels, deployment.spec.template.metadata.labels)).toBe(true);
     expect(spec.maxUnavailable).toBe(1);
-    expect(hpa.spec.minReplicas).toBeGreaterThan(spec.maxUnavailable);
+    expect(scaling(objs()).min).toBeGreaterThan(spec.maxUnavailable);
   });
 
   it('exposes the pods through a Service without session affinity', () => {
@@ -413,7 +548,9 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
 
   it('limits traffic: ingress to the HTTP port, egress to DNS, the API server, Postgres and Redis only', () => {
     const { deployment, port } = signaling(objs());
-    const policy = all(objs(), 'NetworkPolicy').find((p) => labelsMatch(p.spec.podSelector.matchLabels, deployment.spec.template.metadata.labels))!;
+    const policy = all(objs(), 'NetworkPolicy').find((p) =>
+      labelsMatch(p.spec.podSelector.matchLabels, deployment.spec.template.metadata.labels),
+    )!;
     expect(policy).toBeDefined();
     expect(policy.spec.policyTypes).toEqual(['Ingress', 'Egress']);
     const ingressPorts = (policy.spec.ingress as Obj[]).flatMap((r) => r.ports as Obj[]);
@@ -434,14 +571,20 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
         const rule = egress.find((r) => (r.ports as Obj[]).some((p) => p.port === containerPort))!;
         expect(rule.to, name).toHaveLength(1);
         expect(labelsMatch(rule.to[0].podSelector.matchLabels, set.spec.template.metadata.labels), name).toBe(true);
-        const theirs = all(objs(), 'NetworkPolicy').find((p) => labelsMatch(p.spec.podSelector.matchLabels, set.spec.template.metadata.labels));
-        expect(theirs?.spec.ingress[0].from[0].podSelector.matchLabels, `${name} admits signaling`).toEqual(deployment.spec.selector.matchLabels);
+        const theirs = all(objs(), 'NetworkPolicy').find((p) =>
+          labelsMatch(p.spec.podSelector.matchLabels, set.spec.template.metadata.labels),
+        );
+        expect(theirs?.spec.ingress[0].from[0].podSelector.matchLabels, `${name} admits signaling`).toEqual(
+          deployment.spec.selector.matchLabels,
+        );
       }
     }
   });
 
   it(`${expected.inClusterDatastores ? 'runs' : 'does not run'} Postgres and Redis in the namespace`, () => {
-    const sets = all(objs(), 'StatefulSet').map((s) => s.metadata.name).sort();
+    const sets = all(objs(), 'StatefulSet')
+      .map((s) => s.metadata.name)
+      .sort();
     expect(sets).toEqual(expected.inClusterDatastores ? ['postgres', 'redis'] : []);
     if (!expected.inClusterDatastores) return;
     const postgres = one(objs(), 'StatefulSet', 'postgres').spec.template.spec.containers[0];
@@ -481,7 +624,10 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
       return g.rules as Obj[];
     });
     for (const r of rules) {
-      expect(Object.keys(r).every((k) => ['alert', 'expr', 'for', 'labels', 'annotations'].includes(k)), r.alert).toBe(true);
+      expect(
+        Object.keys(r).every((k) => ['alert', 'expr', 'for', 'labels', 'annotations'].includes(k)),
+        r.alert,
+      ).toBe(true);
       expect(r.for, r.alert).toMatch(/^\d+[smh]$/);
       expect(['critical', 'warning'], r.alert).toContain(r.labels.severity);
       expect(r.annotations.summary, r.alert).toBeTruthy();
@@ -508,6 +654,31 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
   });
 });
 
+// Every overlay that opts into the keda-autoscaling component.
+describe.each(OVERLAYS.filter((o) => EXPECTED[o].autoscaler === 'ScaledObject'))('overlay %s with KEDA', (overlay) => {
+  const expected = EXPECTED[overlay];
+  const objs = () => rendered[overlay];
+
+  it("the KEDA ScaledObject is well-formed and scales like the base HPA, on this namespace's connections", () => {
+    const so = one(objs(), 'ScaledObject');
+    const { deployment } = signaling(objs());
+    expect(scaledObjectProblems(so)).toEqual([]);
+    expect(so.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
+    expect(all(objs(), 'HorizontalPodAutoscaler'), 'KEDA creates the HPA itself').toEqual([]);
+    const baseMetrics = BASE_HPA.spec.metrics as Obj[];
+    const cpu = (so.spec.triggers as Obj[]).find((t) => t.type === 'cpu')!;
+    expect(cpu.metricType).toBe('Utilization');
+    expect(Number(cpu.metadata.value)).toBe(baseMetrics.find((m) => m.type === 'Resource')!.resource.target.averageUtilization);
+    const prometheus = (so.spec.triggers as Obj[]).find((t) => t.type === 'prometheus')!;
+    expect(prometheus.metricType).toBe('AverageValue');
+    expect(prometheus.metadata.threshold).toBe(baseMetrics.find((m) => m.type === 'Pods')!.pods.target.averageValue);
+    // One namespace's pods only: another environment's connections must not scale this one.
+    const selector = /^sum\(signaling_connections\{(.*)\}\)$/.exec(prometheus.metadata.query)?.[1];
+    expect(selector?.split(',').sort()).toEqual(['job="signaling"', `namespace="${expected.namespace}"`]);
+    expect(so.spec.advanced.horizontalPodAutoscalerConfig.behavior).toEqual(BASE_HPA.spec.behavior);
+  });
+});
+
 describe('across overlays', () => {
   it('differ in namespace, size, log level, bounds and backing services', () => {
     const namespaces = OVERLAYS.map((o) => one(rendered[o], 'Namespace').metadata.name);
@@ -515,7 +686,7 @@ describe('across overlays', () => {
     const memory = OVERLAYS.map((o) => bytes(signaling(rendered[o]).container.resources.requests.memory));
     expect(memory[0]).toBeLessThan(memory[1]!);
     expect(memory[1]).toBeLessThan(memory[2]!);
-    const maxReplicas = OVERLAYS.map((o) => one(rendered[o], 'HorizontalPodAutoscaler').spec.maxReplicas as number);
+    const maxReplicas = OVERLAYS.map((o) => scaling(rendered[o]).max);
     expect(maxReplicas).toEqual([...maxReplicas].sort((a, b) => a - b));
   });
 
@@ -531,7 +702,8 @@ describe('across overlays', () => {
     }
     expect(byKey.get('topology.kubernetes.io/zone')!.whenUnsatisfiable).toBe('DoNotSchedule');
     expect(byKey.get('kubernetes.io/hostname')!.whenUnsatisfiable).toBe('ScheduleAnyway');
-    for (const overlay of ['dev', 'staging'] as const) expect(signaling(rendered[overlay]).pod.topologySpreadConstraints).toBeUndefined();
+    for (const overlay of ['dev', 'staging'] as const)
+      expect(signaling(rendered[overlay]).pod.topologySpreadConstraints).toBeUndefined();
   });
 
   it('prod refuses to start without a JWT secret; dev and staging may run anonymously', () => {
@@ -544,7 +716,9 @@ describe('across overlays', () => {
     const objs = rendered.dev;
     const data = (prefix: string) => {
       const secret = all(objs, 'Secret').find((s) => String(s.metadata.name).startsWith(`${prefix}-`))!;
-      return Object.fromEntries(Object.entries(secret.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+      return Object.fromEntries(
+        Object.entries(secret.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+      );
     };
     const urls = data('signaling-secrets');
     const database = new URL(urls['database-url']!);
