@@ -370,7 +370,7 @@ export class RedisBus implements RoomBus {
 
   private async serverRunId(): Promise<string> {
     const info = await this.pub.info('server');
-    return /^run_id:(\w+)/m.exec(info)?.[1] ?? '';
+    return /^run_id:(\w+)/m.exec(info)?.[1] ?? 'unknown';
   }
 
   private reportGap(room: string): void {
@@ -383,7 +383,8 @@ export class RedisBus implements RoomBus {
    * each room logged while the subscriber was away. Until then the bus does not report itself up.
    */
   private async resubscribe(): Promise<void> {
-    if (this.isSubscribed || this.isClosing) return;
+    // The first connection is connect()'s to set up; this is for the ones after it.
+    if (this.runId === '' || this.isSubscribed || this.isClosing) return;
     const rooms = [...this.logs.keys()];
     try {
       const runId = await this.serverRunId();

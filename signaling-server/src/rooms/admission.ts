@@ -92,7 +92,7 @@ export class Admission {
           router.goAway(stale);
           local.drop(stale);
         }
-        router.beginResume(msg.room, member.id, member.epoch, resumed.previousNodeId);
+        router.beginResume(msg.room, member.id, member.epoch, resumed.lastNodeId);
         // Signals after this marker are ours; the gap before it is read back from the room's log.
         const claimed = await dependency(channel.publish(msg.room, Kind.Claim, member.id, member.epoch, ''), log);
         router.claimed(member.id, claimed);

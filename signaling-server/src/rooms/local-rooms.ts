@@ -21,6 +21,8 @@ export interface LocalRoomsOptions {
 export class LocalRooms implements MemberDirectory {
   private readonly views = new Map<string, RoomView>();
   private readonly localById = new Map<string, LocalMember>();
+  /** Rooms kept subscribed for the gaps of participants that went away from this node. */
+  private readonly kept = new Map<string, number>();
   private readonly channel: RoomChannel;
   private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
@@ -90,10 +92,21 @@ export class LocalRooms implements MemberDirectory {
     this.releaseViewIfUnused(member.room);
   }
 
-  /** Ends the room's subscription once no local member needs it. */
+  keepRoom(room: string): void {
+    this.kept.set(room, (this.kept.get(room) ?? 0) + 1);
+  }
+
+  releaseRoom(room: string): void {
+    const count = (this.kept.get(room) ?? 1) - 1;
+    if (count > 0) this.kept.set(room, count);
+    else this.kept.delete(room);
+    this.releaseViewIfUnused(room);
+  }
+
+  /** Ends the room's subscription once no local member and no kept gap needs it. */
   releaseViewIfUnused(room: string): void {
     const view = this.views.get(room);
-    if (!view || view.locals.size > 0) return;
+    if (!view || view.locals.size > 0 || this.kept.has(room)) return;
     this.views.delete(room);
     this.metrics.rooms.set(this.views.size);
     this.channel.unsubscribe(room).catch((err) => {

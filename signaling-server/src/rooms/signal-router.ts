@@ -17,7 +17,7 @@
 // after that checkpoint arrive a second time (at least once, never lost).
 import type { Logger } from 'pino';
 import { START, comparePositions, type Position } from '../bus/bus.js';
-import type { GapRecords } from '../bus/gap-records.js';
+import type { GapRecord, GapRecords } from '../bus/gap-records.js';
 import type { Metrics } from '../metrics.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { Kind, decodeEnvelope } from './envelope.js';
@@ -41,6 +41,9 @@ export interface MemberDirectory {
   isInRoom(room: string, participantId: string): boolean;
   /** Lets go of a member on this node only, silently (another node holds it now). */
   drop(member: LocalMember): void;
+  /** Keeps the room subscribed while a gap there is this node's to answer for; releaseRoom() ends that. */
+  keepRoom(room: string): void;
+  releaseRoom(room: string): void;
 }
 
 export interface SignalRouterOptions {
@@ -60,9 +63,11 @@ export interface SignalRouterOptions {
 interface Away {
   room: string;
   epoch: number;
-  position: Position;
+  /** Where its gap starts (known at once, or once the resume it interrupted has found it). */
+  start: Promise<Position>;
   /** performance.now() when the connection ended. */
   since: number;
+  expiry: NodeJS.Timeout;
 }
 
 class Resume {
@@ -86,7 +91,8 @@ class Resume {
     readonly room: string,
     readonly participantId: string,
     readonly epoch: number,
-    readonly previousNodeId: string | null,
+    /** The node that last held the participant (this one, possibly). */
+    readonly lastNodeId: string,
   ) {
     this.joined = new Promise((resolve) => (this.markJoined = resolve));
     this.markerSeen = new Promise((resolve) => (this.seeMarker = resolve));
@@ -216,21 +222,27 @@ export class SignalRouter {
   goAway(member: LocalMember): void {
     const { room, id, epoch } = member;
     const resume = this.resumes.get(id);
+    let start: Promise<Position>;
     if (resume) {
       // Its own gap has not been delivered yet: the next node must read back from the same start.
       resume.isAbandoned = true;
       resume.markJoined();
       this.resumes.delete(id);
-      this.track(this.startOf(resume).then((position) => this.saveAway(room, id, epoch, position)));
-      return;
+      start = this.startOf(resume);
+    } else {
+      // A newcomer that never had its `joined` has had nothing: its gap is all the log holds for it.
+      start = Promise.resolve(this.early.delete(id) ? START : this.opts.channel.position(room));
     }
-    // A newcomer that never had its `joined` has had nothing: its gap is all the log holds for it.
-    const position = this.early.delete(id) ? START : this.opts.channel.position(room);
-    this.track(this.saveAway(room, id, epoch, position));
+    this.forget(id);
+    // The room stays subscribed while the gap is this node's to answer for (Claims, PeerLefts).
+    this.opts.members.keepRoom(room);
+    const expiry = setTimeout(() => this.forget(id), this.opts.graceMs + RECORD_MARGIN_MS);
+    expiry.unref();
+    this.away.set(id, { room, epoch, start, since: performance.now(), expiry });
+    this.track(start.then((position) => this.saveAway(room, id, epoch, position)));
   }
 
   private async saveAway(room: string, participantId: string, epoch: number, position: Position): Promise<void> {
-    this.away.set(participantId, { room, epoch, position, since: performance.now() });
     const record = { epoch, position, nodeId: this.opts.nodeId };
     const ttl = this.opts.graceMs + RECORD_MARGIN_MS;
     for (let attempt = 1; ; attempt++) {
@@ -256,18 +268,26 @@ export class SignalRouter {
     return count;
   }
 
-  /** The participant left or its grace ended: nothing will be read back for it. */
+  /** The participant left, resumed, or its grace ended: this node answers for its gap no more. */
   forget(participantId: string): void {
+    const away = this.away.get(participantId);
+    if (!away) return;
+    clearTimeout(away.expiry);
     this.away.delete(participantId);
+    this.opts.members.releaseRoom(away.room);
   }
 
   // ---- resume ------------------------------------------------------------------------------------
 
   /** Call before publishing the Claim of a participant resumed here at `epoch`. */
-  beginResume(room: string, participantId: string, epoch: number, previousNodeId: string | null): void {
+  beginResume(room: string, participantId: string, epoch: number, lastNodeId: string): void {
     this.resumes.get(participantId)?.markJoined();
-    this.away.delete(participantId);
-    this.resumes.set(participantId, new Resume(room, participantId, epoch, previousNodeId));
+    const resume = new Resume(room, participantId, epoch, lastNodeId);
+    // It went away from this very node: where its gap starts is known here.
+    const away = this.away.get(participantId);
+    if (away && away.room === room && away.epoch < epoch) resume.start = away.start;
+    this.forget(participantId);
+    this.resumes.set(participantId, resume);
   }
 
   /** The Claim is in the log at `position`: the gap can be read back up to it. */
@@ -302,15 +322,13 @@ export class SignalRouter {
   }
 
   private async findStart(resume: Resume): Promise<Position> {
-    const { room, participantId, epoch, previousNodeId } = resume;
-    const saved = await this.opts.records.load(room, participantId).catch((err) => {
-      this.opts.log.warn({ err, room, participant: participantId }, 'could not read a gap record');
-      return null;
-    });
+    const { room, participantId, epoch, lastNodeId } = resume;
+    const saved = await this.loadRecord(room, participantId);
     const record = saved && saved.epoch < epoch ? saved : null;
     // The membership just before this one knows what was delivered last.
     if (record && record.epoch === epoch - 1) return record.position;
-    if (previousNodeId) {
+    if (lastNodeId !== this.opts.nodeId) {
+      // The node it left may be alive and know (its record may not have been saved).
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), this.opts.handoverWaitMs)));
       const answered = await Promise.race([resume.handover, timeout]);
@@ -320,21 +338,32 @@ export class SignalRouter {
     // An older membership's record: the ones between never got as far as delivering (a resume
     // refused before `joined`), or they would have recorded their own gap.
     if (record) return record.position;
-    if (previousNodeId) {
-      const checkpoint = await this.opts.records.loadCheckpoint(room, previousNodeId).catch(() => null);
-      if (checkpoint !== null) {
-        this.opts.metrics.resumesFromCheckpoint.inc();
-        this.opts.log.warn(
-          { room, participant: participantId, previousNodeId },
-          'previous node silent: reading back from its checkpoint',
-        );
-        return checkpoint;
+    const checkpoint = await this.opts.records.loadCheckpoint(room, lastNodeId).catch(() => null);
+    // Without a word from the node it left, read back from where that node had certainly
+    // delivered (its checkpoint), or else everything the log may hold of the grace: what was
+    // delivered already may come twice, but nothing acked is lost.
+    const start = checkpoint ?? `${Date.now() - this.opts.graceMs - RECORD_MARGIN_MS}-0`;
+    this.opts.metrics.resumesFromCheckpoint.inc();
+    this.opts.log.warn(
+      { room, participant: participantId, lastNodeId, checkpoint },
+      'no exact gap start: reading back at least once',
+    );
+    return start;
+  }
+
+  private async loadRecord(room: string, participantId: string): Promise<GapRecord | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.opts.records.load(room, participantId);
+      } catch (err) {
+        if (attempt >= 3) {
+          this.opts.metrics.backgroundErrors.labels('gap-record').inc();
+          this.opts.log.warn({ err, room, participant: participantId }, 'could not read a gap record');
+          return null;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt).unref());
       }
     }
-    // Nothing says where the gap starts: reading the whole log back would repeat what was delivered.
-    this.opts.metrics.dropped.labels('gap-unknown').inc();
-    this.opts.log.warn({ room, participant: participantId }, 'no gap start known for a resumed participant');
-    return resume.claimPosition ?? START;
   }
 
   private async finishResume(participantId: string, resume: Resume): Promise<void> {
@@ -343,7 +372,7 @@ export class SignalRouter {
     const until = resume.claimPosition!;
     if (comparePositions(start, until) < 0) {
       try {
-        const { entries, isComplete } = await this.opts.channel.read(resume.room, start, until);
+        const { entries, isComplete } = await this.readWithRetry(resume.room, start, until);
         if (!isComplete) {
           this.opts.metrics.dropped.labels('log-trimmed').inc();
           this.opts.log.warn({ room: resume.room, participant: participantId }, 'the room log no longer holds all of a gap');
@@ -373,6 +402,17 @@ export class SignalRouter {
     const member = this.opts.members.find(participantId);
     if (member && member.status === 'joined' && !member.session.isClosed) this.deliver(member, [...frames, ...resume.held]);
     // A member that went away meanwhile saved this resume's start: the log still has it all.
+  }
+
+  private async readWithRetry(room: string, after: Position, until: Position) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.opts.channel.read(room, after, until);
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 250 * attempt).unref());
+      }
+    }
   }
 
   // ---- markers -------------------------------------------------------------------------------------
@@ -406,8 +446,8 @@ export class SignalRouter {
     }
     const away = this.away.get(participantId);
     if (away && away.room === room && away.epoch < epoch) {
-      this.away.delete(participantId);
-      this.track(this.handOver(room, participantId, away.epoch, away.position));
+      this.forget(participantId);
+      this.track(away.start.then((start) => this.handOver(room, participantId, away.epoch, start)));
     }
   }
 

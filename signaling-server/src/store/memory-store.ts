@@ -82,10 +82,11 @@ export class MemoryStore implements RoomStore {
       const isKnownHash = row?.resumeHash === req.resumeHash || isRetry;
       if (!row || row.room !== req.room || !isLive || !isKnownHash || row.identity !== req.identity) return null;
       const previousNodeId = row.status === 'connected' && row.nodeId !== req.nodeId ? row.nodeId : null;
+      const lastNodeId = row.nodeId;
       const epoch = row.epoch + 1;
       Object.assign(row, { nodeId: req.nodeId, status: 'connected', reason: null, graceUntil: 0, resumeHash: req.nextResumeHash, epoch });
       const peers = this.peersOf(req.room).filter((p) => p.id !== req.participantId);
-      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId, epoch };
+      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId, lastNodeId, epoch };
     });
   }
 

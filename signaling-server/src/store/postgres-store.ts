@@ -161,7 +161,7 @@ export class PostgresStore implements RoomStore {
         `.execute(tx);
         const previousNodeId = row.status === 'connected' && row.node_id !== req.nodeId ? row.node_id : null;
         const self: Peer = { id: row.id, name: row.name, meta: row.meta };
-        return { self, peers: rows[0]!.peers, state: room.state, seq: room.seq, previousNodeId, epoch: rows[0]!.epoch };
+        return { self, peers: rows[0]!.peers, state: room.state, seq: room.seq, previousNodeId, lastNodeId: row.node_id, epoch: rows[0]!.epoch };
       }),
     );
   }

@@ -42,6 +42,8 @@ export interface ResumeRequest {
 export interface ResumeResult extends RoomSnapshot {
   /** The node that held the participant's socket before, when it was still marked connected. */
   previousNodeId: string | null;
+  /** The node that held (or last held) the participant before this resume, whatever its status. */
+  lastNodeId: string;
   /** The new membership's epoch: one more than the one it takes over. */
   epoch: number;
 }

@@ -57,7 +57,7 @@ async function subscriberIds(): Promise<string[]> {
   const list = (await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string;
   return list
     .split('\n')
-    .filter((line) => line.includes('name=signaling-sub'))
+    .filter((line) => /\bname=\S+:sub\b/.test(line)) // each node names its subscriber <node id>:sub
     .map((line) => /\bid=(\d+)/.exec(line)![1]!)
     .sort();
 }

@@ -85,7 +85,7 @@ describe('against live nodes', () => {
     await carol.join(room);
 
     const sent = await signalctl(['send', room, '{"notice":"hi"}', '--to', bj.self.id]);
-    expect(sent.stdout.trim()).toBe('sent to 1 participant(s)');
+    expect(sent.stdout.trim(), sent.stderr).toBe('sent to 1 participant(s)');
     expect((await bob.waitForType('server')).data).toEqual({ notice: 'hi' });
 
     const kicked = await signalctl(['kick', room, bj.self.id, '--reason', 'bye']);

@@ -26,6 +26,8 @@ beforeAll(async () => {
       WEBHOOK_MAX_AGE_MS: String(MAX_AGE_MS),
       NODE_HEARTBEAT_MS: '1000',
       RESUME_GRACE_MS: '300',
+      // (A grace shorter than the reconnect jitter is refused at start.)
+      RECONNECT_JITTER_MS: '100',
       ADMIN_API_KEYS,
     },
   });
