@@ -4,6 +4,8 @@
 import { START, comparePositions, type BusHandler, type GapHandler, type LogEntry, type Position, type RoomBus } from './bus.js';
 
 interface HubEntry extends LogEntry {
+  /** The room's previous position: a read that does not start right after `after` lost some. */
+  prev: Position;
   at: number;
 }
 
@@ -25,9 +27,10 @@ export class MemoryHub {
     const now = Date.now();
     let log = this.logs.get(room);
     if (!log) this.logs.set(room, (log = []));
+    const prev = log.at(-1)?.position ?? START;
     while (log.length > 0 && log[0]!.at < now - this.retentionMs) log.shift();
     const position = `${++this.counter}-0`;
-    log.push({ position, payload, at: now });
+    log.push({ position, prev, payload, at: now });
     queueMicrotask(() => {
       for (const bus of this.buses) bus.receive(room, payload, position);
     });
@@ -37,13 +40,11 @@ export class MemoryHub {
   /** @internal */
   read(room: string, after: Position, until: Position): { entries: LogEntry[]; isComplete: boolean } {
     const log = this.logs.get(room) ?? [];
-    const entries = log
-      .filter((e) => comparePositions(e.position, after) > 0 && (until === '+' || comparePositions(e.position, until) <= 0))
-      .map(({ position, payload }) => ({ position, payload }));
-    // Positions here count up by one, so a missing first one means the log dropped it.
-    const expected = `${Number(after.split('-')[0]) + 1}-0`;
-    const isComplete = entries.length === 0 ? until === '+' || after === until : entries[0]!.position === expected;
-    return { entries, isComplete };
+    const kept = log.filter(
+      (e) => comparePositions(e.position, after) > 0 && (until === '+' || comparePositions(e.position, until) <= 0),
+    );
+    const isComplete = kept.length === 0 ? until === '+' || after === until : kept[0]!.prev === after;
+    return { entries: kept.map(({ position, payload }) => ({ position, payload })), isComplete };
   }
 
   /** @internal */
