@@ -73,6 +73,7 @@ export class RoomService {
   private readonly admission: Admission;
   /** Rooms whose view is being rebuilt from the database after a bus gap. */
   private readonly healing = new Set<string>();
+  private readonly healAgain = new Set<string>();
 
   constructor(private readonly opts: RoomServiceOptions) {
     const { nodeId, store, bus, fanout, metrics, log } = opts;
@@ -91,7 +92,10 @@ export class RoomService {
       checkpointMs: opts.checkpointMs ?? 250,
     });
     this.channel.onEnvelope((room, envelope, isOwn, position) => this.receive(room, envelope, isOwn, position));
-    this.channel.onGap((room) => void this.heal(room));
+    this.channel.onGap((room) => {
+      this.metrics.busGaps.inc();
+      void this.heal(room);
+    });
     const { verifier, maxParticipantsPerRoom } = opts;
     this.admission = new Admission({
       nodeId,
@@ -183,10 +187,10 @@ export class RoomService {
     const { kind, target, num, frame } = envelope;
     switch (kind) {
       case Kind.Signal:
-        return this.router.onSignal(room, target, frame, isOwn);
+        return this.router.onSignal(room, target, frame, position);
       case Kind.Server:
         // An operator's message to one participant travels like a signal, across a resume too.
-        if (target !== '') return this.router.onSignal(room, target, frame, false);
+        if (target !== '') return this.router.onSignal(room, target, frame, position);
         return this.local.receive(room, envelope, isOwn);
       case Kind.Claim:
         return this.router.onClaim(room, target, num, position, isOwn);
@@ -202,8 +206,11 @@ export class RoomService {
 
   /** The bus lost some of a room's messages for this node: rebuild its view from the database. */
   private async heal(room: string): Promise<void> {
-    this.metrics.busGaps.inc();
-    if (this.healing.has(room)) return;
+    if (this.healing.has(room)) {
+      // A heal is reading the room already, maybe from before this gap: it reads once more.
+      this.healAgain.add(room);
+      return;
+    }
     this.healing.add(room);
     try {
       for (let attempt = 1; ; attempt++) {
@@ -224,6 +231,7 @@ export class RoomService {
       }
     } finally {
       this.healing.delete(room);
+      if (this.healAgain.delete(room)) void this.heal(room);
     }
   }
   private readonly pendingGraces = new Set<Promise<void>>();

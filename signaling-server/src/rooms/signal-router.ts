@@ -24,9 +24,6 @@ import { Kind, decodeEnvelope } from './envelope.js';
 import type { RoomChannel } from './room-channel.js';
 import type { LocalMember } from './session.js';
 
-/** After this long without news, a signal published to the bus is taken as lost, not in flight. */
-const IN_FLIGHT_STALE_MS = 5000;
-
 /** How long a resume waits for its own Claim to come back through the subscription. */
 const MARKER_WAIT_MS = 10_000;
 
@@ -102,7 +99,14 @@ class Resume {
 
 export class SignalRouter {
   private readonly early = new Map<string, string[]>();
-  private readonly inFlight = new Map<string, { count: number; at: number }>();
+  /**
+   * Per recipient: signals this node published that its subscription has not yet passed (still
+   * being logged, or logged at a position beyond the room's). No timer: a subscriber that lost them
+   * reads them back before it passes them.
+   */
+  private readonly inFlight = new Map<string, { room: string; pending: number; last: Position | null }>();
+  /** Resumes that went live before their Claim came back: signals up to it were read back already. */
+  private readonly readBackUntil = new Map<string, Position>();
   private readonly away = new Map<string, Away>();
   private readonly resumes = new Map<string, Resume>();
   /** Gap records being saved and handovers being published: a stopping node waits for them. */
@@ -137,44 +141,40 @@ export class SignalRouter {
     if (!this.opts.members.isInRoom(room, to)) {
       throw new ProtocolError('peer-not-found', `no participant ${to.slice(0, 64)} in room ${room}`);
     }
-    this.countInFlight(to);
+    const entry = this.inFlight.get(to) ?? { room, pending: 0, last: null };
+    entry.pending++;
+    this.inFlight.set(to, entry);
     const published = this.opts.channel.publish(room, Kind.Signal, to, 0, frame);
-    published.catch(() => this.landed(to));
+    published.then(
+      (position) => {
+        entry.pending--;
+        if (entry.last === null || comparePositions(position, entry.last) > 0) entry.last = position;
+      },
+      () => entry.pending--,
+    );
     return published;
   }
 
-  private countInFlight(to: string): void {
-    const entry = this.inFlight.get(to);
-    if (entry) {
-      entry.count++;
-      entry.at = performance.now();
-    } else {
-      this.inFlight.set(to, { count: 1, at: performance.now() });
-    }
-  }
-
-  private landed(to: string): void {
-    const entry = this.inFlight.get(to);
-    if (!entry) return;
-    if (entry.count <= 1) this.inFlight.delete(to);
-    else entry.count--;
-  }
-
-  /** One that never comes back (the bus lost it) stops counting after a while instead of for ever. */
+  /** Whether signals this node published to `to` may still be on their way to this node's members. */
   private hasInFlight(to: string): boolean {
     const entry = this.inFlight.get(to);
     if (!entry) return false;
-    if (performance.now() - entry.at < IN_FLIGHT_STALE_MS) return true;
+    if (entry.pending > 0) return true;
+    if (entry.last !== null && comparePositions(this.opts.channel.position(entry.room), entry.last) < 0) return true;
     this.inFlight.delete(to);
     return false;
   }
 
   // ---- receiving -------------------------------------------------------------------------------
 
-  onSignal(room: string, to: string, frame: string, isOwn: boolean): void {
+  onSignal(room: string, to: string, frame: string, position: Position): void {
     // Published only when `to` was not live here at send time, so never a duplicate of the direct
     // path, even when this node sent it.
-    if (isOwn) this.landed(to);
+    const readBack = this.readBackUntil.get(to);
+    if (readBack !== undefined) {
+      if (comparePositions(position, readBack) <= 0) return;
+      this.readBackUntil.delete(to);
+    }
     const resume = this.resumes.get(to);
     if (resume) {
       // Before the marker it is part of the gap, read back from the log; after it, it waits.
@@ -479,7 +479,10 @@ export class SignalRouter {
   private async saveCheckpoints(): Promise<void> {
     if (this.delivered.size === 0) return;
     const positions = new Map<string, Position>();
-    for (const room of this.delivered) positions.set(room, this.opts.channel.position(room));
+    for (const room of this.delivered) {
+      const position = this.opts.channel.position(room);
+      if (position !== START) positions.set(room, position); // not subscribed any more
+    }
     this.delivered.clear();
     try {
       await this.opts.records.saveCheckpoints(this.opts.nodeId, positions, this.opts.graceMs + RECORD_MARGIN_MS);
