@@ -55,7 +55,10 @@ async function plainPublish(url: string): Promise<Sender> {
 
 async function roomLog(url: string): Promise<Sender> {
   const options = { url, prefix: 'log:', timeoutMs: 5000, retentionMs: 70_000, log: pino({ level: 'silent' }) };
-  const [publisher, subscriber] = [await RedisBus.connect(options), await RedisBus.connect(options)];
+  const [publisher, subscriber] = [
+    await RedisBus.connect({ ...options, nodeId: 'publisher' }),
+    await RedisBus.connect({ ...options, nodeId: 'subscriber' }),
+  ];
   let count = 0;
   subscriber.onMessage(() => count++);
   for (let i = 0; i < ROOMS; i++) await subscriber.subscribe(`r${i}`);

@@ -76,7 +76,7 @@ async function start(config: Config, log: Logger) {
   if (config.REDIS_URL) {
     const redisBus = await RedisBus.connect({
       url: config.REDIS_URL,
-      name: config.NODE_ID,
+      nodeId: config.NODE_ID,
       prefix: config.REDIS_PREFIX,
       timeoutMs: config.REDIS_TIMEOUT_MS,
       retentionMs: config.BUS_LOG_RETENTION_MS,
@@ -87,7 +87,7 @@ async function start(config: Config, log: Logger) {
     bus = redisBus;
     gapRecords = new RedisGapRecords(redisBus.client, config.REDIS_PREFIX);
   } else {
-    bus = new MemoryHub(config.BUS_LOG_RETENTION_MS).createBus();
+    bus = new MemoryHub(config.BUS_LOG_RETENTION_MS).createBus(config.NODE_ID);
     gapRecords = new MemoryGapRecords();
   }
   metrics.busUp.set(bus.isUp() ? 1 : 0);
@@ -200,7 +200,10 @@ async function start(config: Config, log: Logger) {
     publicKeyPem: config.AUTH_JWT_PUBLIC_KEY,
     jwksUrl: config.AUTH_JWKS_URL,
   };
-  const adminAuth = new AdminAuth(parseApiKeys(config.ADMIN_API_KEYS), config.ADMIN_API_JWT ? createPayloadVerifier(tokenKeys) : null);
+  const adminAuth = new AdminAuth(
+    parseApiKeys(config.ADMIN_API_KEYS),
+    config.ADMIN_API_JWT ? createPayloadVerifier(tokenKeys) : null,
+  );
   if (!adminAuth.isEnabled) log.info('operator API off: set ADMIN_API_KEYS (or ADMIN_API_JWT=on) to turn it on');
   let openApi: unknown;
   const routes: Route[] = operatorRoutes({

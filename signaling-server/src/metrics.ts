@@ -58,6 +58,12 @@ export function createMetrics() {
     busUp: new Gauge({ name: 'signaling_bus_up', help: '1 when the bus (Redis) is connected', registers }),
     dbUp: new Gauge({ name: 'signaling_db_up', help: '1 when the database answered its last check', registers }),
     draining: new Gauge({ name: 'signaling_draining', help: '1 while this node drains', registers }),
+    busReceived: new Counter({
+      name: 'signaling_bus_received_total',
+      help: 'Room messages this node received from the bus, by kind (a signal reaches only the node holding its addressee)',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
     busRecovered: new Counter({
       name: 'signaling_bus_recovered_total',
       help: 'Messages this node missed on its subscription and read back from the room logs',

@@ -1,7 +1,17 @@
 // The in-process bus: one hub, any number of buses attached to it. A single embedded node uses one;
 // unit tests attach several to stand in for several nodes. The hub keeps each room's log for the
-// retention, as Redis does; delivery is asynchronous and in log order, and nothing is ever missed.
-import { START, comparePositions, type BusHandler, type GapHandler, type LogEntry, type Position, type RoomBus } from './bus.js';
+// retention, as Redis does, and routes messages for one participant to the bus (node) that holds
+// it; delivery is asynchronous and in log order, and nothing is ever missed.
+import {
+  Route,
+  START,
+  comparePositions,
+  type BusHandler,
+  type GapHandler,
+  type LogEntry,
+  type Position,
+  type RoomBus,
+} from './bus.js';
 
 interface HubEntry extends LogEntry {
   /** The room's previous position: a read that does not start right after `after` lost some. */
@@ -12,18 +22,33 @@ interface HubEntry extends LogEntry {
 export class MemoryHub {
   private readonly buses = new Set<MemoryBus>();
   private readonly logs = new Map<string, HubEntry[]>();
+  /** Per room, per participant: the node whose latest Home named it, and that Home's epoch. */
+  private readonly homes = new Map<string, Map<string, { nodeId: string; epoch: number }>>();
   private counter = 0;
 
   constructor(private readonly retentionMs = 60_000) {}
 
-  createBus(): MemoryBus {
-    const bus = new MemoryBus(this);
+  /** A bus for the node `nodeId` (each bus its own node unless told otherwise). */
+  createBus(nodeId = `memory-${this.buses.size + 1}-${++this.counter}`): MemoryBus {
+    const bus = new MemoryBus(this, nodeId);
     this.buses.add(bus);
     return bus;
   }
 
-  /** @internal Logs a message and hands it to every bus on the next microtask. */
-  append(room: string, payload: string): Position {
+  /**
+   * @internal Logs a message and hands it, on the next microtask, to every bus it is routed to:
+   * all of them, or for a To route only the holder's when one is known.
+   */
+  append(room: string, payload: string, origin: string, route: Route, participant: string, epoch: number): Position {
+    let holder: string | undefined;
+    if (route !== Route.Room) {
+      let homes = this.homes.get(room);
+      if (!homes) this.homes.set(room, (homes = new Map()));
+      const home = homes.get(participant);
+      if (route === Route.To) holder = home?.nodeId;
+      else if (route === Route.Gone) homes.delete(participant);
+      else if (!home || home.epoch <= epoch) homes.set(participant, { nodeId: origin, epoch });
+    }
     const now = Date.now();
     let log = this.logs.get(room);
     if (!log) this.logs.set(room, (log = []));
@@ -32,7 +57,7 @@ export class MemoryHub {
     const position = `${++this.counter}-0`;
     log.push({ position, prev, payload, at: now });
     queueMicrotask(() => {
-      for (const bus of this.buses) bus.receive(room, payload, position);
+      for (const bus of this.buses) if (holder === undefined || bus.nodeId === holder) bus.receive(room, payload, position);
     });
     return position;
   }
@@ -64,11 +89,14 @@ export class MemoryBus implements RoomBus {
   private readonly handlers: BusHandler[] = [];
   private isClosed = false;
 
-  constructor(private readonly hub: MemoryHub) {}
+  constructor(
+    private readonly hub: MemoryHub,
+    readonly nodeId: string,
+  ) {}
 
-  async publish(room: string, payload: string): Promise<Position> {
+  async publish(room: string, payload: string, route = Route.Room, participant = '', epoch = 0): Promise<Position> {
     if (this.isClosed) throw new Error('bus closed');
-    return this.hub.append(room, payload);
+    return this.hub.append(room, payload, this.nodeId, route, participant, epoch);
   }
 
   async subscribe(room: string): Promise<void> {

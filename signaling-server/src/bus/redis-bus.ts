@@ -1,9 +1,15 @@
-// RoomBus on Redis: each room has a log (a stream, kept for the retention) and a pub/sub channel.
-// A publish appends to the log and publishes, in one script, so every published message carries
-// its own position and the position of the message before it. A subscriber that sees a message
-// whose predecessor it has not seen (its connection dropped, Redis cut its output buffer) reads
-// the missing ones back from the log before going on, and after every reconnect it reads what was
-// logged while it was away. One connection publishes and reads, one subscribes (a subscribed
+// RoomBus on Redis: each room has a log (a stream, kept for the retention), a pub/sub channel that
+// every subscribed node listens on, and one channel per node for the messages routed to that node
+// alone (a signal goes only to the node that holds its addressee, see Route). A publish appends to
+// the log and publishes, in one script, so every published message carries its own position and
+// the position of the message before it that was routed to the same node. A subscriber that sees a
+// message whose predecessor it has not seen (its connection dropped, Redis cut its output buffer)
+// reads the missing ones back from the log before going on, and after every reconnect it reads what
+// was logged while it was away.
+//
+// Both channels of a room and all its keys share the hash tag {r:<room>}, so on a Redis Cluster
+// they live in one slot: one script can write them all, and one subscriber connection (the slot's
+// shard) receives both channels in the order the script published them. One connection publishes and reads, one subscribes (a subscribed
 // connection can do nothing else); publishing while disconnected fails at once instead of queueing,
 // so callers can answer `unavailable` rather than hang.
 //
@@ -14,7 +20,16 @@
 // after the ones published before it, on one connection.
 import { Redis, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
-import { START, comparePositions, type BusHandler, type GapHandler, type LogEntry, type Position, type RoomBus } from './bus.js';
+import {
+  Route,
+  START,
+  comparePositions,
+  type BusHandler,
+  type GapHandler,
+  type LogEntry,
+  type Position,
+  type RoomBus,
+} from './bus.js';
 
 /**
  * Joins the messages of one published batch; UNIT_SEPARATOR ends each message's position. A bus
@@ -24,6 +39,8 @@ import { START, comparePositions, type BusHandler, type GapHandler, type LogEntr
  */
 export const RECORD_SEPARATOR = '\x1e';
 const UNIT_SEPARATOR = '\x1f';
+/** Separates, in the header of a batch on the room channel, the positions each node must follow. */
+const GROUP_SEPARATOR = '\x1d';
 
 /** A batch that grows past this many UTF-16 code units goes out as is; the next one starts. */
 const MAX_BATCH_CHARS = 256 * 1024;
@@ -31,43 +48,95 @@ const MAX_BATCH_CHARS = 256 * 1024;
 /** How long to wait before reading the log again after a failed read. */
 const RETRY_READ_MS = 500;
 
-// KEYS: the room's log, the key holding its last position. ARGV: channel, retention ms, messages.
-// Publishes "<previous position>\x1e<position>\x1f<message>\x1e<position>\x1f<message>...".
+// KEYS: the room's log; its last position; its last position published on the room channel; a hash
+// node -> last position published on that node's channel since then; a hash participant ->
+// "<epoch> <node>", the node that holds it. ARGV: the publish command (PUBLISH or SPUBLISH), the
+// retention in ms, the room channel, the prefix of the node channels, this node's id, then for
+// each message: its route ('' the room, 't' to the participant's node, 'g' the participant is gone,
+// 'h<epoch>' this node holds the participant), the participant, the message.
+//
+// Consecutive messages for one channel go out together as
+//   "<previous>\x1e<position>\x1f<message>\x1e<position>\x1f<message>..."
+// where <previous> is, for a node channel, the last position that node was sent (on either
+// channel); for the room channel, the room channel's last position, followed (\x1d-separated) by
+// each node and position sent to that node alone since: a node follows its own, if listed.
 const PUBLISH_SCRIPT = `
+local command, retention, roomChannel, nodeChannels, self = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local prev = redis.call('GET', KEYS[2]) or '0-0'
+local wide = redis.call('GET', KEYS[3]) or '0-0'
 local t = redis.call('TIME')
-local retention = tonumber(ARGV[2])
 local minid = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - retention) .. '-0'
-local parts = { prev }
 local ids = {}
-for i = 3, #ARGV do
-  local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'p', prev, 'm', ARGV[i])
-  parts[#parts + 1] = id .. '\\31' .. ARGV[i]
+local group, parts = nil, nil
+local function send()
+  if parts then
+    redis.call(command, group == '' and roomChannel or nodeChannels .. group, table.concat(parts, '\\30'))
+  end
+end
+for i = 6, #ARGV, 3 do
+  local route, who, message = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'p', prev, 'm', message)
   ids[#ids + 1] = id
   prev = id
+  local node = nil
+  if route == 't' then
+    local home = redis.call('HGET', KEYS[5], who)
+    if home then node = string.sub(home, string.find(home, ' ', 1, true) + 1) end
+  elseif route == 'g' then
+    redis.call('HDEL', KEYS[5], who)
+  elseif route ~= '' then
+    local epoch = tonumber(string.sub(route, 2))
+    local home = redis.call('HGET', KEYS[5], who)
+    if not home or tonumber(string.sub(home, 1, string.find(home, ' ', 1, true) - 1)) <= epoch then
+      redis.call('HSET', KEYS[5], who, epoch .. ' ' .. self)
+    end
+  end
+  if node then
+    if group ~= node then
+      send()
+      group = node
+      parts = { redis.call('HGET', KEYS[4], node) or wide }
+    end
+    redis.call('HSET', KEYS[4], node, id)
+  else
+    if group ~= '' then
+      send()
+      group = ''
+      local header = redis.call('HGETALL', KEYS[4])
+      table.insert(header, 1, wide)
+      parts = { table.concat(header, '\\29') }
+      if #header > 1 then redis.call('DEL', KEYS[4]) end
+    end
+    wide = id
+  end
+  parts[#parts + 1] = id .. '\\31' .. message
 end
+send()
 redis.call('SET', KEYS[2], prev, 'PX', retention)
+redis.call('SET', KEYS[3], wide, 'PX', retention)
 redis.call('PEXPIRE', KEYS[1], retention)
-redis.call('PUBLISH', ARGV[1], table.concat(parts, '\\30'))
+redis.call('PEXPIRE', KEYS[4], retention)
+redis.call('PEXPIRE', KEYS[5], retention)
 return ids
+`;
+
+// KEYS: as above, the room channel's last position and the node positions. ARGV: the node.
+// The position a node's next message will name as its previous.
+const BASELINE_SCRIPT = `
+return redis.call('HGET', KEYS[2], ARGV[1]) or redis.call('GET', KEYS[1]) or '0-0'
 `;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    logAndPublish(
-      log: string,
-      last: string,
-      channel: string,
-      retentionMs: number,
-      ...messages: string[]
-    ): Result<string[], Context>;
+    logAndPublish(...keysAndArgs: (string | number)[]): Result<string[], Context>;
+    logBaseline(wide: string, sent: string, nodeId: string): Result<string, Context>;
   }
 }
 
 export interface RedisBusOptions {
   url: string;
-  /** Names the connections (`<name>:pub`, `<name>:sub`); the node id. */
-  name?: string;
+  /** This node's id: names its channel and its connections (`<nodeId>:pub`, `<nodeId>:sub`). */
+  nodeId: string;
   prefix: string;
   timeoutMs: number;
   /** How long each room's log keeps a message. */
@@ -81,6 +150,7 @@ export interface RedisBusOptions {
 /** The messages one script call logs and publishes, and the callers waiting for their positions. */
 interface Batch {
   room: string;
+  /** Route, participant and message of each message, in order. */
   messages: string[];
   chars: number;
   promise: Promise<string[]>;
@@ -108,8 +178,11 @@ export class RedisBus implements RoomBus {
   private readonly sub: Redis;
   private readonly handlers: BusHandler[] = [];
   private readonly gapHandlers: GapHandler[] = [];
-  private readonly channelPrefix: string;
   private readonly logs = new Map<string, RoomLog>();
+  /** The room of each subscribed channel (its room channel and this node's channel). */
+  private readonly channelRooms = new Map<string, string>();
+  /** PUBLISH on one Redis; SPUBLISH on a Redis Cluster (the shard of the room's slot). */
+  private readonly publishCommand = 'PUBLISH';
   /** The batch still open for each room this turn. */
   private readonly open = new Map<string, Batch>();
   /** Batches that were closed because they grew too big, oldest first; they go out before `open`. */
@@ -133,12 +206,12 @@ export class RedisBus implements RoomBus {
       lazyConnect: true,
     };
     // Named after the node, so CLIENT LIST tells an operator whose connection is whose.
-    const name = opts.name ?? 'signaling';
+    const name = opts.nodeId;
     this.pub = new Redis(opts.url, { ...common, enableOfflineQueue: false, connectionName: `${name}:pub` });
-    this.pub.defineCommand('logAndPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+    this.pub.defineCommand('logAndPublish', { numberOfKeys: 5, lua: PUBLISH_SCRIPT });
+    this.pub.defineCommand('logBaseline', { numberOfKeys: 2, lua: BASELINE_SCRIPT });
     // The subscriber keeps its offline queue so SUBSCRIBE issued during an outage runs on reconnect.
     this.sub = new Redis(opts.url, { ...common, commandTimeout: undefined, connectionName: `${name}:sub` });
-    this.channelPrefix = `${opts.prefix}room:`;
     this.sub.on('message', (channel: string, payload: string) => this.receive(channel, payload));
     this.pub.on('ready', () => this.reportStatus('pub connected'));
     this.sub.on('ready', () => void this.resubscribe());
@@ -169,32 +242,64 @@ export class RedisBus implements RoomBus {
     this.opts.onStatus?.(this.isUp());
   }
 
-  /** Keys of a room share one hash tag, so a Redis Cluster keeps them in one slot. */
+  /** Keys and channels of a room share one hash tag, so a Redis Cluster keeps them in one slot. */
+  private roomKey(room: string, name: string): string {
+    return `${this.opts.prefix}{r:${room}}:${name}`;
+  }
+
   private logKey(room: string): string {
-    return `${this.opts.prefix}{r:${room}}:log`;
+    return this.roomKey(room, 'log');
   }
 
   private lastKey(room: string): string {
-    return `${this.opts.prefix}{r:${room}}:last`;
+    return this.roomKey(room, 'last');
+  }
+
+  private roomChannel(room: string): string {
+    return this.roomKey(room, 'ch');
+  }
+
+  private nodeChannel(room: string): string {
+    return this.roomKey(room, `n:${this.opts.nodeId}`);
+  }
+
+  /** The script's keys and leading arguments for a batch of `room`; the messages follow. */
+  private scriptArgs(room: string): (string | number)[] {
+    return [
+      this.logKey(room),
+      this.lastKey(room),
+      this.roomKey(room, 'wide'),
+      this.roomKey(room, 'sent'),
+      this.roomKey(room, 'home'),
+      this.publishCommand,
+      this.opts.retentionMs,
+      this.roomChannel(room),
+      this.roomKey(room, 'n:'),
+      this.opts.nodeId,
+    ];
+  }
+
+  /** The position the next message routed to this node will name as its previous. */
+  private baseline(room: string): Promise<Position> {
+    return this.pub.logBaseline(this.roomKey(room, 'wide'), this.roomKey(room, 'sent'), this.opts.nodeId);
   }
 
   // ---- publishing -------------------------------------------------------------------------------
 
   /** Resolves with the message's position once Redis has logged and published it. */
-  publish(room: string, payload: string): Promise<Position> {
+  publish(room: string, payload: string, route = Route.Room, participant = '', epoch = 0): Promise<Position> {
     if (this.pub.status !== 'ready') return Promise.reject(new Error('the redis publisher is not connected'));
     // A separator inside a message would split it on the other side: refuse it loudly.
     if (payload.includes(RECORD_SEPARATOR) || payload.includes(UNIT_SEPARATOR)) {
       return Promise.reject(new Error('a bus message may not contain \\x1e or \\x1f'));
     }
+    const routeArg = ROUTE_ARGS[route] ?? `h${epoch}`;
     if (!this.isFlushScheduled) {
       // The first message of a turn goes out at once: at low rates batching would only add work.
       // Whatever follows it in this turn waits for the flush, after it.
       this.isFlushScheduled = true;
       setImmediate(this.flushNow);
-      return this.pub
-        .logAndPublish(this.logKey(room), this.lastKey(room), this.channelPrefix + room, this.opts.retentionMs, payload)
-        .then(first);
+      return this.pub.logAndPublish(...this.scriptArgs(room), routeArg, participant, payload).then(first);
     }
     let batch = this.open.get(room);
     if (batch && batch.chars + payload.length >= MAX_BATCH_CHARS) {
@@ -205,7 +310,7 @@ export class RedisBus implements RoomBus {
       batch = newBatch(room);
       this.open.set(room, batch);
     }
-    const index = batch.messages.push(payload) - 1;
+    const index = (batch.messages.push(routeArg, participant, payload) - 3) / 3;
     batch.chars += payload.length;
     return batch.promise.then((ids) => ids[index]!);
   }
@@ -215,18 +320,13 @@ export class RedisBus implements RoomBus {
     const batches = this.closed.length > 0 ? [...this.closed.splice(0), ...this.open.values()] : [...this.open.values()];
     this.open.clear();
     if (batches.length === 0) return;
-    const { retentionMs } = this.opts;
     if (batches.length === 1) {
       const [b] = batches as [Batch];
-      this.pub
-        .logAndPublish(this.logKey(b.room), this.lastKey(b.room), this.channelPrefix + b.room, retentionMs, ...b.messages)
-        .then(b.resolve, b.reject);
+      this.pub.logAndPublish(...this.scriptArgs(b.room), ...b.messages).then(b.resolve, b.reject);
       return;
     }
     const pipeline = this.pub.pipeline();
-    for (const b of batches) {
-      pipeline.logAndPublish(this.logKey(b.room), this.lastKey(b.room), this.channelPrefix + b.room, retentionMs, ...b.messages);
-    }
+    for (const b of batches) pipeline.logAndPublish(...this.scriptArgs(b.room), ...b.messages);
     pipeline.exec().then(
       (results) => {
         batches.forEach((b, i) => {
@@ -246,14 +346,18 @@ export class RedisBus implements RoomBus {
   async subscribe(room: string): Promise<void> {
     const roomLog: RoomLog = { last: undefined, baseline: undefined, isReading: false, waiting: [] };
     this.logs.set(room, roomLog);
-    await withTimeout(this.sub.subscribe(this.channelPrefix + room), this.opts.timeoutMs, 'subscribe');
+    const channels = [this.roomChannel(room), this.nodeChannel(room)];
+    for (const channel of channels) this.channelRooms.set(channel, room);
+    await withTimeout(this.sub.subscribe(...channels), this.opts.timeoutMs, 'subscribe');
     // Everything logged after this read reaches the subscription.
-    roomLog.baseline = (await this.pub.get(this.lastKey(room))) ?? START;
+    roomLog.baseline = await this.baseline(room);
   }
 
   async unsubscribe(room: string): Promise<void> {
     this.logs.delete(room);
-    await this.sub.unsubscribe(this.channelPrefix + room);
+    const channels = [this.roomChannel(room), this.nodeChannel(room)];
+    for (const channel of channels) this.channelRooms.delete(channel);
+    await this.sub.unsubscribe(...channels);
   }
 
   onMessage(handler: BusHandler): void {
@@ -270,7 +374,8 @@ export class RedisBus implements RoomBus {
   }
 
   private receive(channel: string, payload: string): void {
-    const room = channel.slice(this.channelPrefix.length);
+    const room = this.channelRooms.get(channel);
+    if (room === undefined) return;
     const roomLog = this.logs.get(room);
     if (!roomLog) return;
     if (roomLog.isReading) {
@@ -283,7 +388,7 @@ export class RedisBus implements RoomBus {
   /** Hands a published batch on, or starts reading the log when messages before it are missing. */
   private apply(room: string, roomLog: RoomLog, payload: string): void {
     let start = payload.indexOf(RECORD_SEPARATOR);
-    const prev = payload.slice(0, start);
+    const prev = this.previousOf(payload.slice(0, start));
     // The usual case: the batch follows what was handed on last, so none of it is old news.
     // Before anything was handed on, none of it is either, unless messages after the baseline are
     // missing in front of it.
@@ -305,6 +410,17 @@ export class RedisBus implements RoomBus {
       if (end < 0) return;
       start = end + 1;
     }
+  }
+
+  /**
+   * The position before a batch that this node was routed: the header's own, or on the room
+   * channel this node's entry when messages went to it alone since the room channel's last.
+   */
+  private previousOf(header: string): Position {
+    if (!header.includes(GROUP_SEPARATOR)) return header;
+    const fields = header.split(GROUP_SEPARATOR);
+    for (let i = 1; i + 1 < fields.length; i += 2) if (fields[i] === this.opts.nodeId) return fields[i + 1]!;
+    return fields[0]!;
   }
 
   /** Hands one message on unless it was handed on already (read back, then published too). */
@@ -333,7 +449,7 @@ export class RedisBus implements RoomBus {
           // The subscription was lost before it said where the log stood: what was missed cannot
           // be told apart from what came before.
           this.reportGap(room);
-          roomLog.baseline = (await this.pub.get(this.lastKey(room))) ?? START;
+          roomLog.baseline = await this.baseline(room);
         } else {
           let { entries, isComplete } = await this.read(room, after, '+');
           if (entries.length === 0) {
@@ -394,7 +510,7 @@ export class RedisBus implements RoomBus {
         for (const room of rooms) this.reportGap(room);
         this.runId = runId;
       }
-      if (rooms.length > 0) await this.sub.subscribe(...rooms.map((r) => this.channelPrefix + r));
+      if (rooms.length > 0) await this.sub.subscribe(...rooms.flatMap((r) => [this.roomChannel(r), this.nodeChannel(r)]));
       await Promise.all(rooms.map((room) => this.logs.get(room) && this.readBack(room, this.logs.get(room)!)));
       this.isSubscribed = true;
       this.reportStatus('sub resubscribed');
@@ -436,6 +552,9 @@ export class RedisBus implements RoomBus {
 }
 
 const first = (ids: string[]): string => ids[0]!;
+
+/** The script's route argument of each Route but Home (which carries its epoch). */
+const ROUTE_ARGS: Partial<Record<Route, string>> = { [Route.Room]: '', [Route.To]: 't', [Route.Gone]: 'g' };
 
 function newBatch(room: string): Batch {
   let resolve!: (ids: string[]) => void;

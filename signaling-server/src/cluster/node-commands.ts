@@ -25,18 +25,18 @@ export class NodeCommands {
     this.opts.bus.onMessage((room, payload) => {
       if (room !== own) return;
       const envelope = decodeEnvelope(payload);
-      if (envelope?.kind !== Kind.NodeCommand || envelope.target !== 'drain') {
+      if (envelope?.kind !== Kind.NodeCommand || envelope.command !== 'drain') {
         this.opts.log.warn({ room }, 'ignoring an unknown node command');
         return;
       }
-      this.opts.log.info({ from: envelope.origin, command: envelope.target }, 'node command received');
-      this.opts.onCommand(envelope.target);
+      this.opts.log.info({ from: envelope.origin, command: envelope.command }, 'node command received');
+      this.opts.onCommand(envelope.command);
     });
     await this.opts.bus.subscribe(own);
   }
 
   /** Resolves once the bus took the command; the node acts on it when it arrives. */
   async send(nodeId: string, command: NodeCommand): Promise<void> {
-    await this.opts.bus.publish(nodeChannel(nodeId), encodeEnvelope(this.opts.nodeId, Kind.NodeCommand, command, 0, ''));
+    await this.opts.bus.publish(nodeChannel(nodeId), encodeEnvelope(this.opts.nodeId, { kind: Kind.NodeCommand, command }));
   }
 }

@@ -80,7 +80,9 @@ export class Admission {
       // A resume that failed may still have committed (its COMMIT's answer was lost): then the
       // participant is held here with no connection. Its grace is recorded, which matches nothing
       // if it did not commit, and a retry with the same token takes it over.
-      resuming.catch(() => this.opts.onUncertainResume({ room: msg.room, participantId: presented.participantId, resumeHash: next.hash }));
+      resuming.catch(() =>
+        this.opts.onUncertainResume({ room: msg.room, participantId: presented.participantId, resumeHash: next.hash }),
+      );
       const resumed = await dependency(resuming, log);
       if (resumed) {
         member.id = resumed.self.id;
@@ -94,7 +96,10 @@ export class Admission {
         }
         router.beginResume(msg.room, member.id, member.epoch, resumed.lastNodeId);
         // Signals after this marker are ours; the gap before it is read back from the room's log.
-        const claimed = await dependency(channel.publish(msg.room, Kind.Claim, member.id, member.epoch, ''), log);
+        const claimed = await dependency(
+          channel.publish(msg.room, { kind: Kind.Claim, participant: member.id, epoch: member.epoch }),
+          log,
+        );
         router.claimed(member.id, claimed);
         return { snapshot: resumed as RoomSnapshot, secret: next.secret, isResumed: true };
       }
@@ -119,12 +124,18 @@ export class Admission {
           maxParticipants: this.opts.maxParticipantsPerRoom,
           ...this.opts.graceSeats,
         },
-        (s) => channel.publishAndAwaitEcho(msg.room, Kind.PeerJoined, participantId, s.seq, encode.peerJoined(msg.room, s.self)),
+        (s) =>
+          channel.publishAndAwaitEcho(msg.room, {
+            kind: Kind.PeerJoined,
+            participant: participantId,
+            seq: s.seq,
+            frame: encode.peerJoined(msg.room, s.self),
+          }),
       ),
       log,
     );
     // Local peers have seen peer-joined once its echo is back: only then may the newcomer speak.
-    await channel.echo(Kind.PeerJoined, msg.room, participantId, snapshot.seq);
+    await channel.echo(msg.room, { kind: Kind.PeerJoined, participant: participantId, seq: snapshot.seq });
     return { snapshot, secret: next.secret, isResumed: false };
   }
 }

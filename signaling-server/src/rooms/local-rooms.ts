@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import { KICKED_CLOSE_CODE, encode, type Peer, type RoomState } from '../protocol/messages.js';
-import { Kind, type Envelope } from './envelope.js';
+import { Kind, type ReceivedEnvelope } from './envelope.js';
 import type { RoomChannel } from './room-channel.js';
 import { RoomView } from './room-view.js';
 import { topicOf, type HeldEvent, type LocalFanout, type LocalMember } from './session.js';
@@ -137,14 +137,13 @@ export class LocalRooms implements MemberDirectory {
 
   // ---- what arrives on the bus -----------------------------------------------------------------
 
-  receive(room: string, envelope: Envelope, isOwn: boolean): void {
-    const { kind, target, num, frame } = envelope;
-    switch (kind) {
+  receive(room: string, envelope: ReceivedEnvelope, isOwn: boolean): void {
+    switch (envelope.kind) {
       case Kind.Broadcast: {
         // This node delivered its own broadcasts when they were sent.
         if (isOwn) return;
         const topic = topicOf(room);
-        this.fanout.publish(topic, frame);
+        this.fanout.publish(topic, envelope.frame);
         this.deliveredBroadcast.inc(this.fanout.subscriberCount(topic));
         return;
       }
@@ -152,20 +151,32 @@ export class LocalRooms implements MemberDirectory {
       case Kind.PeerLeft:
         // Membership and state events come back to their origin too: every node then sees them in
         // the one order the bus gives, the order in which the database serialised them.
-        return this.onMembershipEvent(room, kind === Kind.PeerJoined, target, num, frame, isOwn);
+        return this.onMembershipEvent(
+          room,
+          envelope.kind === Kind.PeerJoined,
+          envelope.participant,
+          envelope.seq,
+          envelope.frame,
+          isOwn,
+        );
       case Kind.State:
-        return this.deliverToMembers(room, { kind: 'state', num, target, frame });
+        return this.deliverToMembers(room, {
+          kind: 'state',
+          num: envelope.version,
+          target: envelope.writer,
+          frame: envelope.frame,
+        });
       case Kind.Kicked:
-        return this.onKicked(room, target, frame);
+        return this.onKicked(room, envelope.participant, envelope.frame);
       case Kind.Server:
         // To the whole room; one addressed to a participant is routed like a signal.
-        this.fanout.publish(topicOf(room), frame);
+        this.fanout.publish(topicOf(room), envelope.frame);
         this.metrics.deliveries.labels('server').inc(this.fanout.subscriberCount(topicOf(room)));
         return;
       case Kind.NodeCommand:
         return;
       default:
-        this.log.warn({ room, kind }, 'ignoring a bus message of unknown kind');
+        this.log.warn({ room, kind: envelope.kind }, 'ignoring a bus message of a kind rooms do not handle');
     }
   }
 

@@ -42,8 +42,18 @@ export class RoomAdmin {
       async (d) => {
         // Both before the commit, in this order on the room's channel: the holder lets the
         // participant go before the peer-left arrives, so its own client never sees that.
-        await this.channel.publish(room, Kind.Kicked, d.participantId, d.seq, encode.kicked(room, reason));
-        await this.channel.publish(room, Kind.PeerLeft, d.participantId, d.seq, encode.peerLeft(room, d.participantId, 'kicked'));
+        await this.channel.publish(room, {
+          kind: Kind.Kicked,
+          participant: d.participantId,
+          seq: d.seq,
+          frame: encode.kicked(room, reason),
+        });
+        await this.channel.publish(room, {
+          kind: Kind.PeerLeft,
+          participant: d.participantId,
+          seq: d.seq,
+          frame: encode.peerLeft(room, d.participantId, 'kicked'),
+        });
       },
       'kicked',
     );
@@ -62,16 +72,21 @@ export class RoomAdmin {
   async send(room: string, data: unknown, to?: string[]): Promise<void> {
     const frame = encode.server(room, data);
     if (to === undefined) {
-      await this.channel.publish(room, Kind.Server, '', 0, frame);
+      await this.channel.publish(room, { kind: Kind.Server, to: null, frame });
       return;
     }
-    await Promise.all(to.map((id) => this.channel.publish(room, Kind.Server, id, 0, frame)));
+    await Promise.all(to.map((id) => this.channel.publish(room, { kind: Kind.Server, to: id, frame })));
   }
 
   /** The room state's compare-and-set; participants get the usual `state` event, from `server`. */
   async writeState(room: string, expectedVersion: number, data: Record<string, unknown>): Promise<AdminStateWrite> {
     return this.opts.store.writeState({ room, participantId: SERVER_WRITER }, expectedVersion, data, (version) =>
-      this.channel.publish(room, Kind.State, SERVER_WRITER, version, encode.state(room, version, data, SERVER_WRITER)),
+      this.channel.publish(room, {
+        kind: Kind.State,
+        writer: SERVER_WRITER,
+        version,
+        frame: encode.state(room, version, data, SERVER_WRITER),
+      }),
     );
   }
 }

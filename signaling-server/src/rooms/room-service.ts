@@ -23,7 +23,7 @@ import type { SeatCaps } from '../store/seats.js';
 import type { Departure, HeldMembership, RoomStore } from '../store/store.js';
 import { Admission } from './admission.js';
 import { dependency } from './dependency.js';
-import { Kind, type Envelope } from './envelope.js';
+import { Kind, type ReceivedEnvelope } from './envelope.js';
 import { LocalRooms } from './local-rooms.js';
 import { formatResumeToken } from './resume-token.js';
 import { RoomChannel } from './room-channel.js';
@@ -183,21 +183,20 @@ export class RoomService {
 
   // ---- what arrives on the bus -----------------------------------------------------------------
 
-  private receive(room: string, envelope: Envelope, isOwn: boolean, position: Position): void {
-    const { kind, target, num, frame } = envelope;
-    switch (kind) {
+  private receive(room: string, envelope: ReceivedEnvelope, isOwn: boolean, position: Position): void {
+    switch (envelope.kind) {
       case Kind.Signal:
-        return this.router.onSignal(room, target, frame, position);
+        return this.router.onSignal(room, envelope.to, envelope.frame, position);
       case Kind.Server:
         // An operator's message to one participant travels like a signal, across a resume too.
-        if (target !== '') return this.router.onSignal(room, target, frame, position);
+        if (envelope.to !== null) return this.router.onSignal(room, envelope.to, envelope.frame, position);
         return this.local.receive(room, envelope, isOwn);
       case Kind.Claim:
-        return this.router.onClaim(room, target, num, position, isOwn);
+        return this.router.onClaim(room, envelope.participant, envelope.epoch, position, isOwn);
       case Kind.Handover:
-        return this.router.onHandover(target, num, frame);
+        return this.router.onHandover(envelope.participant, envelope.epoch, envelope.start);
       case Kind.PeerLeft:
-        this.router.forget(target);
+        this.router.forget(envelope.participant);
         return this.local.receive(room, envelope, isOwn);
       default:
         return this.local.receive(room, envelope, isOwn);
@@ -374,7 +373,7 @@ export class RoomService {
   /** Publishes a participant's departure to its room; the store calls it before committing. */
   announceDeparture(d: Departure): Promise<unknown> {
     const frame = encode.peerLeft(d.room, d.participantId, d.reason);
-    return this.channel.publish(d.room, Kind.PeerLeft, d.participantId, d.seq, frame);
+    return this.channel.publish(d.room, { kind: Kind.PeerLeft, participant: d.participantId, seq: d.seq, frame });
   }
 
   /** Lets go of a member whose connection ended without `leave`; its gap is kept for its resume. */
@@ -415,7 +414,7 @@ export class RoomService {
     requireGrant(member, 'broadcast');
     const frame = encode.broadcast(member.room, member.id, msg.data);
     this.local.broadcastFrom(member, frame);
-    this.ackWhenLogged(member, msg.id, this.channel.publish(member.room, Kind.Broadcast, member.id, 0, frame));
+    this.ackWhenLogged(member, msg.id, this.channel.publish(member.room, { kind: Kind.Broadcast, from: member.id, frame }));
   }
 
   /** The ack is a promise of delivery: it goes out once the room's log holds the message. */
@@ -439,7 +438,12 @@ export class RoomService {
     const { session, room } = member;
     try {
       const written = this.store.writeState({ room, participantId: member.id }, msg.version, msg.data, (version) =>
-        this.channel.publishAndAwaitEcho(room, Kind.State, member.id, version, encode.state(room, version, msg.data, member.id)),
+        this.channel.publishAndAwaitEcho(room, {
+          kind: Kind.State,
+          writer: member.id,
+          version,
+          frame: encode.state(room, version, msg.data, member.id),
+        }),
       );
       const result = await dependency(written, this.log);
       if (!result.ok) {
@@ -447,7 +451,7 @@ export class RoomService {
         throw new ProtocolError('version-conflict', `room state is at version ${current.version}`, { state: current });
       }
       // The sender's next broadcast goes straight to local peers: they must have the state first.
-      await this.channel.echo(Kind.State, room, member.id, result.version);
+      await this.channel.echo(room, { kind: Kind.State, writer: member.id, version: result.version });
       member.version = Math.max(member.version, result.version);
       if (msg.id !== undefined && !session.isClosed) session.link.send(encode.ack(msg.id, result.version));
     } catch (err) {

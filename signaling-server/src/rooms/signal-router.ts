@@ -20,7 +20,7 @@ import { START, comparePositions, type Position } from '../bus/bus.js';
 import type { GapRecord, GapRecords } from '../bus/gap-records.js';
 import type { Metrics } from '../metrics.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { Kind, decodeEnvelope } from './envelope.js';
+import { Kind, addresseeOf, decodeEnvelope, type SignalEnvelope } from './envelope.js';
 import type { RoomChannel } from './room-channel.js';
 import type { LocalMember } from './session.js';
 
@@ -144,7 +144,7 @@ export class SignalRouter {
     const entry = this.inFlight.get(to) ?? { room, pending: 0, last: null };
     entry.pending++;
     this.inFlight.set(to, entry);
-    const published = this.opts.channel.publish(room, Kind.Signal, to, 0, frame);
+    const published = this.opts.channel.publish(room, { kind: Kind.Signal, to, frame });
     published.then(
       (position) => {
         entry.pending--;
@@ -379,8 +379,7 @@ export class SignalRouter {
         }
         for (const entry of entries) {
           const envelope = decodeEnvelope(entry.payload);
-          const isForIt = envelope?.target === participantId && (envelope.kind === Kind.Signal || envelope.kind === Kind.Server);
-          if (isForIt) frames.push(envelope.frame);
+          if (envelope && addresseeOf(envelope) === participantId) frames.push((envelope as SignalEnvelope).frame);
         }
       } catch (err) {
         this.opts.metrics.dropped.labels('bus-unavailable').inc();
@@ -457,7 +456,7 @@ export class SignalRouter {
   }
 
   private handOver(room: string, participantId: string, epoch: number, start: Position): Promise<unknown> {
-    return this.opts.channel.publish(room, Kind.Handover, participantId, epoch, start).catch((err) => {
+    return this.opts.channel.publish(room, { kind: Kind.Handover, participant: participantId, epoch, start }).catch((err) => {
       this.opts.metrics.backgroundErrors.labels('handover').inc();
       this.opts.log.warn({ err, room, participant: participantId }, 'could not publish a handover');
     });

@@ -341,3 +341,47 @@ it('a node that missed a join the log no longer holds heals its view from the da
     await redis.stop();
   }
 }, 60_000);
+
+it('a signal reaches only the node that holds its addressee, across a resume too, each once and in order', async () => {
+  const { nodes } = await threeNodes({ RESUME_GRACE_MS: '15000' });
+  const room = newRoom('route');
+  const [sender, addressee, bystander] = [new Member(room), new Member(room), new Member(room)];
+  await sender.connect(nodes[0]!);
+  await addressee.connect(nodes[1]!);
+  await bystander.connect(nodes[2]!);
+  // A series appears with its first increment.
+  const signalsReceived = async (i: number) => (await metric(nodes[i]!, 'signaling_bus_received_total{kind="signal"}')) || 0;
+  const before = await Promise.all([0, 1, 2].map(signalsReceived));
+
+  const acks = () => sender.acked.get(addressee.id)?.length ?? 0;
+  const untilAcked = async (n: number) => {
+    while (acks() < n) await new Promise((r) => setTimeout(r, 20));
+  };
+  for (let i = 0; i < 40; i++) sender.signal([addressee]);
+  await untilAcked(40);
+  await untilAllArrived([sender, addressee]);
+  expect(verify([sender, addressee]).broken).toEqual([]);
+  expect((await signalsReceived(1)) - before[1]!).toBe(40);
+  expect((await signalsReceived(2)) - before[2]!).toBe(0);
+
+  // The addressee moves to the bystander's node while signals keep coming: the ones after its
+  // Claim go to that node alone, the ones before it are read back there from the room's log.
+  const timer = setInterval(() => sender.signal([addressee]), 10);
+  addressee.client.ws.terminate();
+  await addressee.client.closed;
+  await addressee.connect(nodes[2]!);
+  await new Promise((r) => setTimeout(r, 300));
+  clearInterval(timer);
+  const acked = acks();
+  const afterMove = await Promise.all([0, 1, 2].map(signalsReceived));
+  for (let i = 0; i < 20; i++) sender.signal([addressee]);
+  await untilAcked(acked + 20);
+  await untilAllArrived([sender, addressee]);
+  const { broken, duplicates } = verify([sender, addressee]);
+  expect(broken).toEqual([]);
+  expect(duplicates).toBe(0);
+  expect((await signalsReceived(2)) - afterMove[2]!).toBe(20);
+  expect((await signalsReceived(1)) - afterMove[1]!).toBe(0);
+  expect(await signalsReceived(0)).toBe(before[0]);
+  expect([...sender.churn, ...bystander.churn].filter((c) => c.startsWith('peer-left'))).toEqual([]);
+}, 60_000);

@@ -3,7 +3,8 @@
 // subscriber whose connection is cut reads back what it missed from the room's log, once, in order.
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Route } from '../../src/bus/bus.js';
 import { RedisBus } from '../../src/bus/redis-bus.js';
 import { testRedisUrl, uniqueName } from '../support/cluster.js';
 import { startThrowawayRedis } from '../support/throwaway-redis.js';
@@ -11,9 +12,10 @@ import { startThrowawayRedis } from '../support/throwaway-redis.js';
 const buses: RedisBus[] = [];
 const prefix = `${uniqueName('bus')}:`;
 
-async function bus(url = testRedisUrl(), extra: { retentionMs?: number; timeoutMs?: number } = {}) {
+async function bus(url = testRedisUrl(), extra: { retentionMs?: number; timeoutMs?: number; nodeId?: string } = {}) {
   const b = await RedisBus.connect({
     url,
+    nodeId: `node-${buses.length + 1}`,
     prefix,
     timeoutMs: 2000,
     retentionMs: 60_000,
@@ -163,5 +165,91 @@ it('fails a subscribe that Redis does not answer in time', async () => {
     const b = await bus(url, { timeoutMs: 300 });
     await admin.client('PAUSE', '2000', 'ALL');
     await expect(b.subscribe('slow')).rejects.toThrow('timed out');
+  });
+});
+
+describe('routing to the node that holds a participant', () => {
+  /** Three nodes in one room; `b` holds participant p (it published p's Home). */
+  async function threeNodes(room: string, url = testRedisUrl()) {
+    const [a, b, c] = [await bus(url), await bus(url), await bus(url)];
+    const got = { a: collect(a), b: collect(b), c: collect(c) };
+    let gaps = 0;
+    for (const n of [a, b, c]) {
+      n.onGap(() => gaps++);
+      await n.subscribe(room);
+    }
+    await b.publish(room, 'home-p', Route.Home, 'p', 0);
+    return { a, b, c, got, gaps: () => gaps };
+  }
+  const payloads = (got: [string, string][]) => got.map(([, p]) => p);
+
+  it('sends a message for one participant to its node only, in order with the room messages', async () => {
+    const { a, got, gaps } = await threeNodes('route-1');
+    const sent: Promise<string>[] = [];
+    // Interleaved in one turn and across turns: batches mix both channels.
+    for (let i = 0; i < 30; i++) {
+      sent.push(a.publish('route-1', `to-p-${i}`, Route.To, 'p'));
+      if (i % 3 === 0) sent.push(a.publish('route-1', `room-${i}`));
+      if (i % 10 === 0) await Promise.all(sent);
+    }
+    await Promise.all(sent);
+    await a.publish('route-1', 'end');
+    await until(() => ['a', 'b', 'c'].every((n) => got[n as 'a'].at(-1)?.[1] === 'end'), 'the last message everywhere');
+    const everything = ['home-p'];
+    for (let i = 0; i < 30; i++) {
+      everything.push(`to-p-${i}`);
+      if (i % 3 === 0) everything.push(`room-${i}`);
+    }
+    everything.push('end');
+    expect(payloads(got.b)).toEqual(everything);
+    const roomOnly = everything.filter((p) => !p.startsWith('to-p'));
+    expect(payloads(got.a)).toEqual(roomOnly);
+    expect(payloads(got.c)).toEqual(roomOnly);
+    expect(gaps()).toBe(0);
+  });
+
+  it('follows the participant to the node of its newest Home, ignores an older one, and sends to all once it is gone', async () => {
+    const { a, b, c, got } = await threeNodes('route-2');
+    await c.publish('route-2', 'claim-p-2', Route.Home, 'p', 2);
+    await b.publish('route-2', 'late-claim-p-1', Route.Home, 'p', 1);
+    await a.publish('route-2', 'to-p-after-claims', Route.To, 'p');
+    await a.publish('route-2', 'left-p', Route.Gone, 'p');
+    await a.publish('route-2', 'to-p-after-leaving', Route.To, 'p');
+    await until(() => got.a.at(-1)?.[1] === 'to-p-after-leaving', 'the last message on a');
+    await until(() => got.b.at(-1)?.[1] === 'to-p-after-leaving' && got.c.at(-1)?.[1] === 'to-p-after-leaving', 'everywhere');
+    expect(payloads(got.c)).toContain('to-p-after-claims');
+    expect(payloads(got.b)).not.toContain('to-p-after-claims');
+    expect(payloads(got.a)).not.toContain('to-p-after-claims');
+  });
+
+  it('reads back a message routed to this node alone that it missed, before the next room message', async () => {
+    await onPrivateRedis(async (url) => {
+      const { a, b, got, gaps } = await threeNodes('route-3', url);
+      // b's subscriber misses what goes to its own channel, without losing its connection (as if
+      // Redis had dropped that one message): only the next room message can tell it.
+      const sub = (b as unknown as { sub: Redis }).sub;
+      const ownChannel = `${prefix}{r:route-3}:n:${(b as unknown as { opts: { nodeId: string } }).opts.nodeId}`;
+      await sub.unsubscribe(ownChannel);
+      await a.publish('route-3', 'missed', Route.To, 'p');
+      await sub.subscribe(ownChannel);
+      await a.publish('route-3', 'room-after');
+      await until(() => got.b.at(-1)?.[1] === 'room-after', 'the room message on b');
+      expect(payloads(got.b)).toEqual(['home-p', 'missed', 'room-after']);
+      expect(gaps()).toBe(0);
+    });
+  });
+
+  it('reads back a missed message routed to this node alone before the next one routed to it', async () => {
+    await onPrivateRedis(async (url) => {
+      const { a, b, got } = await threeNodes('route-4', url);
+      const sub = (b as unknown as { sub: Redis }).sub;
+      const ownChannel = `${prefix}{r:route-4}:n:${(b as unknown as { opts: { nodeId: string } }).opts.nodeId}`;
+      await sub.unsubscribe(ownChannel);
+      await a.publish('route-4', 'missed', Route.To, 'p');
+      await sub.subscribe(ownChannel);
+      await a.publish('route-4', 'next', Route.To, 'p');
+      await until(() => got.b.at(-1)?.[1] === 'next', 'the next message on b');
+      expect(payloads(got.b)).toEqual(['home-p', 'missed', 'next']);
+    });
   });
 });

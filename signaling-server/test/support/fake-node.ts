@@ -77,7 +77,7 @@ export class FakeNode {
       handoverWaitMs?: number;
     } = {},
   ) {
-    this.bus = hub.createBus();
+    this.bus = hub.createBus(id);
     this.service = new RoomService({
       nodeId: id,
       store,

@@ -34,7 +34,7 @@ describe('RoomService', () => {
     }
   });
 
-  it('keeps one sender\'s order when a state change is followed by a broadcast', async () => {
+  it("keeps one sender's order when a state change is followed by a broadcast", async () => {
     const { a, b } = cluster();
     const [alice, bob] = [a.connect(), b.connect()];
     await joinedId(alice, 'order');
@@ -42,7 +42,10 @@ describe('RoomService', () => {
     alice.send({ type: 'state', room: 'order', data: { step: 1 }, version: 0 });
     alice.send({ type: 'broadcast', room: 'order', data: 'after-state' });
     await bob.waitFor((m) => m.type === 'broadcast');
-    expect(bob.frames.filter((f) => f.type === 'state' || f.type === 'broadcast').map((f) => f.type)).toEqual(['state', 'broadcast']);
+    expect(bob.frames.filter((f) => f.type === 'state' || f.type === 'broadcast').map((f) => f.type)).toEqual([
+      'state',
+      'broadcast',
+    ]);
   });
 
   it('answers requests queued behind a leave with not-joined, in order', async () => {
@@ -77,7 +80,9 @@ describe('RoomService', () => {
     store.isDown = true;
     expect(await a.connect().request({ type: 'join', room: 'outage' })).toMatchObject({ type: 'error', code: 'unavailable' });
     expect(await alice.request({ type: 'state', room: 'outage', data: {}, version: 0 })).toMatchObject({ code: 'unavailable' });
-    expect(await alice.request({ type: 'signal', room: 'outage', to: bj.self.id, data: 'still here' })).toMatchObject({ type: 'ack' });
+    expect(await alice.request({ type: 'signal', room: 'outage', to: bj.self.id, data: 'still here' })).toMatchObject({
+      type: 'ack',
+    });
     expect(await bob.waitFor((m) => m.type === 'signal')).toMatchObject({ from: aj.self.id, data: 'still here' });
     // Both refusals on node a are counted, by their code.
     const { values } = await a.metrics.errors.get();
@@ -147,8 +152,8 @@ describe('RoomService', () => {
     let releaseSubscriptions!: () => void;
     const isReleased = new Promise<void>((resolve) => (releaseSubscriptions = resolve));
     const createBus = hub.createBus.bind(hub);
-    hub.createBus = () => {
-      const bus = createBus();
+    hub.createBus = (nodeId?: string) => {
+      const bus = createBus(nodeId);
       const subscribe = bus.subscribe.bind(bus);
       bus.subscribe = async (room) => {
         await isReleased;

@@ -3,6 +3,7 @@
 // once, on whichever node it resumes; and stale markers of older memberships change nothing.
 import { describe, expect, it } from 'vitest';
 import { MemoryGapRecords } from '../../src/bus/gap-records.js';
+import { Route } from '../../src/bus/bus.js';
 import { MemoryHub } from '../../src/bus/memory-bus.js';
 import { Kind, encodeEnvelope } from '../../src/rooms/envelope.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -102,8 +103,10 @@ describe('SignalRouter', () => {
     const second = a.connect();
     await join(second, 'r', { resume: r1.resume });
 
-    // The first resume's Claim (epoch 1) published late, after the second one (epoch 2).
-    await hub.createBus().publish('r', encodeEnvelope('c', Kind.Claim, bj.self.id, 1, ''));
+    // The first resume's Claim (epoch 1) published late by its node, after the second one (epoch 2):
+    // neither the rooms nor the bus's routing may take it for the newer one.
+    const claim = encodeEnvelope('c', { kind: Kind.Claim, participant: bj.self.id, epoch: 1 });
+    await hub.createBus('c').publish('r', claim, Route.Home, bj.self.id, 1);
     await alice.request({ type: 'signal', room: 'r', to: bj.self.id, data: 'still-here' });
     await until(() => signalsOf(second).includes('still-here'));
     expect(await second.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
