@@ -121,8 +121,9 @@ return ids
 `;
 
 // KEYS: as above, the room channel's last position and the node positions. ARGV: the node.
-// The position a node's next message will name as its previous.
-const BASELINE_SCRIPT = `
+// The position a node's next message will name as its previous. Flagged read-only, so it runs
+// while Redis holds writes (CLIENT PAUSE WRITE during a failover) and is routed like a read.
+const BASELINE_SCRIPT = `#!lua flags=no-writes
 return redis.call('HGET', KEYS[2], ARGV[1]) or redis.call('GET', KEYS[1]) or '0-0'
 `;
 
