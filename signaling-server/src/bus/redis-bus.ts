@@ -45,6 +45,9 @@ const GROUP_SEPARATOR = '\x1d';
 /** A batch that grows past this many UTF-16 code units goes out as is; the next one starts. */
 const MAX_BATCH_CHARS = 256 * 1024;
 
+/** Rooms whose script arguments are kept ready (a node publishes to the rooms of its members). */
+const MAX_CACHED_ROOMS = 10_000;
+
 /** How long to wait before reading the log again after a failed read. */
 const RETRY_READ_MS = 500;
 
@@ -180,6 +183,7 @@ export class RedisBus implements RoomBus {
   private readonly handlers: BusHandler[] = [];
   private readonly gapHandlers: GapHandler[] = [];
   private readonly logs = new Map<string, RoomLog>();
+  private readonly scriptArgsByRoom = new Map<string, (string | number)[]>();
   /** The room of each subscribed channel (its room channel and this node's channel). */
   private readonly channelRooms = new Map<string, string>();
   /** PUBLISH on one Redis; SPUBLISH on a Redis Cluster (the shard of the room's slot). */
@@ -264,9 +268,16 @@ export class RedisBus implements RoomBus {
     return this.roomKey(room, `n:${this.opts.nodeId}`);
   }
 
-  /** The script's keys and leading arguments for a batch of `room`; the messages follow. */
+  /**
+   * The script's keys and leading arguments for a batch of `room`; the messages follow. Built once
+   * per room (seven strings): the hot path only looks them up.
+   */
   private scriptArgs(room: string): (string | number)[] {
-    return [
+    let args = this.scriptArgsByRoom.get(room);
+    if (args) return args;
+    // Rooms come and go; a full cache starts again rather than keeping the ones long gone.
+    if (this.scriptArgsByRoom.size >= MAX_CACHED_ROOMS) this.scriptArgsByRoom.clear();
+    args = [
       this.logKey(room),
       this.lastKey(room),
       this.roomKey(room, 'wide'),
@@ -278,6 +289,8 @@ export class RedisBus implements RoomBus {
       this.roomKey(room, 'n:'),
       this.opts.nodeId,
     ];
+    this.scriptArgsByRoom.set(room, args);
+    return args;
   }
 
   /** The position the next message routed to this node will name as its previous. */
