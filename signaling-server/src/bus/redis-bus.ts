@@ -48,6 +48,9 @@ const MAX_BATCH_CHARS = 256 * 1024;
 /** Rooms whose script arguments are kept ready (a node publishes to the rooms of its members). */
 const MAX_CACHED_ROOMS = 10_000;
 
+/** Entries per XRANGE when a log is read back. */
+const READ_PAGE = 1000;
+
 /** How long to wait before reading the log again after a failed read. */
 const RETRY_READ_MS = 500;
 
@@ -534,17 +537,21 @@ export class RedisBus implements RoomBus {
     }
   }
 
+  /** Reads in pages of READ_PAGE entries, so a long gap never makes Redis build one huge reply. */
   async read(room: string, after: Position, until: Position): Promise<{ entries: LogEntry[]; isComplete: boolean }> {
-    const rows = (await this.pub.xrange(this.logKey(room), `(${after}`, until)) as [string, string[]][];
     const entries: LogEntry[] = [];
-    let isComplete = rows.length === 0 ? until === '+' || after === until : false;
-    for (let i = 0; i < rows.length; i++) {
-      const [position, fields] = rows[i]!;
-      // Fields are written as p, <previous position>, m, <message>.
-      if (i === 0) isComplete = fields[1] === after;
-      entries.push({ position, payload: fields[3]! });
+    let isComplete = false;
+    for (let cursor = after; ;) {
+      const rows = (await this.pub.xrange(this.logKey(room), `(${cursor}`, until, 'COUNT', READ_PAGE)) as [string, string[]][];
+      if (entries.length === 0) {
+        // Fields are written as p, <previous position>, m, <message>: the first entry must follow
+        // `after`, or the log dropped what came between.
+        isComplete = rows.length === 0 ? until === '+' || after === until : rows[0]![1][1] === after;
+      }
+      for (const [position, fields] of rows) entries.push({ position, payload: fields[3]! });
+      if (rows.length < READ_PAGE) return { entries, isComplete };
+      cursor = rows.at(-1)![0];
     }
-    return { entries, isComplete };
   }
 
   isUp(): boolean {

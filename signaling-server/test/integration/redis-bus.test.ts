@@ -253,3 +253,15 @@ describe('routing to the node that holds a participant', () => {
     });
   });
 });
+
+it('reads back a range longer than one page whole, in order', async () => {
+  const b = await bus();
+  const first = await b.publish('long-range', 'm0');
+  const sent: Promise<string>[] = [];
+  for (let i = 1; i <= 2500; i++) sent.push(b.publish('long-range', `m${i}`));
+  const positions = await Promise.all(sent);
+  const { entries, isComplete } = await b.read('long-range', first, positions.at(-1)!);
+  expect(isComplete).toBe(true);
+  expect(entries.map((e) => e.payload)).toEqual(Array.from({ length: 2500 }, (_, i) => `m${i + 1}`));
+  expect((await b.read('long-range', first, '+')).entries).toHaveLength(2500);
+});
