@@ -14,6 +14,7 @@ export interface GapRecord {
 }
 
 export interface GapRecords {
+  /** Keeps the record unless one of a newer membership (higher epoch) is there already. */
   save(room: string, participantId: string, record: GapRecord, ttlMs: number): Promise<void>;
   load(room: string, participantId: string): Promise<GapRecord | null>;
   /**
@@ -24,6 +25,15 @@ export interface GapRecords {
   saveCheckpoints(nodeId: string, positions: Map<string, Position>, ttlMs: number): Promise<void>;
   loadCheckpoint(room: string, nodeId: string): Promise<Position | null>;
 }
+
+// KEYS: the record. ARGV: the record, its epoch, its TTL in ms. A record of a newer membership is
+// never replaced by an older one's (a slow save of a resume that was itself resumed since).
+const SAVE_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(string.match(current, '^%d+')) > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+`;
 
 export class RedisGapRecords implements GapRecords {
   constructor(
@@ -41,7 +51,7 @@ export class RedisGapRecords implements GapRecords {
 
   async save(room: string, participantId: string, record: GapRecord, ttlMs: number): Promise<void> {
     const value = `${record.epoch} ${record.position} ${record.nodeId}`;
-    await this.redis.set(this.gapKey(room, participantId), value, 'PX', Math.max(1, ttlMs));
+    await this.redis.eval(SAVE_SCRIPT, 1, this.gapKey(room, participantId), value, record.epoch, Math.max(1, ttlMs));
   }
 
   async load(room: string, participantId: string): Promise<GapRecord | null> {
@@ -76,7 +86,10 @@ export class MemoryGapRecords implements GapRecords {
     const now = Date.now();
     // Expired records go when the map is touched; a process keeps no more than one grace's worth.
     for (const [key, entry] of this.gaps) if (entry.expiresAt <= now) this.gaps.delete(key);
-    this.gaps.set(`${room}\n${participantId}`, { record, expiresAt: now + ttlMs });
+    const key = `${room}\n${participantId}`;
+    // As on Redis: an older membership's record never replaces a newer one's.
+    if ((this.gaps.get(key)?.record.epoch ?? -1) > record.epoch) return;
+    this.gaps.set(key, { record, expiresAt: now + ttlMs });
   }
 
   async load(room: string, participantId: string): Promise<GapRecord | null> {
