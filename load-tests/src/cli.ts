@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster, type TargetKind } from './cluster/cluster.js';
 import { runLoad, type GeneratorOptions } from './scenarios/engine.js';
 import { runIdle } from './scenarios/idle.js';
+import { renderBusSummary, runBus, type BusLoad, type BusResult, type RedisKind } from './scenarios/bus.js';
 import { PRESETS, idleSpec, loadSpec, spreadSpec, type Settings } from './presets.js';
 import { SCENARIOS, type MachineInfo, type RunFile, type ScenarioName, type ScenarioResult } from './results.js';
 import { maxOpenFiles } from './procstat.js';
@@ -80,6 +81,12 @@ function parse() {
       'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
       'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
       'log-level': { type: 'string', default: 'info' },
+      redis: { type: 'string', default: 'single,cluster' },
+      'bus-load': { type: 'string', default: 'project' },
+      'bus-rate': { type: 'string', default: '4000' },
+      'bus-rooms': { type: 'string', default: '1000' },
+      'redis-masters': { type: 'string', default: '3' },
+      'redis-replicas': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -131,7 +138,8 @@ async function main(): Promise<void> {
     }
   }
   const scenarios = (command === 'run' ? [scenarioArg ?? ''] : (v.scenarios ?? 'relay,fanout').split(',')) as ScenarioName[];
-  for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
+  const isBus = command === 'run' && scenarioArg === 'bus';
+  for (const s of isBus ? [] : scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
   const targets = (command === 'run' ? [v.target] : v.targets.split(',')) as TargetKind[];
   for (const t of targets) if (!['project', 'baseline', 'floor', 'floor2'].includes(t)) throw new Error(`unknown target '${t}'`);
   // The report compares the project with the two-node floor and the baseline; the one-node floor
@@ -181,6 +189,37 @@ async function main(): Promise<void> {
     isInspectable: prof && v['cpu-prof'],
   });
   const say = (text: string) => v.quiet || process.stderr.write(`${text}\n`);
+  if (isBus) {
+    const kinds = v.redis.split(',') as RedisKind[];
+    for (const k of kinds) if (k !== 'single' && k !== 'cluster') throw new Error(`--redis takes single and/or cluster, not '${k}'`);
+    const load = v['bus-load'] as BusLoad;
+    if (load !== 'raw' && load !== 'project') throw new Error(`--bus-load takes raw or project, not '${load}'`);
+    const spec = {
+      load,
+      rate: Number(v['bus-rate']),
+      rooms: Number(v['bus-rooms']),
+      masters: Number(v['redis-masters']),
+      replicasPerMaster: Number(v['redis-replicas']),
+      warmupMs: settings.warmupS * 1000,
+      durationMs: settings.durationS * 1000,
+      drainMs: settings.drainS * 1000,
+      payloadBytes: settings.payload,
+    };
+    const busResults: BusResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      // Alternating which Redis goes first, as bench alternates its targets.
+      for (const redis of round % 2 === 1 ? kinds : [...kinds].reverse()) {
+        say(`bus: ${load} load on ${redis === 'single' ? 'one Redis' : `a ${spec.masters}-master Redis Cluster`}, ${spec.rate}/s over ${spec.rooms} rooms${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+        const sub = `b${round}${redis[0]}`;
+        const project = { cluster: { ...clusterOpts('project', Number(v.nodes), sub, false) }, generator: { ...gen, runId: `${gen.runId}${sub}` } };
+        busResults.push(await runBus({ ...spec, redis }, project));
+        say(renderBusSummary(busResults.slice(-1)));
+      }
+    }
+    process.stdout.write(renderBusSummary(busResults) + '\n');
+    if (v.json) writeFileSync(v.json, JSON.stringify({ command: process.argv.slice(2).join(' '), machine: machineInfo(), results: busResults }, null, 2));
+    return;
+  }
   const nodesOf = (t: TargetKind) => (t === 'floor' ? 1 : Number(t === 'project' ? v.nodes : v['baseline-nodes']));
   const spreadNodes = Math.round(settings.spreadNodes);
   if (scenarios.includes('spread') && spreadNodes < 3) throw new Error('--spread-nodes needs 3 or more: its arms compare rooms over 2 nodes with rooms over all');
