@@ -42,7 +42,9 @@ const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENAR
                              over 2 nodes and over all of them; member 0 signals member 1,
                              --spread-rate signals/s in all (4000); reports CPU per signal, B/A
   run bus                    the bus alone, one Redis against a local Redis Cluster: see
-                             load-tests/src/scenarios/bus.ts (--redis single,cluster --bus-load project|raw)
+                             load-tests/src/scenarios/bus.ts. --redis single,cluster (each arm starts its own)
+                             --bus-load project|raw (the project's nodes under relay, or bare SPUBLISH)
+                             --bus-rate 4000 --bus-rooms 1000 --redis-masters 3 --redis-replicas 0
   report RESULTS.json        write the report and charts of a saved run again [--update-docs]
 
   --preset small|medium|large   sizes (default small, ~2 min for bench on 2 cores)
