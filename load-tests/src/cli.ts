@@ -44,7 +44,7 @@ const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENAR
   run bus                    the bus alone, one Redis against a local Redis Cluster: see
                              load-tests/src/scenarios/bus.ts. --redis single,cluster (each arm starts its own)
                              --bus-load project|raw (the project's nodes under relay, or bare SPUBLISH)
-                             --bus-rate 4000 --bus-rooms 1000 --redis-masters 3 --redis-replicas 0
+                             --bus-rate 2000 --bus-rooms 1000 --redis-masters 3 --redis-replicas 0
   report RESULTS.json        write the report and charts of a saved run again [--update-docs]
 
   --preset small|medium|large   sizes (default small, ~2 min for bench on 2 cores)
@@ -85,7 +85,7 @@ function parse() {
       'log-level': { type: 'string', default: 'info' },
       redis: { type: 'string', default: 'single,cluster' },
       'bus-load': { type: 'string', default: 'project' },
-      'bus-rate': { type: 'string', default: '4000' },
+      'bus-rate': { type: 'string', default: '2000' },
       'bus-rooms': { type: 'string', default: '1000' },
       'redis-masters': { type: 'string', default: '3' },
       'redis-replicas': { type: 'string', default: '0' },
