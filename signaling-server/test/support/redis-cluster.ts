@@ -58,7 +58,7 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs: num
 }
 
 /** Runs one command on one node over a short-lived connection. */
-async function ask(port: number, ...args: string[]): Promise<string> {
+async function ask(port: number, ...args: string[]): Promise<unknown> {
   const conn = new Redis({
     host: HOST,
     port,
@@ -70,7 +70,7 @@ async function ask(port: number, ...args: string[]): Promise<string> {
   conn.on('error', () => {});
   try {
     await conn.connect();
-    return String(await conn.call(args[0]!, ...args.slice(1)));
+    return await conn.call(args[0]!, ...args.slice(1));
   } finally {
     conn.disconnect();
   }
@@ -92,6 +92,10 @@ async function startServer(nodeTimeoutMs: number): Promise<Server> {
     join(dir, 'nodes.conf'),
     '--cluster-node-timeout',
     String(nodeTimeoutMs),
+    // CLUSTER SLOTS lists a replica only once its replication offset is not 0; masters ping their
+    // replicas (which moves the offset) every 10 s by default, every second here.
+    '--repl-ping-replica-period',
+    '1',
   ]);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const server = { port, dir, proc, exited, output };
@@ -135,13 +139,13 @@ function runRedisCli(args: string[]): Promise<void> {
 
 /** True when the node says the cluster is ok, with every slot served. */
 async function isHealthy(port: number): Promise<boolean> {
-  const info = await ask(port, 'CLUSTER', 'INFO');
+  const info = String(await ask(port, 'CLUSTER', 'INFO'));
   return infoField(info, 'cluster_state') === 'ok' && infoField(info, 'cluster_slots_ok') === String(SLOTS);
 }
 
 /** Ports of the masters that serve slots and are not marked failed, as CLUSTER NODES says. */
 async function mastersServingSlots(port: number): Promise<number[]> {
-  const nodes = await ask(port, 'CLUSTER', 'NODES');
+  const nodes = String(await ask(port, 'CLUSTER', 'NODES'));
   const ports: number[] = [];
   for (const line of nodes.split('\n')) {
     const fields = line.split(' ');
@@ -179,8 +183,11 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
     );
     // Replicas must have synced before a master can be killed without losing what it held.
     await until(
-      async () => (await mastersServingSlots(servers[0]!.port)).length === masters && (await replicasInSync(servers)),
-      'every replica in sync',
+      async () =>
+        (await mastersServingSlots(servers[0]!.port)).length === masters &&
+        (await replicasInSync(servers)) &&
+        (await Promise.all(servers.map((s) => listsReplicas(s.port, replicasPerMaster)))).every(Boolean),
+      'every replica in sync and in CLUSTER SLOTS',
       30_000,
     );
   } catch (err) {
@@ -225,10 +232,16 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
 
 /** Every replica has its link to its master up and has loaded the master's data. */
 async function replicasInSync(servers: Server[]): Promise<boolean> {
-  const infos = await Promise.all(servers.map((s) => ask(s.port, 'INFO', 'replication')));
+  const infos = await Promise.all(servers.map(async (s) => String(await ask(s.port, 'INFO', 'replication'))));
   return infos.every(
     (info) =>
       infoField(info, 'role') === 'master' ||
       (infoField(info, 'master_link_status') === 'up' && infoField(info, 'master_sync_in_progress') === '0'),
   );
+}
+
+/** The node's CLUSTER SLOTS (what clients learn the replicas from) names this many replicas per range. */
+async function listsReplicas(port: number, replicas: number): Promise<boolean> {
+  const ranges = (await ask(port, 'CLUSTER', 'SLOTS')) as unknown[][];
+  return ranges.length > 0 && ranges.every((range) => range.length - 3 === replicas);
 }
