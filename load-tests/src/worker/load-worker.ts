@@ -6,6 +6,7 @@ import { LatencyHistogram, nowUs } from '../histogram.js';
 import { RequestError, type ConnectOptions, type Delivery, type SignalingClient } from '../clients/client.js';
 import { connectProject } from '../clients/project-client.js';
 import { connectBaseline } from '../clients/socketio-client.js';
+import { spreadNode } from './placement.js';
 import type { ChurnStats, FlowStats, FromWorker, ToWorker, WorkerPlan } from './messages.js';
 
 const plan = (workerData as { plan: WorkerPlan }).plan;
@@ -189,11 +190,6 @@ interface SpreadRoom {
 
 const spread = plan.spread ? new Flow() : undefined;
 const spreadRooms: SpreadRoom[] = [];
-
-/** The node of member `m` of room `g`: the room's nodes start at g and wrap, so every node sends and receives alike. */
-function spreadNode(g: number, m: number, span: number, nodes: number): number {
-  return (g + (m % span)) % nodes;
-}
 
 async function setupSpread(): Promise<number> {
   const s = plan.spread!;
