@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster, type TargetKind } from './cluster/cluster.js';
 import { runLoad, type GeneratorOptions } from './scenarios/engine.js';
 import { runIdle } from './scenarios/idle.js';
-import { PRESETS, idleSpec, loadSpec, type Settings } from './presets.js';
+import { renderBusSummary, runBus, type BusLoad, type BusResult, type RedisKind } from './scenarios/bus.js';
+import { PRESETS, idleSpec, loadSpec, spreadSpec, type Settings } from './presets.js';
 import { SCENARIOS, type MachineInfo, type RunFile, type ScenarioName, type ScenarioResult } from './results.js';
 import { maxOpenFiles } from './procstat.js';
 import { renderReport, renderSummary, writeCharts } from './report/markdown.js';
@@ -23,21 +24,32 @@ const SETTING_FLAGS: Record<string, keyof Settings> = {
   warmup: 'warmupS', duration: 'durationS', drain: 'drainS', 'soak-duration': 'soakS',
   pairs: 'pairs', rate: 'rate', rooms: 'rooms', 'room-size': 'roomSize', 'fanout-rate': 'fanoutRate',
   'joins-per-second': 'joinsPerSecond', 'hold-ms': 'holdMs', 'churn-clients': 'churnClients', 'churn-rooms': 'churnRooms',
+  'spread-rooms': 'spreadRooms', 'spread-room-size': 'spreadRoomSize', 'spread-rate': 'spreadRate', 'spread-nodes': 'spreadNodes',
   connections: 'connections', 'idle-room-size': 'idleRoomSize', settle: 'settleS',
   workers: 'workers', sources: 'sources', 'per-source': 'perSource', payload: 'payload', concurrency: 'concurrency',
 };
 
 const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENARIO> [flags]
 
-  bench                      scenarios (default relay,fanout) against every target, report written
-  run relay|fanout|churn|idle|soak   one scenario against --target (default project)
+  bench                      scenarios (default relay,fanout) against every target (default
+                             project,floor2,baseline), report written
+  run relay|fanout|churn|idle|soak|spread   one scenario against --target (default project)
                              --target floor: a bare uWS relay on one node (relay, fanout),
                              what a delivery costs here before any server logic
+                             --target floor2: two bare uWS nodes relaying through Redis (relay,
+                             fanout), the floor the project's CPU per delivery is judged against
+  run spread                 --spread-nodes project nodes (8) in two arms, rooms of --spread-room-size
+                             over 2 nodes and over all of them; member 0 signals member 1,
+                             --spread-rate signals/s in all (4000); reports CPU per signal, B/A
+  run bus                    the bus alone, one Redis against a local Redis Cluster: see
+                             load-tests/src/scenarios/bus.ts. --redis single,cluster (each arm starts its own)
+                             --bus-load project|raw (the project's nodes under relay, or bare SPUBLISH)
+                             --bus-rate 2000 --bus-rooms 1000 --redis-masters 3 --redis-replicas 0
   report RESULTS.json        write the report and charts of a saved run again [--update-docs]
 
   --preset small|medium|large   sizes (default small, ~2 min for bench on 2 cores)
-  --scenarios a,b  --targets project,baseline  --target project|baseline|floor
-  --nodes N (project, default 3)  --baseline-nodes N (default 2)
+  --scenarios a,b  --targets project,floor2,baseline  --target project|baseline|floor|floor2
+  --nodes N (project, default 2)  --baseline-nodes N (baseline and floor2, default 2)
   --rounds N                 run relay, fan-out and churn N times (N odd), alternating which target
                              goes first; the targets table compares medians (default 1)
   --cpu-prof                 profile the servers over each measured window (V8 inspector) and add
@@ -58,9 +70,9 @@ function parse() {
       preset: { type: 'string', default: 'small' },
       rounds: { type: 'string', default: '1' },
       scenarios: { type: 'string' },
-      targets: { type: 'string', default: 'project,baseline' },
+      targets: { type: 'string', default: 'project,floor2,baseline' },
       target: { type: 'string', default: 'project' },
-      nodes: { type: 'string', default: '3' },
+      nodes: { type: 'string', default: '2' },
       'baseline-nodes': { type: 'string', default: '2' },
       'cpu-prof': { type: 'boolean', default: false },
       env: { type: 'string', multiple: true, default: [] },
@@ -71,6 +83,12 @@ function parse() {
       'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
       'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
       'log-level': { type: 'string', default: 'info' },
+      redis: { type: 'string', default: 'single,cluster' },
+      'bus-load': { type: 'string', default: 'project' },
+      'bus-rate': { type: 'string', default: '2000' },
+      'bus-rooms': { type: 'string', default: '1000' },
+      'redis-masters': { type: 'string', default: '3' },
+      'redis-replicas': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -122,15 +140,19 @@ async function main(): Promise<void> {
     }
   }
   const scenarios = (command === 'run' ? [scenarioArg ?? ''] : (v.scenarios ?? 'relay,fanout').split(',')) as ScenarioName[];
-  for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
+  const isBus = command === 'run' && scenarioArg === 'bus';
+  for (const s of isBus ? [] : scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
   const targets = (command === 'run' ? [v.target] : v.targets.split(',')) as TargetKind[];
-  for (const t of targets) if (t !== 'project' && t !== 'baseline' && t !== 'floor') throw new Error(`unknown target '${t}'`);
-  // The report compares the project with the baseline; the floor is a single-node reference point
-  // that serves the relay and fan-out loads only (no leave, no state, no resume).
+  for (const t of targets) if (!['project', 'baseline', 'floor', 'floor2'].includes(t)) throw new Error(`unknown target '${t}'`);
+  // The report compares the project with the two-node floor and the baseline; the one-node floor
+  // is a reference point for `run`. Floors serve relay and fan-out only (no leave, state, resume).
   if (command === 'bench' && targets.includes('floor')) throw new Error('the floor target is for `run` only');
-  if (targets.includes('floor') && scenarios.some((s) => s !== 'relay' && s !== 'fanout')) {
-    throw new Error('the floor target runs relay and fanout only');
+  if (command === 'run' && (targets[0] === 'floor' || targets[0] === 'floor2') && scenarios[0] !== 'relay' && scenarios[0] !== 'fanout') {
+    throw new Error('the floor targets run relay and fanout only');
   }
+  // In `bench` the floor serves the scenarios it can and sits the others out.
+  const targetsOf = (s: ScenarioName) => targets.filter((t) => t !== 'floor2' || s === 'relay' || s === 'fanout');
+  if (command === 'run' && scenarios[0] === 'spread' && targets[0] !== 'project') throw new Error('spread runs against the project only');
   const rounds = Number(v.rounds);
   // An odd count has a middle round, so every verdict is about a round that was measured.
   if (!Number.isInteger(rounds) || rounds < 1 || rounds % 2 === 0) throw new Error('--rounds needs an odd number (1, 3, 5, …)');
@@ -169,7 +191,40 @@ async function main(): Promise<void> {
     isInspectable: prof && v['cpu-prof'],
   });
   const say = (text: string) => v.quiet || process.stderr.write(`${text}\n`);
+  if (isBus) {
+    const kinds = v.redis.split(',') as RedisKind[];
+    for (const k of kinds) if (k !== 'single' && k !== 'cluster') throw new Error(`--redis takes single and/or cluster, not '${k}'`);
+    const load = v['bus-load'] as BusLoad;
+    if (load !== 'raw' && load !== 'project') throw new Error(`--bus-load takes raw or project, not '${load}'`);
+    const spec = {
+      load,
+      rate: Number(v['bus-rate']),
+      rooms: Number(v['bus-rooms']),
+      masters: Number(v['redis-masters']),
+      replicasPerMaster: Number(v['redis-replicas']),
+      warmupMs: settings.warmupS * 1000,
+      durationMs: settings.durationS * 1000,
+      drainMs: settings.drainS * 1000,
+      payloadBytes: settings.payload,
+    };
+    const busResults: BusResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      // Alternating which Redis goes first, as bench alternates its targets.
+      for (const redis of round % 2 === 1 ? kinds : [...kinds].reverse()) {
+        say(`bus: ${load} load on ${redis === 'single' ? 'one Redis' : `a ${spec.masters}-master Redis Cluster`}, ${spec.rate}/s over ${spec.rooms} rooms${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+        const sub = `b${round}${redis[0]}`;
+        const project = { cluster: { ...clusterOpts('project', Number(v.nodes), sub, false) }, generator: { ...gen, runId: `${gen.runId}${sub}` } };
+        busResults.push(await runBus({ ...spec, redis }, project));
+        say(renderBusSummary(busResults.slice(-1)));
+      }
+    }
+    process.stdout.write(renderBusSummary(busResults) + '\n');
+    if (v.json) writeFileSync(v.json, JSON.stringify({ command: process.argv.slice(2).join(' '), machine: machineInfo(), results: busResults }, null, 2));
+    return;
+  }
   const nodesOf = (t: TargetKind) => (t === 'floor' ? 1 : Number(t === 'project' ? v.nodes : v['baseline-nodes']));
+  const spreadNodes = Math.round(settings.spreadNodes);
+  if (scenarios.includes('spread') && spreadNodes < 3) throw new Error('--spread-nodes needs 3 or more: its arms compare rooms over 2 nodes with rooms over all');
 
   say(`run ${runId}: ${scenarios.join(', ')} × ${targets.join(', ')} (preset ${v.preset}); logs in ${relative(process.cwd(), tmpDir)}`);
   const results: ScenarioResult[] = [];
@@ -195,20 +250,41 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    if (scenarios.some((s) => s !== 'idle')) {
-      for (const t of targets) {
+    if (scenarios.some((s) => s !== 'idle' && s !== 'spread')) {
+      for (const t of new Set(scenarios.filter((s) => s !== 'idle' && s !== 'spread').flatMap(targetsOf))) {
         say(`starting ${t}: ${nodesOf(t)} nodes`);
         clusters.set(t, await start(t, nodesOf(t), '', true));
       }
     }
     for (const scenario of scenarios) {
+      if (scenario === 'spread') {
+        say(`starting the spread cluster: ${spreadNodes} project nodes`);
+        const cluster = await start('project', spreadNodes, 's', true);
+        try {
+          for (let round = 1; round <= rounds; round++) {
+            const roundGen = rounds > 1 ? { ...gen, runId: `${gen.runId}n${round}` } : gen;
+            // Both arms on the same nodes, the order alternating as the targets' does.
+            const spans = round % 2 === 1 ? [2, spreadNodes] : [spreadNodes, 2];
+            for (const span of spans) {
+              say(`spread: rooms over ${span} of ${spreadNodes} nodes${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+              const result = await runLoad(spreadSpec(settings, span), cluster, roundGen);
+              results.push(rounds > 1 ? { ...result, round } : result);
+              if (command === 'bench') say(renderSummary([results.at(-1)!]));
+            }
+          }
+        } finally {
+          await stop(cluster);
+        }
+        continue;
+      }
       // Idle and soak are long and measure a trend, not a ratio: they run once.
       const times = scenario === 'idle' || scenario === 'soak' ? 1 : rounds;
       for (let round = 1; round <= times; round++) {
         // Each round its own room names: the clients of the last one are still in their grace period.
         const roundGen = times > 1 ? { ...gen, runId: `${gen.runId}n${round}` } : gen;
         // Alternating the order cancels a drift in the machine's load between the two targets.
-        for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
+        const ts = targetsOf(scenario);
+        for (const t of round % 2 === 1 ? ts : [...ts].reverse()) {
           say(`${scenario} → ${t}${times > 1 ? ` (round ${round} of ${times})` : ''}`);
           let result: ScenarioResult;
           if (scenario === 'idle') {
@@ -220,7 +296,7 @@ async function main(): Promise<void> {
               await stop(single);
             }
           } else {
-            result = await runLoad(loadSpec(scenario, settings), clusters.get(t)!, roundGen);
+            result = await runLoad(loadSpec(scenario as Exclude<ScenarioName, 'idle' | 'spread'>, settings), clusters.get(t)!, roundGen);
           }
           results.push(times > 1 ? { ...result, round } : result);
           if (command === 'bench') say(renderSummary([results.at(-1)!]));

@@ -18,6 +18,11 @@ export interface Settings {
   holdMs: number;
   churnClients: number;
   churnRooms: number;
+  /** Spread: rooms of `spreadRoomSize` on `spreadNodes` project nodes, `spreadRate` signals/s in all. */
+  spreadRooms: number;
+  spreadRoomSize: number;
+  spreadRate: number;
+  spreadNodes: number;
   connections: number;
   idleRoomSize: number;
   settleS: number;
@@ -36,6 +41,7 @@ export const PRESETS: Record<string, Settings> = {
     pairs: 200, rate: 5,
     rooms: 40, roomSize: 10, fanoutRate: 2,
     joinsPerSecond: 500, holdMs: 1000, churnClients: 800, churnRooms: 200,
+    spreadRooms: 250, spreadRoomSize: 8, spreadRate: 4000, spreadNodes: 8,
     connections: 50_000, idleRoomSize: 4, settleS: 5,
     workers: 2, sources: 4, perSource: 50, payload: 128, concurrency: 64,
   },
@@ -44,6 +50,7 @@ export const PRESETS: Record<string, Settings> = {
     pairs: 1000, rate: 5,
     rooms: 100, roomSize: 20, fanoutRate: 2,
     joinsPerSecond: 500, holdMs: 2000, churnClients: 1500, churnRooms: 300,
+    spreadRooms: 500, spreadRoomSize: 8, spreadRate: 4000, spreadNodes: 8,
     connections: 50_000, idleRoomSize: 4, settleS: 10,
     workers: 2, sources: 4, perSource: 50, payload: 128, concurrency: 128,
   },
@@ -52,12 +59,26 @@ export const PRESETS: Record<string, Settings> = {
     pairs: 2500, rate: 10,
     rooms: 200, roomSize: 50, fanoutRate: 2,
     joinsPerSecond: 1000, holdMs: 2000, churnClients: 3000, churnRooms: 500,
+    spreadRooms: 1000, spreadRoomSize: 8, spreadRate: 8000, spreadNodes: 8,
     connections: 100_000, idleRoomSize: 4, settleS: 10,
     workers: 4, sources: 8, perSource: 50, payload: 128, concurrency: 256,
   },
 };
 
-export function loadSpec(scenario: Exclude<ScenarioName, 'idle'>, s: Settings): LoadSpec {
+/** One arm of the spread scenario: the same rooms and rate, each room over `span` of the nodes. */
+export function spreadSpec(s: Settings, span: number): LoadSpec {
+  const ratePerRoom = s.spreadRate / Math.max(1, s.spreadRooms);
+  return {
+    scenario: 'spread',
+    warmupMs: s.warmupS * 1000,
+    durationMs: s.durationS * 1000,
+    drainMs: s.drainS * 1000,
+    spread: { rooms: s.spreadRooms, roomSize: s.spreadRoomSize, ratePerRoom, span },
+    params: { span, nodes: s.spreadNodes, rooms: s.spreadRooms, roomSize: s.spreadRoomSize, offeredPerS: s.spreadRate, payloadBytes: s.payload },
+  };
+}
+
+export function loadSpec(scenario: Exclude<ScenarioName, 'idle' | 'spread'>, s: Settings): LoadSpec {
   const base = { warmupMs: s.warmupS * 1000, drainMs: s.drainS * 1000 };
   const relay = { pairs: s.pairs, ratePerPair: s.rate };
   const fanout = { rooms: s.rooms, roomSize: s.roomSize, ratePerRoom: s.fanoutRate };

@@ -3,8 +3,8 @@ import type { Percentiles } from './histogram.js';
 import type { TargetKind } from './cluster/cluster.js';
 import type { SetupResult } from './worker/pool.js';
 
-export type ScenarioName = 'relay' | 'fanout' | 'churn' | 'idle' | 'soak';
-export const SCENARIOS: readonly ScenarioName[] = ['relay', 'fanout', 'churn', 'idle', 'soak'];
+export type ScenarioName = 'relay' | 'fanout' | 'churn' | 'idle' | 'soak' | 'spread';
+export const SCENARIOS: readonly ScenarioName[] = ['relay', 'fanout', 'churn', 'idle', 'soak', 'spread'];
 
 export interface FlowResult {
   sent: number;
@@ -39,8 +39,10 @@ export interface CpuResult {
   postgresSeconds: number | null;
   /** The generator process (all its worker threads). */
   generatorSeconds: number;
-  /** Server CPU seconds per 1,000 measured deliveries (relay + fan-out). */
+  /** Server CPU seconds per 1,000 measured deliveries (relay + fan-out + spread). */
   perThousandDeliveries: number | null;
+  /** Server and Redis CPU seconds per 1,000 measured deliveries, the figure issue #15's targets are about (absent in older runs). */
+  perThousandDeliveriesWithRedis?: number | null;
   /** Server CPU seconds per 1,000 measured joins (churn). */
   perThousandJoins: number | null;
 }
@@ -89,6 +91,8 @@ export interface ScenarioResult {
   windowS: number;
   relay?: FlowResult | undefined;
   fanout?: FlowResult | undefined;
+  /** The spread scenario's signals; `params.span` says over how many nodes each room was spread. */
+  spread?: FlowResult | undefined;
   churn?: ChurnResult | undefined;
   idle?: IdleResult | undefined;
   soak?: SoakResult | undefined;

@@ -60,19 +60,44 @@ describe('bench report with several rounds', () => {
     expect(median([4, 1, 3, 2])).toBe(2);
   });
 
-  it('judges the CPU target on the medians and shows each side’s range', () => {
-    // Round 2 of the project alone would meet the target (0.1 ≤ 1.0 / 5); the medians do not.
+  it('judges the CPU targets on the medians and shows each side’s range', () => {
+    // Round 2 alone would meet both targets (0.5 ≤ 1.2 × 0.45, 1.2 / 0.5 ≥ 1.75); the medians do not.
     const run = runOf([
-      relay('project', 1, 0.3, 5),
+      relay('project', 1, 0.6, 5),
+      relay('floor2', 1, 0.4, 4),
       relay('baseline', 1, 1.0, 6),
       relay('baseline', 2, 1.2, 6),
-      relay('project', 2, 0.1, 5),
-      relay('project', 3, 0.25, 5),
-      relay('baseline', 3, 0.9, 6),
+      relay('floor2', 2, 0.45, 4),
+      relay('project', 2, 0.5, 5),
+      relay('project', 3, 0.7, 5),
+      relay('floor2', 3, 0.35, 4),
+      relay('baseline', 3, 0.8, 6),
     ]);
-    const cpu = row(run, 'relay: server CPU');
-    expect(cpu.status).toBe('missed');
-    expect(cpu.measured).toBe('0.25 [3 rounds: 0.10–0.30] vs 1 [3 rounds: 0.90–1.20] s/1k (0.25×)');
+    const vsBaseline = row(run, 'relay: CPU per delivery (servers + Redis) ≥ 1.75×');
+    expect(vsBaseline.status).toBe('missed');
+    expect(vsBaseline.measured).toBe('0.60 [3 rounds: 0.50–0.70] vs 1 [3 rounds: 0.80–1.20] s/1k (Socket.IO/project 1.67×)');
+    const vsFloor = row(run, 'relay: CPU per delivery (servers + Redis) ≤ 1.2×');
+    expect(vsFloor.status).toBe('missed');
+    expect(vsFloor.measured).toBe('0.60 [3 rounds: 0.50–0.70] vs 0.40 [3 rounds: 0.35–0.45] s/1k (project/floor2 1.50×)');
+  });
+
+  it('judges CPU per delivery with Redis’s CPU added when it was measured', () => {
+    const withRedis = (r: ScenarioResult, x: number): ScenarioResult => ({ ...r, cpu: { ...r.cpu, perThousandDeliveriesWithRedis: x } });
+    // Servers alone: 0.5 vs 0.45 (met); with Redis: 0.8 vs 0.5 (missed).
+    const run = runOf([withRedis(relay('project', 1, 0.5, 5), 0.8), withRedis(relay('floor2', 1, 0.45, 4), 0.5)]);
+    expect(row(run, 'relay: CPU per delivery (servers + Redis) ≤ 1.2×')).toMatchObject({ status: 'missed', measured: '0.80 vs 0.50 s/1k (project/floor2 1.60×)' });
+  });
+
+  it('compares the spread arms on their medians and misses the target when a signal was lost', () => {
+    const arm = (span: number, round: number, cpu: number, lost = 0): ScenarioResult => {
+      const r = relay('project', round, cpu, 5, lost);
+      return { ...r, scenario: 'spread', nodes: 8, params: { span, nodes: 8 }, relay: undefined, spread: r.relay };
+    };
+    const met = runOf([arm(2, 1, 1.0), arm(8, 1, 1.3), arm(8, 2, 1.05), arm(2, 2, 1.0), arm(2, 3, 1.1), arm(8, 3, 1.08)]);
+    expect(row(met, 'spread:')).toMatchObject({ status: 'met', measured: '1.08 [3 rounds: 1.05–1.30] over 8 vs 1 [3 rounds: 1–1.10] over 2 s/1k (B/A 1.08×), 0 lost' });
+    expect(renderReport(met, [], '.')).toContain('| 8 nodes | 1000 / 1000 | 0 |');
+    const lossy = runOf([arm(2, 1, 1.0), arm(8, 1, 1.0, 3)]);
+    expect(row(lossy, 'spread:')).toMatchObject({ status: 'missed', measured: '1 over 8 vs 1 over 2 s/1k (B/A 1.00×), 3 lost' });
   });
 
   it('judges relay p99 on the medians, and counts a loss in any round', () => {

@@ -1,18 +1,21 @@
 // The systems under test, each started fresh for a run: the project's nodes (own Postgres
-// database, own Redis prefix), the Socket.IO baseline (own Redis key prefix), and the floor, a
-// bare uWS relay of one node that shows what a delivery costs before any server logic.
+// database, own Redis prefix), the Socket.IO baseline (own Redis key prefix), and two floors that
+// show what a delivery costs before any server logic: a bare uWS relay of one node, and two bare
+// uWS nodes relaying through Redis.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startNodeProcess, type NodeProcess } from './node-process.js';
 
-export type TargetKind = 'project' | 'baseline' | 'floor';
+export type TargetKind = 'project' | 'baseline' | 'floor' | 'floor2';
 
 export interface Cluster {
   readonly kind: TargetKind;
   readonly nodes: NodeProcess[];
   /** Pids of the Postgres backends serving this cluster's database (project only). */
   postgresPids?(): Promise<number[]>;
+  /** The Redis servers this cluster alone uses, when it has its own (the bus scenario); else the shared one is measured. */
+  redisPids?: number[];
   stop(): Promise<void>;
 }
 
@@ -112,31 +115,41 @@ export async function startProjectCluster(opts: ClusterOptions): Promise<Cluster
   }
 }
 
-export async function startBaselineCluster(opts: ClusterOptions): Promise<Cluster> {
+/** Nodes of one of load-tests' own TypeScript servers, each given `envOf(i)` on top of PORT=0. */
+async function startScriptCluster(
+  kind: TargetKind,
+  opts: ClusterOptions,
+  script: string,
+  wsPath: string,
+  envOf: (i: number) => Record<string, string>,
+): Promise<Cluster> {
   mkdirSync(opts.logDir, { recursive: true });
-  const server = join(opts.repoRoot, 'load-tests', 'baseline', 'server.ts');
+  const server = join(opts.repoRoot, 'load-tests', script);
   const nodes = await startAll(opts.nodeCount, (i) =>
     startNodeProcess({
-      name: `baseline-${i + 1}`,
+      name: `${kind}-${i + 1}`,
       args: ['--import', 'tsx', ...inspectArgs(opts), server],
-      env: {
-        PORT: '0',
-        NODE_ID: `baseline-${opts.runId}-${i + 1}`,
-        REDIS_URL: opts.redisUrl,
-        REDIS_PREFIX: `bench:${opts.runId}:sio`,
-      },
-      logFile: join(opts.logDir, `baseline-${i + 1}.log`),
-      wsPath: '/',
+      env: { PORT: '0', ...envOf(i) },
+      logFile: join(opts.logDir, `${kind}-${i + 1}.log`),
+      wsPath,
       cwd: opts.repoRoot,
     }),
   );
   return {
-    kind: 'baseline',
+    kind,
     nodes,
     async stop() {
       await Promise.all(nodes.map((n) => n.stop()));
     },
   };
+}
+
+export function startBaselineCluster(opts: ClusterOptions): Promise<Cluster> {
+  return startScriptCluster('baseline', opts, 'baseline/server.ts', '/', (i) => ({
+    NODE_ID: `baseline-${opts.runId}-${i + 1}`,
+    REDIS_URL: opts.redisUrl,
+    REDIS_PREFIX: `bench:${opts.runId}:sio`,
+  }));
 }
 
 export async function startFloorCluster(opts: ClusterOptions): Promise<Cluster> {
@@ -160,7 +173,17 @@ export async function startFloorCluster(opts: ClusterOptions): Promise<Cluster> 
   };
 }
 
+/** The two-node floor: bare uWS nodes that relay through Redis (load-tests/floor/two-node-server.ts). */
+export function startFloor2Cluster(opts: ClusterOptions): Promise<Cluster> {
+  return startScriptCluster('floor2', opts, 'floor/two-node-server.ts', '/ws', (i) => ({
+    NODE_ID: `f${i + 1}`,
+    REDIS_URL: opts.redisUrl,
+    REDIS_PREFIX: `bench:${opts.runId}:floor2:`,
+  }));
+}
+
 export function startCluster(kind: TargetKind, opts: ClusterOptions): Promise<Cluster> {
   if (kind === 'floor') return startFloorCluster(opts);
+  if (kind === 'floor2') return startFloor2Cluster(opts);
   return kind === 'project' ? startProjectCluster(opts) : startBaselineCluster(opts);
 }

@@ -141,4 +141,4 @@ export function lineChart(spec: LineChartSpec): string {
   return out.join('\n') + '\n';
 }
 
-export const COLORS = { project: '#2b6cb0', baseline: '#dd6b20', floor: '#718096' } as const;
+export const COLORS = { project: '#2b6cb0', baseline: '#dd6b20', floor: '#718096', floor2: '#38a169' } as const;

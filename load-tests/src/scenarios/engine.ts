@@ -11,7 +11,7 @@ import { ProgressLine } from '../progress.js';
 import { sourceAddresses } from '../sources.js';
 import type { Cluster } from '../cluster/cluster.js';
 import { WorkerPool } from '../worker/pool.js';
-import type { ChurnPlan, FanoutPlan, FlowStats, RelayPlan, WorkerPlan, WorkerStats } from '../worker/messages.js';
+import type { ChurnPlan, FanoutPlan, FlowStats, RelayPlan, SpreadPlan, WorkerPlan, WorkerStats } from '../worker/messages.js';
 import type { ChurnResult, CpuResult, FlowResult, NodeSample, ScenarioName, ScenarioResult } from '../results.js';
 
 export interface GeneratorOptions {
@@ -38,6 +38,8 @@ export interface LoadSpec {
   relay?: { pairs: number; ratePerPair: number };
   fanout?: { rooms: number; roomSize: number; ratePerRoom: number };
   churn?: { clients: number; joinsPerSecond: number; holdMs: number; rooms: number };
+  /** Rooms of K spread over `span` nodes, member 0 signalling member 1 (the `spread` scenario). */
+  spread?: { rooms: number; roomSize: number; ratePerRoom: number; span: number };
   /** Sample RSS and event-loop lag of every node this often (soak). */
   sampleMs?: number;
   params: Record<string, number | string>;
@@ -128,11 +130,16 @@ function churnResult(stats: WorkerStats[], windowS: number): ChurnResult | undef
 
 function plansFor(spec: LoadSpec, cluster: Cluster, gen: GeneratorOptions): WorkerPlan[] {
   const w = gen.workers;
-  const clients = (spec.relay?.pairs ?? 0) * 2 + (spec.fanout ? spec.fanout.rooms * spec.fanout.roomSize : 0) + (spec.churn?.clients ?? 0);
+  const clients =
+    (spec.relay?.pairs ?? 0) * 2 +
+    (spec.fanout ? spec.fanout.rooms * spec.fanout.roomSize : 0) +
+    (spec.spread ? spec.spread.rooms * spec.spread.roomSize : 0) +
+    (spec.churn?.clients ?? 0);
   const sources = sourceAddresses(clients, gen.minSources, gen.clientsPerSource);
   const pairs = spec.relay ? split(spec.relay.pairs, w) : [];
   const rooms = spec.fanout ? split(spec.fanout.rooms, w) : [];
   const churners = spec.churn ? split(spec.churn.clients, w) : [];
+  const spreadRooms = spec.spread ? split(spec.spread.rooms, w) : [];
   return Array.from({ length: w }, (_, i) => {
     const relay: RelayPlan | undefined = spec.relay && { firstPair: pairs[i]!.first, pairs: pairs[i]!.count, ratePerPair: spec.relay.ratePerPair };
     const fanout: FanoutPlan | undefined = spec.fanout && {
@@ -148,6 +155,7 @@ function plansFor(spec: LoadSpec, cluster: Cluster, gen: GeneratorOptions): Work
       holdMs: spec.churn.holdMs,
       rooms: spec.churn.rooms,
     };
+    const spread: SpreadPlan | undefined = spec.spread && { ...spec.spread, firstRoom: spreadRooms[i]!.first, rooms: spreadRooms[i]!.count };
     return {
       index: i,
       workers: w,
@@ -161,6 +169,7 @@ function plansFor(spec: LoadSpec, cluster: Cluster, gen: GeneratorOptions): Work
       relay: relay?.pairs ? relay : undefined,
       fanout: fanout?.rooms ? fanout : undefined,
       churn: churn?.clients ? churn : undefined,
+      spread: spread?.rooms ? spread : undefined,
     };
   });
 }
@@ -169,7 +178,9 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export async function runLoad(spec: LoadSpec, cluster: Cluster, gen: GeneratorOptions): Promise<ScenarioResult> {
   const pids = cluster.nodes.map((n) => n.pid);
-  const redis = await findRedisPid(gen.redisUrl);
+  // A cluster with its own Redis processes (the bus scenario) names them; else the shared server.
+  const sharedRedis = cluster.redisPids ? null : await findRedisPid(gen.redisUrl);
+  const redisPids = cluster.redisPids ?? (sharedRedis ? [sharedRedis] : []);
   const pool = new WorkerPool(plansFor(spec, cluster, gen));
   const label = `${spec.scenario}/${cluster.kind}`;
   try {
@@ -196,7 +207,7 @@ export async function runLoad(spec: LoadSpec, cluster: Cluster, gen: GeneratorOp
     const profiling = gen.profileDir ? await startWindowProfiles(cluster.nodes) : undefined;
     const cpu = startCpuMeter(pids);
     const pgAtStart = new Map((await (cluster.postgresPids?.() ?? Promise.resolve([]))).map((pid) => [pid, cpuSeconds(pid)]));
-    const redisCpu = redis ? startCpuMeter([redis]) : undefined;
+    const redisCpu = redisPids.length ? startCpuMeter(redisPids) : undefined;
     const genCpu = process.cpuUsage();
     const windowStart = Date.now();
     lastSampleDelivered = sampleDelivered;
@@ -246,17 +257,20 @@ export async function runLoad(spec: LoadSpec, cluster: Cluster, gen: GeneratorOp
     const measuredWindowS = spec.durationMs / 1000;
     const relay = flowResult(stats.map((s) => s.relay), measuredWindowS);
     const fanout = flowResult(stats.map((s) => s.fanout), measuredWindowS);
+    const spread = flowResult(stats.map((s) => s.spread), measuredWindowS);
     const churn = churnResult(stats, measuredWindowS);
     const serverSeconds = perNode.reduce((s, x) => s + x, 0);
-    const measured = (relay?.measured ?? 0) + (fanout?.measured ?? 0);
+    const measured = (relay?.measured ?? 0) + (fanout?.measured ?? 0) + (spread?.measured ?? 0);
+    const redisSeconds = redisCpu ? redisCpu.read().reduce((a, b) => a + b, 0) : null;
     const joins = churn ? churn.joinMs.count : 0;
     const cpuResult: CpuResult = {
       serverSeconds: round(serverSeconds, 3),
       perNodeSeconds: perNode.map((x) => round(x, 3)),
-      redisSeconds: redisCpu ? round(redisCpu.read()[0] ?? 0, 3) : null,
+      redisSeconds: redisSeconds === null ? null : round(redisSeconds, 3),
       postgresSeconds: postgresSeconds === null ? null : round(postgresSeconds, 3),
       generatorSeconds: round((g.user + g.system) / 1e6, 3),
       perThousandDeliveries: measured ? round((serverSeconds / measured) * 1000, 4) : null,
+      perThousandDeliveriesWithRedis: measured && redisSeconds !== null ? round(((serverSeconds + redisSeconds) / measured) * 1000, 4) : null,
       perThousandJoins: joins ? round((serverSeconds / joins) * 1000, 4) : null,
     };
     // A worker's error counts include those of its setup.
@@ -277,6 +291,7 @@ export async function runLoad(spec: LoadSpec, cluster: Cluster, gen: GeneratorOp
       windowS: round(windowS, 2),
       relay,
       fanout,
+      spread,
       churn,
       soak,
       cpu: cpuResult,

@@ -6,6 +6,7 @@ import { LatencyHistogram, nowUs } from '../histogram.js';
 import { RequestError, type ConnectOptions, type Delivery, type SignalingClient } from '../clients/client.js';
 import { connectProject } from '../clients/project-client.js';
 import { connectBaseline } from '../clients/socketio-client.js';
+import { spreadNode } from './placement.js';
 import type { ChurnStats, FlowStats, FromWorker, ToWorker, WorkerPlan } from './messages.js';
 
 const plan = (workerData as { plan: WorkerPlan }).plan;
@@ -178,6 +179,41 @@ function sendFanout(k: number): void {
   fanout!.expected += r.listeners;
 }
 
+// ---- spread: rooms of K over `span` nodes; member 0 signals member 1, the others only listen ----
+
+interface SpreadRoom {
+  room: string;
+  sender: SignalingClient;
+  toId: string;
+  seq: number;
+}
+
+const spread = plan.spread ? new Flow() : undefined;
+const spreadRooms: SpreadRoom[] = [];
+
+async function setupSpread(): Promise<number> {
+  const s = plan.spread!;
+  return runPool(s.rooms, Math.max(1, Math.floor(plan.connectConcurrency / s.roomSize)), async (i) => {
+    const g = s.firstRoom + i;
+    const room = `${plan.runId}-s${s.span}-${g}`;
+    const members: SignalingClient[] = [];
+    for (let m = 0; m < s.roomSize; m++) members.push(await connect(spreadNode(g, m, s.span, plan.urls.length)));
+    const ids: string[] = [];
+    for (const m of members) ids.push(await m.join(room));
+    const receive = spread!.receiver(ids[0]!);
+    members[1]!.onDelivery = (d) => (d.kind === 'signal' ? receive(d) : countError('unexpected-broadcast'));
+    for (const m of [members[0]!, ...members.slice(2)]) m.onDelivery = (d) => countError(`misrouted-${d.kind}`);
+    spreadRooms.push({ room, sender: members[0]!, toId: ids[1]!, seq: 0 });
+  });
+}
+
+function sendSpread(k: number): void {
+  const r = spreadRooms[k % spreadRooms.length]!;
+  r.sender.signal(r.room, r.toId, payload(++r.seq, nowUs()));
+  spread!.sent++;
+  spread!.expected++;
+}
+
 // ---- churn: open-loop joins at a fixed rate, each followed by a leave after holdMs ----
 
 const churn = plan.churn
@@ -257,12 +293,12 @@ let isDraining = false;
 let drained: (() => void) | undefined;
 
 function checkDrained(): void {
-  const flowsDone = [relay, fanout].every((f) => !f || f.delivered >= f.expected);
+  const flowsDone = [relay, fanout, spread].every((f) => !f || f.delivered >= f.expected);
   if (flowsDone && churnInFlight === 0) drained?.();
 }
 
 function progress(): void {
-  const flows = [relay, fanout].filter((f): f is Flow => !!f);
+  const flows = [relay, fanout, spread].filter((f): f is Flow => !!f);
   post({
     type: 'progress',
     sent: flows.reduce((s, f) => s + f.sent, 0),
@@ -281,6 +317,7 @@ async function run(warmupMs: number, durationMs: number, drainMs: number): Promi
   const endUs = start + (warmupMs + durationMs) * 1000;
   const relayRate = relay && pairs.length ? pairs.length * plan.relay!.ratePerPair : 0;
   const fanRate = fanout && fanRooms.length ? fanRooms.length * plan.fanout!.ratePerRoom : 0;
+  const spreadRate = spread && spreadRooms.length ? spreadRooms.length * plan.spread!.ratePerRoom : 0;
   const churnRate = churn ? plan.churn!.joinsPerSecond : 0;
   let maxLagMs = 0;
   let lastTick = start;
@@ -295,6 +332,7 @@ async function run(warmupMs: number, durationMs: number, drainMs: number): Promi
       // Catch up to the schedule: an open loop that does not wait for the server.
       if (relayRate) for (let due = Math.floor(elapsedS * relayRate); relay!.sent < due; ) sendRelay(relay!.sent);
       if (fanRate) for (let due = Math.floor(elapsedS * fanRate); fanout!.sent < due; ) sendFanout(fanout!.sent);
+      if (spreadRate) for (let due = Math.floor(elapsedS * spreadRate); spread!.sent < due; ) sendSpread(spread!.sent);
       if (churnRate) for (let due = Math.floor(elapsedS * churnRate); churnIssued < due; churnIssued++) churnJoin();
       if (now >= endUs) {
         clearInterval(timer);
@@ -325,7 +363,7 @@ async function run(warmupMs: number, durationMs: number, drainMs: number): Promi
   };
   post({
     type: 'done',
-    stats: { relay: relay?.stats(), fanout: fanout?.stats(), churn: churnStats, errors, maxTimerLagMs: Math.round(maxLagMs) },
+    stats: { relay: relay?.stats(), fanout: fanout?.stats(), spread: spread?.stats(), churn: churnStats, errors, maxTimerLagMs: Math.round(maxLagMs) },
   });
 }
 
@@ -334,6 +372,7 @@ async function setup(): Promise<void> {
   let failed = 0;
   if (plan.relay) failed += await setupRelay();
   if (plan.fanout) failed += await setupFanout();
+  if (plan.spread) failed += await setupSpread();
   if (plan.churn) failed += await setupChurn();
   if (plan.idle) failed += await setupIdle();
   post({ type: 'ready', connected: clients.length, failed, setupMs: Date.now() - t0, errors: { ...errors } });

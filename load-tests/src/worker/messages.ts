@@ -17,6 +17,16 @@ export interface FanoutPlan {
   ratePerRoom: number;
 }
 
+export interface SpreadPlan {
+  firstRoom: number;
+  rooms: number;
+  roomSize: number;
+  /** Signals per second from each room's member 0 to its member 1. */
+  ratePerRoom: number;
+  /** How many nodes the members of one room are spread over. */
+  span: number;
+}
+
 export interface ChurnPlan {
   firstClient: number;
   clients: number;
@@ -46,6 +56,7 @@ export interface WorkerPlan {
   fanout?: FanoutPlan | undefined;
   churn?: ChurnPlan | undefined;
   idle?: IdlePlan | undefined;
+  spread?: SpreadPlan | undefined;
 }
 
 export type ToWorker =
@@ -78,6 +89,7 @@ export interface ChurnStats {
 export interface WorkerStats {
   relay?: FlowStats | undefined;
   fanout?: FlowStats | undefined;
+  spread?: FlowStats | undefined;
   churn?: ChurnStats | undefined;
   errors: Record<string, number>;
   /** Worst lateness of the sending timer: when high, the generator is the bottleneck. */

@@ -43,6 +43,33 @@ function answersPing(port: number): Promise<boolean> {
   });
 }
 
+/** A redis-server child on the loopback port, without persistence; `output` is what it printed. */
+export function spawnRedisServer(port: number, extraArgs: string[] = []): { proc: ChildProcess; output: () => string } {
+  let output = '';
+  const proc = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--loglevel',
+      'warning',
+      ...extraArgs,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  proc.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
+  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
+  return { proc, output: () => output };
+}
+
 export async function startThrowawayRedis(): Promise<ThrowawayRedis> {
   const port = await freePort();
   let child: ChildProcess | null = null;
@@ -50,27 +77,7 @@ export async function startThrowawayRedis(): Promise<ThrowawayRedis> {
 
   const start = async () => {
     if (child) throw new Error(`throwaway redis on ${port} is already running`);
-    let output = '';
-    const proc = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--daemonize',
-        'no',
-        '--loglevel',
-        'warning',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
-    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
+    const { proc, output } = spawnRedisServer(port);
     child = proc;
     exited = new Promise<void>((resolve) =>
       proc.once('exit', () => {
@@ -82,10 +89,10 @@ export async function startThrowawayRedis(): Promise<ThrowawayRedis> {
     const deadline = Date.now() + 10_000;
     while (!(await answersPing(port))) {
       if (proc.exitCode !== null || proc.signalCode !== null)
-        throw new Error(`redis-server on ${port} exited at start:\n${output}`);
+        throw new Error(`redis-server on ${port} exited at start:\n${output()}`);
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
-        throw new Error(`redis-server on ${port} did not answer PING within 10 s:\n${output}`);
+        throw new Error(`redis-server on ${port} did not answer PING within 10 s:\n${output()}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
