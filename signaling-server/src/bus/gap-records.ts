@@ -23,7 +23,8 @@ export interface GapRecords {
    * worst it repeats what was delivered since the last checkpoint.
    */
   saveCheckpoints(nodeId: string, positions: Map<string, Position>, ttlMs: number): Promise<void>;
-  loadCheckpoint(room: string, nodeId: string): Promise<Position | null>;
+  /** The node's checkpoint in the room, if one was saved within the last `ttlMs` (as saved). */
+  loadCheckpoint(room: string, nodeId: string, ttlMs: number): Promise<Position | null>;
 }
 
 // KEYS: the record. ARGV: the record, its epoch, its TTL in ms. A record of a newer membership is
@@ -45,8 +46,13 @@ export class RedisGapRecords implements GapRecords {
     return `${this.prefix}{r:${room}}:gap:${participantId}`;
   }
 
-  private checkpointKey(room: string): string {
-    return `${this.prefix}{r:${room}}:checkpoints`;
+  /**
+   * A node's checkpoints of one generation (a period of the TTL), all rooms in one hash: a save is
+   * one HSET however many rooms it covers. A generation lives two periods, so what a node saved in
+   * rooms it has left goes with it instead of piling up in a hash that never expires.
+   */
+  private checkpointKey(nodeId: string, generation: number): string {
+    return `${this.prefix}{n:${nodeId}}:checkpoints:${generation}`;
   }
 
   async save(room: string, participantId: string, record: GapRecord, ttlMs: number): Promise<void> {
@@ -62,20 +68,28 @@ export class RedisGapRecords implements GapRecords {
   }
 
   async saveCheckpoints(nodeId: string, positions: Map<string, Position>, ttlMs: number): Promise<void> {
-    const pipeline = this.redis.pipeline();
-    for (const [room, position] of positions) {
-      const key = this.checkpointKey(room);
-      pipeline.hset(key, nodeId, position).pexpire(key, Math.max(1, ttlMs));
-    }
-    const results = await pipeline.exec();
+    if (positions.size === 0) return;
+    const key = this.checkpointKey(nodeId, generationOf(ttlMs));
+    const results = await this.redis
+      .pipeline()
+      .hset(key, Object.fromEntries(positions))
+      .pexpire(key, 2 * Math.max(1, ttlMs))
+      .exec();
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0];
   }
 
-  async loadCheckpoint(room: string, nodeId: string): Promise<Position | null> {
-    return this.redis.hget(this.checkpointKey(room), nodeId);
+  async loadCheckpoint(room: string, nodeId: string, ttlMs: number): Promise<Position | null> {
+    const generation = generationOf(ttlMs);
+    return (
+      (await this.redis.hget(this.checkpointKey(nodeId, generation), room)) ??
+      (await this.redis.hget(this.checkpointKey(nodeId, generation - 1), room))
+    );
   }
 }
+
+/** The checkpoint generation of this moment: a period of `ttlMs`. */
+const generationOf = (ttlMs: number): number => Math.floor(Date.now() / Math.max(1, ttlMs));
 
 /** The in-process twin. */
 export class MemoryGapRecords implements GapRecords {

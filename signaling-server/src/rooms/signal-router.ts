@@ -338,7 +338,9 @@ export class SignalRouter {
     // An older membership's record: the ones between never got as far as delivering (a resume
     // refused before `joined`), or they would have recorded their own gap.
     if (record) return record.position;
-    const checkpoint = await this.opts.records.loadCheckpoint(room, lastNodeId).catch(() => null);
+    const checkpoint = await this.opts.records
+      .loadCheckpoint(room, lastNodeId, this.opts.graceMs + RECORD_MARGIN_MS)
+      .catch(() => null);
     // Without a word from the node it left, read back from where that node had certainly
     // delivered (its checkpoint), or else everything the log may hold of the grace: what was
     // delivered already may come twice, but nothing acked is lost.

@@ -35,9 +35,24 @@ describe.each([
       60_000,
     );
     await records.saveCheckpoints('b', new Map([['r', '7-0']]), 60_000);
-    expect(await records.loadCheckpoint('r', 'a')).toBe('5-0');
-    expect(await records.loadCheckpoint('s', 'a')).toBe('6-0');
-    expect(await records.loadCheckpoint('r', 'b')).toBe('7-0');
-    expect(await records.loadCheckpoint('s', 'b')).toBeNull();
+    expect(await records.loadCheckpoint('r', 'a', 60_000)).toBe('5-0');
+    expect(await records.loadCheckpoint('s', 'a', 60_000)).toBe('6-0');
+    expect(await records.loadCheckpoint('r', 'b', 60_000)).toBe('7-0');
+    expect(await records.loadCheckpoint('s', 'b', 60_000)).toBeNull();
   });
+});
+
+it('on Redis, keeps a checkpoint for its TTL across a generation change, and lets it go after two', async () => {
+  const records = new RedisGapRecords(redis, `${uniqueName('gaps')}:`);
+  const ttlMs = 200;
+  const generation = () => Math.floor(Date.now() / ttlMs);
+  const nextGeneration = async (from: number) => {
+    while (generation() === from) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+  const saved = generation();
+  await records.saveCheckpoints('a', new Map([['r', '5-0']]), ttlMs);
+  await nextGeneration(saved);
+  expect(await records.loadCheckpoint('r', 'a', ttlMs)).toBe('5-0');
+  await nextGeneration(saved + 1);
+  expect(await records.loadCheckpoint('r', 'a', ttlMs)).toBeNull();
 });
