@@ -2,7 +2,8 @@
 // per room: small, short-lived records beside the logs, so that whichever node a participant
 // resumes on can read back exactly what it missed, whatever happened to the node it left.
 // Redis keys with a TTL in a cluster (hash-tagged like the room's log); Maps in one process.
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { groupBySlot } from './key-slot.js';
 import type { Position } from './bus.js';
 
 export interface GapRecord {
@@ -37,7 +38,7 @@ return 1
 
 export class RedisGapRecords implements GapRecords {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly prefix: string,
   ) {}
 
@@ -62,14 +63,22 @@ export class RedisGapRecords implements GapRecords {
   }
 
   async saveCheckpoints(nodeId: string, positions: Map<string, Position>, ttlMs: number): Promise<void> {
-    const pipeline = this.redis.pipeline();
-    for (const [room, position] of positions) {
-      const key = this.checkpointKey(room);
-      pipeline.hset(key, nodeId, position).pexpire(key, Math.max(1, ttlMs));
-    }
-    const results = await pipeline.exec();
-    const failed = results?.find(([err]) => err);
-    if (failed) throw failed[0];
+    // A Redis Cluster node takes a pipeline only when all its keys are in one slot.
+    const groups = this.redis.isCluster
+      ? groupBySlot(positions.keys(), (room) => this.checkpointKey(room))
+      : [[...positions.keys()]];
+    await Promise.all(
+      groups.map(async (rooms) => {
+        const pipeline = this.redis.pipeline();
+        for (const room of rooms) {
+          const key = this.checkpointKey(room);
+          pipeline.hset(key, nodeId, positions.get(room)!).pexpire(key, Math.max(1, ttlMs));
+        }
+        const results = await pipeline.exec();
+        const failed = results?.find(([err]) => err);
+        if (failed) throw failed[0];
+      }),
+    );
   }
 
   async loadCheckpoint(room: string, nodeId: string): Promise<Position | null> {
