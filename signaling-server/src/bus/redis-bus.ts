@@ -254,6 +254,11 @@ export class RedisBus implements RoomBus {
         slotsRefreshTimeout: opts.timeoutMs,
         // Slots that moved are noticed within a second even when no command ran into them.
         slotsRefreshInterval: 1000,
+        // No delayed retries while a shard is down (CLUSTERDOWN, a connection closed under a
+        // command): a retried publish would be logged after later ones of its room, which went out
+        // on time, and a room's order is the order of its publishes. It fails instead (`unavailable`).
+        retryDelayOnClusterDown: 0,
+        retryDelayOnFailover: 0,
         redisOptions: { ...nodeOptions, connectionName: `${name}:pub` },
       });
       this.shards = new ShardedSubscriber({
@@ -288,11 +293,22 @@ export class RedisBus implements RoomBus {
   static async connect(opts: RedisBusOptions): Promise<RedisBus> {
     const bus = new RedisBus(opts);
     await Promise.all([bus.pub.connect(), bus.sub?.connect()]);
+    if (bus.shards) await bus.connectMasters();
     // On a cluster a failover brings a new run id and keeps the data: no run id to compare there.
     if (bus.sub) bus.runId = await bus.serverRunId();
     bus.isSubscribed = true;
     bus.opts.onStatus?.(bus.isUp());
     return bus;
+  }
+
+  /**
+   * Connects the Cluster client to every master now. It connects to a node on its first command,
+   * and without an offline queue (publishes fail fast) it refuses the commands that come while that
+   * connection is being made: the second pipeline of a turn to a master not yet connected.
+   */
+  private async connectMasters(): Promise<void> {
+    const masters = (this.pub as Cluster).nodes('master').filter((node) => node.status === 'wait');
+    await Promise.all(masters.map((node) => node.ping().catch(() => {})));
   }
 
   private reportStatus(event: string): void {
@@ -636,6 +652,8 @@ export class RedisBus implements RoomBus {
     while (!this.isClosing) {
       try {
         await this.shards!.restore();
+        // A promoted replica is a master the Cluster client has not connected to yet.
+        await this.connectMasters();
         await Promise.all([...this.logs].map(([room, roomLog]) => this.readBack(room, roomLog)));
         // Lost again while reading back: what was read may already be followed by a new hole.
         if (this.shards!.isLost) continue;
