@@ -6,31 +6,17 @@
 // Prints Redis CPU (INFO used_cpu_user + used_cpu_sys) and this process's CPU per delivered message.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { RedisBus } from '../../signaling-server/src/bus/redis-bus.js';
+import { MESSAGE, pacedArgs } from './paced-args.js';
 
-const { values } = parseArgs({
-  options: {
-    rate: { type: 'string', default: '4000' },
-    seconds: { type: 'string', default: '10' },
-    rooms: { type: 'string', default: '50' },
-    rounds: { type: 'string', default: '3' },
-  },
-});
-const RATE = Number(values.rate);
-const SECONDS = Number(values.seconds);
-const ROOMS = Number(values.rooms);
-const ROUNDS = Number(values.rounds);
-// A typical signal envelope: header, then an ICE candidate frame.
-const MESSAGE = `node-1\ts\tAbCdEfGhIjKlMnOp\t0\n${JSON.stringify({
-  type: 'signal',
-  room: 'room-00',
-  from: 'QrStUvWxYz012345',
-  data: { candidate: 'candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.2 rport 46154', sdpMid: '0' },
-})}`;
-
+const {
+  rate: RATE,
+  seconds: SECONDS,
+  rooms: ROOMS,
+  rounds: ROUNDS,
+} = pacedArgs({ rate: 4000, seconds: 10, rooms: 50, rounds: 3 });
 interface Sender {
   publish(room: string, message: string): Promise<unknown>;
   received(): number;

@@ -31,6 +31,21 @@ const iceUrls = optionalString.transform((v, ctx) => {
 });
 const isTurnUrl = (url: string) => /^turns?:/.test(url);
 
+/** `host:port` seeds of a Redis Cluster; an IPv6 address in brackets. */
+const CLUSTER_NODE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+const clusterNodes = optionalString.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const nodes = v
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n.length > 0);
+  for (const node of nodes) {
+    if (!CLUSTER_NODE.test(node)) ctx.addIssue({ code: 'custom', message: `not a host:port: ${node.slice(0, 100)}` });
+  }
+  // ioredis takes an IPv6 seed without the brackets.
+  return nodes.map((n) => n.replace(/^\[(.*)\](:\d+)$/, '$1$2'));
+});
+
 const ConfigSchema = z.object({
   PORT: int(8080, 0, 65535),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -40,6 +55,12 @@ const ConfigSchema = z.object({
     .optional(),
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  /** Seed nodes of a Redis Cluster (comma-separated host:port); instead of REDIS_URL. */
+  REDIS_CLUSTER_NODES: clusterNodes,
+  /** On a Redis Cluster: replicas that must hold each published batch before the publish counts (WAIT). */
+  REDIS_CLUSTER_WAIT_REPLICAS: int(1, 0, 16),
+  /** How long a publish waits for those replicas before it counts anyway (as unreplicated). */
+  REDIS_CLUSTER_WAIT_TIMEOUT_MS: int(100, 1),
   REDIS_PREFIX: z.string().default('sig:'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().min(1).default('./data'),
@@ -158,6 +179,12 @@ const ConfigSchema = z.object({
   /** Lifetime of the TURN credentials handed out, in seconds. */
   TURN_TTL: int(3600, 60, 7 * 86_400),
 }).superRefine((c, ctx) => {
+  if (c.REDIS_URL && c.REDIS_CLUSTER_NODES) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both' });
+  }
+  if (c.REDIS_CLUSTER_NODES?.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'names no node' });
+  }
   const hasTurnUrl = c.ICE_SERVERS.some(isTurnUrl);
   if (hasTurnUrl && !c.TURN_SECRET) {
     ctx.addIssue({ code: 'custom', path: ['TURN_SECRET'], message: 'required when ICE_SERVERS has a turn: or turns: URL' });
@@ -174,6 +201,9 @@ export type Config = z.infer<typeof ConfigSchema> & {
 };
 
 export class ConfigError extends Error {}
+
+/** A Redis (one, or a cluster) is configured: the node can be one of many. */
+export const hasRedis = (c: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): boolean => Boolean(c.REDIS_URL || c.REDIS_CLUSTER_NODES);
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = ConfigSchema.safeParse(env);
@@ -208,6 +238,11 @@ function timerConflicts(c: Config): string[] {
   if (c.BUS_LOG_RETENTION_MS < c.RESUME_GRACE_MS + c.HANDOVER_WAIT_MS) {
     problems.push(
       `BUS_LOG_RETENTION_MS (${c.BUS_LOG_RETENTION_MS}) must be at least RESUME_GRACE_MS + HANDOVER_WAIT_MS (${c.RESUME_GRACE_MS + c.HANDOVER_WAIT_MS}): a resume late in its grace reads its gap back from the room's log`,
+    );
+  }
+  if (c.REDIS_CLUSTER_WAIT_TIMEOUT_MS >= c.REDIS_TIMEOUT_MS) {
+    problems.push(
+      `REDIS_CLUSTER_WAIT_TIMEOUT_MS (${c.REDIS_CLUSTER_WAIT_TIMEOUT_MS}) must be less than REDIS_TIMEOUT_MS (${c.REDIS_TIMEOUT_MS}): a publish waiting for replicas would time out instead of counting as unreplicated`,
     );
   }
   if (c.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS <= c.REDIS_TIMEOUT_MS) {

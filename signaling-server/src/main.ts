@@ -26,7 +26,7 @@ import { Reaper } from './cluster/reaper.js';
 import { Retention } from './cluster/retention.js';
 import { Settler } from './cluster/settler.js';
 import { ClientAddressResolver } from './limits/client-address.js';
-import { ConfigError, drainCloseReserveMs, loadConfig, timerWarnings, type Config } from './config.js';
+import { ConfigError, drainCloseReserveMs, hasRedis, loadConfig, timerWarnings, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { RoomService } from './rooms/room-service.js';
@@ -73,16 +73,20 @@ async function start(config: Config, log: Logger) {
 
   let bus: RoomBus;
   let gapRecords: GapRecords;
-  if (config.REDIS_URL) {
+  if (hasRedis(config)) {
     const redisBus = await RedisBus.connect({
       url: config.REDIS_URL,
       nodeId: config.NODE_ID,
+      clusterNodes: config.REDIS_CLUSTER_NODES,
+      waitReplicas: config.REDIS_CLUSTER_WAIT_REPLICAS,
+      waitTimeoutMs: config.REDIS_CLUSTER_WAIT_TIMEOUT_MS,
       prefix: config.REDIS_PREFIX,
       timeoutMs: config.REDIS_TIMEOUT_MS,
       retentionMs: config.BUS_LOG_RETENTION_MS,
       log,
       onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
       onRecovered: (_room, count) => metrics.busRecovered.inc(count),
+      onUnreplicated: (count) => metrics.busUnreplicated.inc(count),
     });
     bus = redisBus;
     gapRecords = new RedisGapRecords(redisBus.client, config.REDIS_PREFIX);
@@ -91,10 +95,10 @@ async function start(config: Config, log: Logger) {
     gapRecords = new MemoryGapRecords();
   }
   metrics.busUp.set(bus.isUp() ? 1 : 0);
-  if (database.isEmbedded || !config.REDIS_URL) {
+  if (database.isEmbedded || !hasRedis(config)) {
     log.warn(
-      { embeddedDatabase: database.isEmbedded, inProcessBus: !config.REDIS_URL, dataDir: config.DATA_DIR },
-      'running embedded: this node cannot be scaled out; set DATABASE_URL and REDIS_URL to run a cluster',
+      { embeddedDatabase: database.isEmbedded, inProcessBus: !hasRedis(config), dataDir: config.DATA_DIR },
+      'running embedded: this node cannot be scaled out; set DATABASE_URL and REDIS_URL (or REDIS_CLUSTER_NODES) to run a cluster',
     );
   }
   const verifier = createTokenVerifier({

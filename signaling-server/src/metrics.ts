@@ -69,6 +69,11 @@ export function createMetrics() {
       help: 'Messages this node missed on its subscription and read back from the room logs',
       registers,
     }),
+    busUnreplicated: new Counter({
+      name: 'signaling_bus_unreplicated_total',
+      help: 'Messages published on a Redis Cluster whose publish resolved before the replicas asked for (REDIS_CLUSTER_WAIT_REPLICAS) had them: lost if their master dies now',
+      registers,
+    }),
     busGaps: new Counter({
       name: 'signaling_bus_gaps_total',
       help: 'Times this node found messages missing that the room log no longer held',

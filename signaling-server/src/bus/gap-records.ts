@@ -1,8 +1,9 @@
 // Where each away participant's gap starts in its room's log, and each node's delivery checkpoint
 // per room: small, short-lived records beside the logs, so that whichever node a participant
 // resumes on can read back exactly what it missed, whatever happened to the node it left.
-// Redis keys with a TTL in a cluster (hash-tagged like the room's log); Maps in one process.
-import type { Redis } from 'ioredis';
+// Redis keys with a TTL in a cluster (gap records hash-tagged like the room's log, checkpoints like
+// their node, so every command touches one slot); Maps in one process.
+import type { Cluster, Redis } from 'ioredis';
 import type { Position } from './bus.js';
 
 export interface GapRecord {
@@ -38,7 +39,7 @@ return 1
 
 export class RedisGapRecords implements GapRecords {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly prefix: string,
   ) {}
 

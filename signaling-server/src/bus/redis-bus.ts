@@ -18,8 +18,18 @@
 // logs each message and publishes them together, joined with RECORD_SEPARATOR; the calls of all
 // rooms go out as one pipeline (one socket write). Order per room is kept: every message is written
 // after the ones published before it, on one connection.
-import { Redis, type RedisOptions, type Result } from 'ioredis';
+//
+// On a Redis Cluster the commands go through ioredis's Cluster client, the channels are shard
+// channels (SSUBSCRIBE/SPUBLISH), subscribed on the master that owns the room's slot
+// (sharded-subscriber.ts), and the batches of a turn go out as one pipeline per slot. A failover is
+// not a restart: the promoted replica holds the logs, so after every lost subscription each room is
+// subscribed again and read back, and holes the failover left are found as any other (the first
+// entry read back does not follow the position asked for). With waitReplicas each pipeline ends
+// with WAIT, so a publish resolves only once a replica has it.
+import { Cluster, Redis, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
+import { groupBySlot, keySlot } from './key-slot.js';
+import { ShardedSubscriber, withTimeout } from './sharded-subscriber.js';
 import {
   Route,
   START,
@@ -53,6 +63,9 @@ const READ_PAGE = 1000;
 
 /** How long to wait before reading the log again after a failed read. */
 const RETRY_READ_MS = 500;
+
+/** How long to wait before asking a Redis Cluster again where the slots of lost subscriptions are. */
+const RETRY_RESTORE_MS = 200;
 
 // KEYS: the room's log; its last position; its last position published on the room channel; a hash
 // node -> last position published on that node's channel since then; a hash participant ->
@@ -141,7 +154,14 @@ declare module 'ioredis' {
 }
 
 export interface RedisBusOptions {
-  url: string;
+  /** A single Redis; or else clusterNodes. */
+  url?: string;
+  /** Seed nodes (`host:port`) of a Redis Cluster. */
+  clusterNodes?: string[];
+  /** On a cluster: replicas that must have each flush before its publishes resolve (WAIT); 0: none. */
+  waitReplicas?: number;
+  /** How long a WAIT may take; past it the publishes resolve anyway and count as unreplicated. */
+  waitTimeoutMs?: number;
   /** This node's id: names its channel and its connections (`<nodeId>:pub`, `<nodeId>:sub`). */
   nodeId: string;
   prefix: string;
@@ -152,6 +172,8 @@ export interface RedisBusOptions {
   onStatus?: (isUp: boolean) => void;
   /** Messages this node missed and read back from the log. */
   onRecovered?: (room: string, count: number) => void;
+  /** Messages that resolved although fewer replicas than waitReplicas acknowledged them. */
+  onUnreplicated?: (count: number) => void;
 }
 
 /** The messages one script call logs and publishes, and the callers waiting for their positions. */
@@ -181,8 +203,14 @@ interface RoomLog {
 }
 
 export class RedisBus implements RoomBus {
-  private readonly pub: Redis;
-  private readonly sub: Redis;
+  private readonly pub: Redis | Cluster;
+  /** The subscriber connection to a single Redis; null on a cluster. */
+  private readonly sub: Redis | null = null;
+  /** The shard subscriptions on a cluster; null on a single Redis. */
+  private readonly shards: ShardedSubscriber | null = null;
+  private readonly waitReplicas: number;
+  /** True while the subscriptions lost on a cluster are being restored. */
+  private isRestoring = false;
   private readonly handlers: BusHandler[] = [];
   private readonly gapHandlers: GapHandler[] = [];
   private readonly logs = new Map<string, RoomLog>();
@@ -190,7 +218,7 @@ export class RedisBus implements RoomBus {
   /** The room of each subscribed channel (its room channel and this node's channel). */
   private readonly channelRooms = new Map<string, string>();
   /** PUBLISH on one Redis; SPUBLISH on a Redis Cluster (the shard of the room's slot). */
-  private readonly publishCommand = 'PUBLISH';
+  private readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
   /** The batch still open for each room this turn. */
   private readonly open = new Map<string, Batch>();
   /** Batches that were closed because they grew too big, oldest first; they go out before `open`. */
@@ -215,34 +243,72 @@ export class RedisBus implements RoomBus {
     };
     // Named after the node, so CLIENT LIST tells an operator whose connection is whose.
     const name = opts.nodeId;
-    this.pub = new Redis(opts.url, { ...common, enableOfflineQueue: false, connectionName: `${name}:pub` });
+    this.waitReplicas = opts.clusterNodes ? (opts.waitReplicas ?? 0) : 0;
+    if (opts.clusterNodes) {
+      this.publishCommand = 'SPUBLISH';
+      const { retryStrategy, lazyConnect, ...nodeOptions } = common;
+      this.pub = new Cluster(opts.clusterNodes.map(hostAndPort), {
+        lazyConnect,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryStrategy,
+        slotsRefreshTimeout: opts.timeoutMs,
+        // Slots that moved are noticed within a second even when no command ran into them.
+        slotsRefreshInterval: 1000,
+        // No delayed retries while a shard is down (CLUSTERDOWN, a connection closed under a
+        // command): a retried publish would be logged after later ones of its room, which went out
+        // on time, and a room's order is the order of its publishes. It fails instead (`unavailable`).
+        retryDelayOnClusterDown: 0,
+        retryDelayOnFailover: 0,
+        redisOptions: { ...nodeOptions, connectionName: `${name}:pub` },
+      });
+      this.shards = new ShardedSubscriber({
+        cluster: this.pub,
+        redisOptions: { connectTimeout: opts.timeoutMs, connectionName: `${name}:sub` },
+        timeoutMs: opts.timeoutMs,
+        log: opts.log,
+        onMessage: (channel, payload) => this.receive(channel, payload),
+        onLost: () => void this.restoreShards(),
+      });
+    } else {
+      this.publishCommand = 'PUBLISH';
+      this.pub = new Redis(opts.url!, { ...common, enableOfflineQueue: false, connectionName: `${name}:pub` });
+      // The subscriber keeps its offline queue so SUBSCRIBE issued during an outage runs on reconnect.
+      const sub = new Redis(opts.url!, { ...common, commandTimeout: undefined, connectionName: `${name}:sub` });
+      sub.on('message', (channel: string, payload: string) => this.receive(channel, payload));
+      sub.on('ready', () => void this.resubscribe());
+      sub.on('close', () => {
+        this.isSubscribed = false;
+        opts.onStatus?.(false);
+      });
+      sub.on('error', (err: Error) => opts.log.warn({ connection: 'sub', err }, 'redis error'));
+      this.sub = sub;
+    }
     this.pub.defineCommand('logAndPublish', { numberOfKeys: 5, lua: PUBLISH_SCRIPT });
     this.pub.defineCommand('logBaseline', { numberOfKeys: 2, lua: BASELINE_SCRIPT });
-    // The subscriber keeps its offline queue so SUBSCRIBE issued during an outage runs on reconnect.
-    this.sub = new Redis(opts.url, { ...common, commandTimeout: undefined, connectionName: `${name}:sub` });
-    this.sub.on('message', (channel: string, payload: string) => this.receive(channel, payload));
     this.pub.on('ready', () => this.reportStatus('pub connected'));
-    this.sub.on('ready', () => void this.resubscribe());
     this.pub.on('close', () => opts.onStatus?.(this.isUp()));
-    this.sub.on('close', () => {
-      this.isSubscribed = false;
-      opts.onStatus?.(false);
-    });
-    for (const [name, conn] of [
-      ['pub', this.pub],
-      ['sub', this.sub],
-    ] as const) {
-      conn.on('error', (err: Error) => opts.log.warn({ connection: name, err }, 'redis error'));
-    }
+    this.pub.on('error', (err: Error) => opts.log.warn({ connection: 'pub', err }, 'redis error'));
   }
 
   static async connect(opts: RedisBusOptions): Promise<RedisBus> {
     const bus = new RedisBus(opts);
-    await Promise.all([bus.pub.connect(), bus.sub.connect()]);
-    bus.runId = await bus.serverRunId();
+    await Promise.all([bus.pub.connect(), bus.sub?.connect()]);
+    if (bus.shards) await bus.connectMasters();
+    // On a cluster a failover brings a new run id and keeps the data: no run id to compare there.
+    if (bus.sub) bus.runId = await bus.serverRunId();
     bus.isSubscribed = true;
     bus.opts.onStatus?.(bus.isUp());
     return bus;
+  }
+
+  /**
+   * Connects the Cluster client to every master now. It connects to a node on its first command,
+   * and without an offline queue (publishes fail fast) it refuses the commands that come while that
+   * connection is being made: the second pipeline of a turn to a master not yet connected.
+   */
+  private async connectMasters(): Promise<void> {
+    const masters = (this.pub as Cluster).nodes('master').filter((node) => node.status === 'wait');
+    await Promise.all(masters.map((node) => node.ping().catch(() => {})));
   }
 
   private reportStatus(event: string): void {
@@ -316,7 +382,10 @@ export class RedisBus implements RoomBus {
       // Whatever follows it in this turn waits for the flush, after it.
       this.isFlushScheduled = true;
       setImmediate(this.flushNow);
-      return this.pub.logAndPublish(...this.scriptArgs(room), routeArg, participant, payload).then(first);
+      const batch = newBatch(room);
+      batch.messages.push(routeArg, participant, payload);
+      this.send([batch]);
+      return batch.promise.then(first);
     }
     let batch = this.open.get(room);
     if (batch && batch.chars + payload.length >= MAX_BATCH_CHARS) {
@@ -337,25 +406,55 @@ export class RedisBus implements RoomBus {
     const batches = this.closed.length > 0 ? [...this.closed.splice(0), ...this.open.values()] : [...this.open.values()];
     this.open.clear();
     if (batches.length === 0) return;
-    if (batches.length === 1) {
+    if (!this.shards) return this.send(batches);
+    // A cluster node takes a pipeline only when all its keys are in one slot: one pipeline per slot.
+    for (const group of groupBySlot(batches, (b) => this.logKey(b.room))) this.send(group);
+  }
+
+  /** Logs and publishes the batches (of one slot, on a cluster) in one pipeline, ended by WAIT if asked. */
+  private send(batches: Batch[]): void {
+    const replicas = this.replicasToWaitFor(batches[0]!.room);
+    if (replicas < this.waitReplicas) this.opts.onUnreplicated?.(countMessages(batches));
+    if (batches.length === 1 && replicas === 0) {
       const [b] = batches as [Batch];
       this.pub.logAndPublish(...this.scriptArgs(b.room), ...b.messages).then(b.resolve, b.reject);
       return;
     }
     const pipeline = this.pub.pipeline();
     for (const b of batches) pipeline.logAndPublish(...this.scriptArgs(b.room), ...b.messages);
+    // WAIT answers once the replicas have every write this connection made before it.
+    if (replicas > 0) pipeline.wait(replicas, this.opts.waitTimeoutMs ?? this.opts.timeoutMs);
     pipeline.exec().then(
       (results) => {
+        if (replicas > 0) {
+          const [err, acked] = results?.[batches.length] ?? [new Error('no reply')];
+          if (err || (acked as number) < replicas) this.opts.onUnreplicated?.(countMessages(batches));
+        }
         batches.forEach((b, i) => {
           const [err, ids] = results?.[i] ?? [new Error('no reply')];
           if (err) b.reject(err);
           else b.resolve(ids as string[]);
         });
+        // A slot moved (a failover): ioredis redirects single commands, not a pipeline that also
+        // held a WAIT, so the slot map is refreshed now rather than at the next periodic refresh.
+        if (this.shards && results?.some(([err]) => err?.message.startsWith('MOVED'))) (this.pub as Cluster).refreshSlotsCache();
       },
       (err: Error) => {
         for (const b of batches) b.reject(err);
       },
     );
+  }
+
+  /**
+   * How many replicas a flush to the room's slot waits for: waitReplicas, or fewer when the slot's
+   * master has fewer in the cluster's slot map (refreshed every second), e.g. a promoted replica
+   * whose master died. Waiting for a replica that is not there would only add the WAIT timeout to
+   * every publish; those publishes count as unreplicated instead.
+   */
+  private replicasToWaitFor(room: string): number {
+    if (this.waitReplicas === 0) return 0;
+    const nodes = (this.pub as Cluster).slots[keySlot(this.logKey(room))];
+    return Math.min(this.waitReplicas, Math.max(0, (nodes?.length ?? 0) - 1));
   }
 
   // ---- subscribing ------------------------------------------------------------------------------
@@ -365,7 +464,8 @@ export class RedisBus implements RoomBus {
     this.logs.set(room, roomLog);
     const channels = [this.roomChannel(room), this.nodeChannel(room)];
     for (const channel of channels) this.channelRooms.set(channel, room);
-    await withTimeout(this.sub.subscribe(...channels), this.opts.timeoutMs, 'subscribe');
+    if (this.shards) await Promise.all(channels.map((channel) => this.shards!.add(channel)));
+    else await withTimeout(this.sub!.subscribe(...channels), this.opts.timeoutMs, 'subscribe');
     // Everything logged after this read reaches the subscription.
     roomLog.baseline = await this.baseline(room);
   }
@@ -374,7 +474,8 @@ export class RedisBus implements RoomBus {
     this.logs.delete(room);
     const channels = [this.roomChannel(room), this.nodeChannel(room)];
     for (const channel of channels) this.channelRooms.delete(channel);
-    await this.sub.unsubscribe(...channels);
+    if (this.shards) await Promise.all(channels.map((channel) => this.shards!.remove(channel)));
+    else await this.sub!.unsubscribe(...channels);
   }
 
   onMessage(handler: BusHandler): void {
@@ -502,7 +603,7 @@ export class RedisBus implements RoomBus {
   }
 
   private async serverRunId(): Promise<string> {
-    const info = await this.pub.info('server');
+    const info = await (this.pub as Redis).info('server');
     return /^run_id:(\w+)/m.exec(info)?.[1] ?? 'unknown';
   }
 
@@ -527,14 +628,46 @@ export class RedisBus implements RoomBus {
         for (const room of rooms) this.reportGap(room);
         this.runId = runId;
       }
-      if (rooms.length > 0) await this.sub.subscribe(...rooms.flatMap((r) => [this.roomChannel(r), this.nodeChannel(r)]));
+      if (rooms.length > 0) await this.sub!.subscribe(...rooms.flatMap((r) => [this.roomChannel(r), this.nodeChannel(r)]));
       await Promise.all(rooms.map((room) => this.logs.get(room) && this.readBack(room, this.logs.get(room)!)));
       this.isSubscribed = true;
       this.reportStatus('sub resubscribed');
     } catch (err) {
       this.opts.log.warn({ err }, 'could not restore the subscriptions; retrying on the next reconnect');
-      this.sub.disconnect(true);
+      this.sub!.disconnect(true);
     }
+  }
+
+  /**
+   * On a cluster, after a subscriber connection was lost or a slot moved: subscribes every room
+   * again where its slot lives now (retrying while the cluster still names a dead master), then
+   * reads back what each room logged meanwhile. Until then the bus does not report itself up.
+   */
+  private async restoreShards(): Promise<void> {
+    this.isSubscribed = false;
+    this.opts.onStatus?.(false);
+    if (this.isRestoring) return;
+    this.isRestoring = true;
+    const started = Date.now();
+    while (!this.isClosing) {
+      try {
+        await this.shards!.restore();
+        // A promoted replica is a master the Cluster client has not connected to yet.
+        await this.connectMasters();
+        await Promise.all([...this.logs].map(([room, roomLog]) => this.readBack(room, roomLog)));
+        // Lost again while reading back: what was read may already be followed by a new hole.
+        if (this.shards!.isLost) continue;
+        this.isSubscribed = true;
+        this.opts.log.info({ ms: Date.now() - started, rooms: this.logs.size }, 'sharded subscriptions restored');
+        this.reportStatus('ssub restored');
+        break;
+      } catch (err) {
+        // Expected until the cluster has promoted a replica of a dead master.
+        this.opts.log.debug({ err }, 'could not restore the sharded subscriptions yet; retrying');
+        await new Promise((resolve) => setTimeout(resolve, RETRY_RESTORE_MS).unref());
+      }
+    }
+    this.isRestoring = false;
   }
 
   /** Reads in pages of READ_PAGE entries, so a long gap never makes Redis build one huge reply. */
@@ -555,11 +688,12 @@ export class RedisBus implements RoomBus {
   }
 
   isUp(): boolean {
-    return this.pub.status === 'ready' && this.sub.status === 'ready' && this.isSubscribed;
+    const isListening = this.shards ? this.shards.isUp() : this.sub!.status === 'ready';
+    return this.pub.status === 'ready' && isListening && this.isSubscribed;
   }
 
   /** The publishing connection, for features that keep small amounts of data in Redis. */
-  get client(): Redis {
+  get client(): Redis | Cluster {
     return this.pub;
   }
 
@@ -568,7 +702,8 @@ export class RedisBus implements RoomBus {
     // What was published this turn still goes out (a stopping node's last handovers).
     if (this.isFlushScheduled) this.flush();
     await this.pub.quit().catch(() => this.pub.disconnect());
-    this.sub.disconnect();
+    this.sub?.disconnect();
+    await this.shards?.close();
   }
 }
 
@@ -587,10 +722,10 @@ function newBatch(room: string): Batch {
   return { room, messages: [], chars: 0, promise, resolve, reject };
 }
 
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`redis ${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+const countMessages = (batches: Batch[]): number => batches.reduce((sum, b) => sum + b.messages.length / 3, 0);
+
+/** `host:port` as ioredis's Cluster takes a seed. */
+function hostAndPort(node: string): { host: string; port: number } {
+  const colon = node.lastIndexOf(':');
+  return { host: node.slice(0, colon), port: Number(node.slice(colon + 1)) };
 }

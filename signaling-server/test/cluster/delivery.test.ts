@@ -16,8 +16,8 @@ import {
   uniqueName,
   type RunningNode,
 } from '../support/cluster.js';
+import { Member, untilAllArrived, verify } from '../support/acked-signals.js';
 import { ClientTracker, newRoom } from '../support/clients.js';
-import type { TestClient } from '../support/test-client.js';
 import { startThrowawayRedis } from '../support/throwaway-redis.js';
 
 const clients = new ClientTracker();
@@ -26,86 +26,6 @@ afterEach(async () => {
   expect(clients.dropAll()).toEqual([]);
   await killAllNodes();
 });
-
-/** A participant that keeps its id across connections, and what it sent, had acked and received. */
-class Member {
-  client!: TestClient;
-  id = '';
-  resume = '';
-  isConnected = false;
-  /** Sequence numbers acked by the sender's node, per recipient. */
-  readonly acked = new Map<string, number[]>();
-  /** Sequence numbers received, per sender, in arrival order, over every connection. */
-  readonly received = new Map<string, number[]>();
-  readonly churn: string[] = [];
-  private seq = 0;
-
-  constructor(readonly room: string) {}
-
-  async connect(node: RunningNode): Promise<void> {
-    const client = await clients.connect(node);
-    client.ws.on('message', (data) => {
-      const m = JSON.parse(data.toString()) as { type: string; from?: string; data?: { seq: number }; peer?: { id: string } };
-      if (m.type === 'signal' && m.data) {
-        if (!this.received.has(m.from!)) this.received.set(m.from!, []);
-        this.received.get(m.from!)!.push(m.data.seq);
-      }
-      if (m.type === 'peer-left' || m.type === 'peer-joined') this.churn.push(`${m.type} ${m.peer!.id}`);
-    });
-    const joined = await client.join(this.room, this.resume ? { resume: this.resume } : {});
-    if (this.resume && (!joined.resumed || joined.self.id !== this.id)) throw new Error(`${this.id} lost its id`);
-    this.id = joined.self.id;
-    this.resume = joined.resume;
-    this.client = client;
-    this.isConnected = true;
-    void client.closed.then(() => {
-      if (this.client === client) this.isConnected = false;
-    });
-  }
-
-  /** Sends one signal to each peer; records what the node acks (an error or no reply is no promise). */
-  signal(peers: Member[]): void {
-    if (!this.isConnected) return;
-    const client = this.client;
-    for (const peer of peers) {
-      const seq = this.seq++;
-      client
-        .request({ type: 'signal', room: this.room, to: peer.id, data: { seq } }, 10_000)
-        .then((reply) => {
-          if (reply.type !== 'ack') return;
-          if (!this.acked.has(peer.id)) this.acked.set(peer.id, []);
-          this.acked.get(peer.id)!.push(seq);
-        })
-        .catch(() => {});
-    }
-  }
-}
-
-/** Every acked signal arrived, each sender's in order; returns what broke, and the duplicates. */
-function verify(members: Member[]): { broken: string[]; duplicates: number } {
-  const broken: string[] = [];
-  let duplicates = 0;
-  for (const sender of members) {
-    for (const [to, acked] of sender.acked) {
-      const got = members.find((m) => m.id === to)!.received.get(sender.id) ?? [];
-      const firsts = got.filter((v, i) => got.indexOf(v) === i);
-      duplicates += got.length - firsts.length;
-      const missing = acked.filter((s) => !firsts.includes(s));
-      const isOrdered = firsts.every((v, i) => i === 0 || v > firsts[i - 1]!);
-      if (missing.length > 0 || !isOrdered) {
-        broken.push(
-          `${sender.id}>${to}: ${missing.length} of ${acked.length} acked missing (${missing.slice(0, 5)}), ordered=${isOrdered}`,
-        );
-      }
-    }
-  }
-  return { broken, duplicates };
-}
-
-async function untilAllArrived(members: Member[], timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (verify(members).broken.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-}
 
 async function threeNodes(env: Record<string, string>, redisUrl = testRedisUrl()) {
   const common = { databaseUrl: await createTestDatabase(), redisUrl, redisPrefix: `${uniqueName('dl')}:`, env };
@@ -121,7 +41,7 @@ async function signallingRooms(nodes: RunningNode[], rooms: number) {
   for (let r = 0; r < rooms; r++) {
     const room = newRoom('dl');
     for (let j = 0; j < 3; j++) {
-      const m = new Member(room);
+      const m = new Member(room, clients);
       await m.connect(nodes[(r + j) % 3]!);
       members.push(m);
     }
@@ -180,11 +100,11 @@ it('with subscriber connections killed for 1.5 s, every acked signal arrives and
     const common = { databaseUrl: await createTestDatabase(), redisUrl: redis.url, redisPrefix: 'kill:' };
     const [one, two] = [await startNode(common), await startNode(common)];
     const room = newRoom('kill');
-    const alice = new Member(room);
+    const alice = new Member(room, clients);
     await alice.connect(one);
-    const carol = new Member(room);
+    const carol = new Member(room, clients);
     await carol.connect(two);
-    const bob = new Member(room);
+    const bob = new Member(room, clients);
 
     let isKilling = true;
     const killing = (async () => {
@@ -233,7 +153,7 @@ it('a resume whose Claim cannot be published is refused, and the retry with the 
     const common = { databaseUrl: await createTestDatabase(), redisUrl: redis.url, redisPrefix: 'claim:' };
     const [one, two] = [await startNode(common), await startNode(common)];
     const room = newRoom('claim');
-    const [alice, bob, carol] = [new Member(room), new Member(room), new Member(room)];
+    const [alice, bob, carol] = [new Member(room, clients), new Member(room, clients), new Member(room, clients)];
     await alice.connect(one);
     await bob.connect(one);
     await carol.connect(two); // keeps node two subscribed to the room
@@ -267,7 +187,7 @@ it('a resume whose connection drops before joined can be retried with the same t
   const common = { databaseUrl: await createTestDatabase(), redisUrl: testRedisUrl(), redisPrefix: `${uniqueName('retry')}:` };
   const [one, two] = [await startNode(common), await startNode(common)];
   const room = newRoom('retry');
-  const [alice, bob] = [new Member(room), new Member(room)];
+  const [alice, bob] = [new Member(room, clients), new Member(room, clients)];
   await alice.connect(one);
   await bob.connect(one);
   await alice.client.waitForType('peer-joined', (e) => e.peer.id === bob.id);
@@ -309,7 +229,7 @@ it('a node that missed a join the log no longer holds heals its view from the da
     const common = { databaseUrl: await createTestDatabase(), redisUrl: redis.url, redisPrefix: 'heal:' };
     const [one, two] = [await startNode({ ...common, nodeId: 'heal-one' }), await startNode({ ...common, nodeId: 'heal-two' })];
     const room = newRoom('heal');
-    const [alice, carol, bob] = [new Member(room), new Member(room), new Member(room)];
+    const [alice, carol, bob] = [new Member(room, clients), new Member(room, clients), new Member(room, clients)];
     await alice.connect(one);
     await carol.connect(two);
     await alice.client.waitForType('peer-joined', (e) => e.peer.id === carol.id);
@@ -345,7 +265,7 @@ it('a node that missed a join the log no longer holds heals its view from the da
 it('a signal reaches only the node that holds its addressee, across a resume too, each once and in order', async () => {
   const { nodes } = await threeNodes({ RESUME_GRACE_MS: '15000' });
   const room = newRoom('route');
-  const [sender, addressee, bystander] = [new Member(room), new Member(room), new Member(room)];
+  const [sender, addressee, bystander] = [new Member(room, clients), new Member(room, clients), new Member(room, clients)];
   await sender.connect(nodes[0]!);
   await addressee.connect(nodes[1]!);
   await bystander.connect(nodes[2]!);

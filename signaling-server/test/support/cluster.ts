@@ -11,6 +11,8 @@ const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
 export const testDatabaseUrl = (): string => inject('databaseUrl');
 export const testRedisUrl = (): string => inject('redisUrl');
+/** Set by `npm run test:redis-cluster`: nodes meant for the shared test Redis get this cluster. */
+const testRedisClusterNodes = (): string => inject('redisClusterNodes');
 export const uniqueName = (prefix: string): string => `${prefix}${randomBytes(5).toString('hex')}`;
 
 /** A port nothing listens on right now, for a node that must come back on the same port. */
@@ -66,6 +68,14 @@ export interface RunningNode {
 
 const running = new Set<RunningNode>();
 
+/** The shared test Redis, or the test Redis Cluster in its place; a test's own Redis as it is. */
+function redisEnv(redisUrl: string | undefined): Record<string, string> {
+  if (!redisUrl) return {};
+  const clusterNodes = testRedisClusterNodes();
+  if (clusterNodes && redisUrl === testRedisUrl()) return { REDIS_CLUSTER_NODES: clusterNodes };
+  return { REDIS_URL: redisUrl };
+}
+
 export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
   const id = opts.nodeId ?? uniqueName('node-');
   const env: Record<string, string> = {
@@ -76,7 +86,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
     NODE_ID: id,
     LOG_LEVEL: 'info',
     ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
-    ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : {}),
+    ...redisEnv(opts.redisUrl),
     ...(opts.redisPrefix ? { REDIS_PREFIX: opts.redisPrefix } : {}),
     ...opts.env,
   };

@@ -6,6 +6,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     databaseUrl: string;
     redisUrl: string;
+    /** Seeds of the Redis Cluster that startNode() gives nodes instead of redisUrl; '' for none. */
+    redisClusterNodes: string;
   }
 }
 
@@ -13,5 +15,6 @@ export default async function setup(project: TestProject) {
   const backends = await findBackends();
   project.provide('databaseUrl', backends.databaseUrl);
   project.provide('redisUrl', backends.redisUrl);
+  project.provide('redisClusterNodes', '');
   return () => backends.stop();
 }

@@ -41,8 +41,29 @@ describe('configuration', () => {
     expect(() => loadConfig({ FORWARDED_HEADER: 'x-real-ip' })).toThrow(/FORWARDED_HEADER/);
   });
 
+  it('reads REDIS_CLUSTER_NODES as host:port seeds, never together with REDIS_URL', () => {
+    expect(loadConfig({}).REDIS_CLUSTER_NODES).toBeUndefined();
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'redis-0:6379, 10.0.0.2:7000,[fd00::1]:7001' })).toMatchObject({
+      REDIS_CLUSTER_NODES: ['redis-0:6379', '10.0.0.2:7000', 'fd00::1:7001'],
+      REDIS_CLUSTER_WAIT_REPLICAS: 1,
+      REDIS_CLUSTER_WAIT_TIMEOUT_MS: 100,
+    });
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis-0' })).toThrow(/REDIS_CLUSTER_NODES.*redis-0/);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: ',' })).toThrow(/REDIS_CLUSTER_NODES: names no node/);
+    expect(() => loadConfig({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'r:6379' })).toThrow(
+      /REDIS_CLUSTER_NODES: set either REDIS_URL .* or REDIS_CLUSTER_NODES .*, not both/,
+    );
+    expect(() => loadConfig({ REDIS_CLUSTER_WAIT_TIMEOUT_MS: '3000' })).toThrow(
+      /REDIS_CLUSTER_WAIT_TIMEOUT_MS \(3000\) must be less than REDIS_TIMEOUT_MS/,
+    );
+  });
+
   it('treats empty strings as unset for the backing services', () => {
-    expect(loadConfig({ DATABASE_URL: '', REDIS_URL: ' ' })).toMatchObject({ DATABASE_URL: undefined, REDIS_URL: undefined });
+    expect(loadConfig({ DATABASE_URL: '', REDIS_URL: ' ', REDIS_CLUSTER_NODES: '' })).toMatchObject({
+      DATABASE_URL: undefined,
+      REDIS_URL: undefined,
+      REDIS_CLUSTER_NODES: undefined,
+    });
   });
 
   it('derives the Postgres session timeouts from DB_TIMEOUT_MS and REDIS_TIMEOUT_MS unless set', () => {
