@@ -13,10 +13,9 @@
 // connection can do nothing else); publishing while disconnected fails at once instead of queueing,
 // so callers can answer `unavailable` rather than hang.
 //
-// Publishes are batched per event-loop turn. The first message of a turn is written at once; what
-// else the turn publishes to a room goes out, once the turn's I/O is done, as one script call that
-// logs each message and publishes them together, joined with RECORD_SEPARATOR; the calls of all
-// rooms go out as one pipeline (one socket write). Order per room is kept: every message is written
+// Publishes are batched per event-loop turn. What a turn publishes to a room goes out, once the
+// turn's I/O is done, as one script call that logs each message and publishes them together,
+// joined with RECORD_SEPARATOR; the calls of all rooms go out as one pipeline (one socket write). Order per room is kept: every message is written
 // after the ones published before it, on one connection.
 //
 // On a Redis Cluster the commands go through ioredis's Cluster client, the channels are shard
@@ -378,14 +377,10 @@ export class RedisBus implements RoomBus {
     }
     const routeArg = ROUTE_ARGS[route] ?? `h${epoch}`;
     if (!this.isFlushScheduled) {
-      // The first message of a turn goes out at once: at low rates batching would only add work.
-      // Whatever follows it in this turn waits for the flush, after it.
+      // Everything a turn publishes goes out together once the turn's I/O is done: one socket
+      // write (one per slot on a cluster) instead of one more for the turn's first message.
       this.isFlushScheduled = true;
       setImmediate(this.flushNow);
-      const batch = newBatch(room);
-      batch.messages.push(routeArg, participant, payload);
-      this.send([batch]);
-      return batch.promise.then(first);
     }
     let batch = this.open.get(room);
     if (batch && batch.chars + payload.length >= MAX_BATCH_CHARS) {
@@ -706,8 +701,6 @@ export class RedisBus implements RoomBus {
     await this.shards?.close();
   }
 }
-
-const first = (ids: string[]): string => ids[0]!;
 
 /** The script's route argument of each Route but Home (which carries its epoch). */
 const ROUTE_ARGS: Partial<Record<Route, string>> = { [Route.Room]: '', [Route.To]: 't', [Route.Gone]: 'g' };
