@@ -54,7 +54,7 @@ const GROUP_SEPARATOR = '\x1d';
 /** A batch that grows past this many UTF-16 code units goes out as is; the next one starts. */
 const MAX_BATCH_CHARS = 256 * 1024;
 
-/** Rooms whose script arguments are kept ready (a node publishes to the rooms of its members). */
+/** Rooms whose keys and channels are kept ready (a node publishes to the rooms of its members). */
 const MAX_CACHED_ROOMS = 10_000;
 
 /** Entries per XRANGE when a log is read back. */
@@ -66,89 +66,132 @@ const RETRY_READ_MS = 500;
 /** How long to wait before asking a Redis Cluster again where the slots of lost subscriptions are. */
 const RETRY_RESTORE_MS = 200;
 
-// KEYS: the room's log; its last position; its last position published on the room channel; a hash
-// node -> last position published on that node's channel since then; a hash participant ->
-// "<epoch> <node>", the node that holds it. ARGV: the publish command (PUBLISH or SPUBLISH), the
-// retention in ms, the room channel, the prefix of the node channels, this node's id, then for
-// each message: its route ('' the room, 't' to the participant's node, 'g' the participant is gone,
-// 'h<epoch>' this node holds the participant), the participant, the message.
+// KEYS: the room's log; its positions (a hash: `last`, the log's last position; `wide`, the last
+// position published on the room channel; `n:<node>`, the last position published on that node's
+// channel since `wide`); who holds each participant (a hash participant -> "<epoch> <node>").
+// ARGV: the publish command (PUBLISH or SPUBLISH), the retention in ms, the oldest position to
+// keep (MINID), the room channel, the prefix of the node channels, this node's id, how long the
+// holders hash lives after its last change (ms), then for each message: its route ('' the room,
+// 't' to the participant's node, 'g' the participant is gone, 'h<epoch>' this node holds the
+// participant), the participant, the message.
 //
 // Consecutive messages for one channel go out together as
 //   "<previous>\x1e<position>\x1f<message>\x1e<position>\x1f<message>..."
 // where <previous> is, for a node channel, the last position that node was sent (on either
 // channel); for the room channel, the room channel's last position, followed (\x1d-separated) by
 // each node and position sent to that node alone since: a node follows its own, if listed.
+//
+// Every redis.call costs a few µs beyond its command (measured: INFO commandstats), so positions
+// are read with one HMGET and written with one HSET at the end, and the holders hash is only
+// touched where a route needs it.
 const PUBLISH_SCRIPT = `
-local command, retention, roomChannel, nodeChannels, self = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-local prev = redis.call('GET', KEYS[2]) or '0-0'
-local wide = redis.call('GET', KEYS[3]) or '0-0'
-local t = redis.call('TIME')
-local minid = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - retention) .. '-0'
-local ids = {}
-local group, parts = nil, nil
+local command, retention, minid, roomChannel, nodeChannels, self, holdersTtl =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local positions = redis.call('HMGET', KEYS[2], 'last', 'wide')
+local prev, wide = positions[1] or '0-0', positions[2] or '0-0'
+-- Nodes sent messages of their own in this call since its last room message, and whether the
+-- hash's n: fields were already read and dropped by a room message of this call.
+local sent, isCleared, isHolderChanged = {}, false, false
+local ids, group, parts = {}, nil, nil
 local function send()
   if parts then
     redis.call(command, group == '' and roomChannel or nodeChannels .. group, table.concat(parts, '\\30'))
   end
 end
-for i = 6, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local route, who, message = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'p', prev, 'm', message)
   ids[#ids + 1] = id
   prev = id
   local node = nil
   if route == 't' then
-    local home = redis.call('HGET', KEYS[5], who)
-    if home then node = string.sub(home, string.find(home, ' ', 1, true) + 1) end
+    local holder = redis.call('HGET', KEYS[3], who)
+    if holder then node = string.sub(holder, string.find(holder, ' ', 1, true) + 1) end
   elseif route == 'g' then
-    redis.call('HDEL', KEYS[5], who)
+    redis.call('HDEL', KEYS[3], who)
   elseif route ~= '' then
     local epoch = tonumber(string.sub(route, 2))
-    local home = redis.call('HGET', KEYS[5], who)
-    if not home or tonumber(string.sub(home, 1, string.find(home, ' ', 1, true) - 1)) <= epoch then
-      redis.call('HSET', KEYS[5], who, epoch .. ' ' .. self)
+    local holder = redis.call('HGET', KEYS[3], who)
+    if not holder or tonumber(string.sub(holder, 1, string.find(holder, ' ', 1, true) - 1)) <= epoch then
+      redis.call('HSET', KEYS[3], who, epoch .. ' ' .. self)
+      isHolderChanged = true
     end
   end
   if node then
     if group ~= node then
       send()
       group = node
-      parts = { redis.call('HGET', KEYS[4], node) or wide }
+      local before = sent[node]
+      if not before and not isCleared then before = redis.call('HGET', KEYS[2], 'n:' .. node) end
+      parts = { before or wide }
     end
-    redis.call('HSET', KEYS[4], node, id)
+    sent[node] = id
   else
     if group ~= '' then
       send()
       group = ''
-      local header = redis.call('HGETALL', KEYS[4])
-      table.insert(header, 1, wide)
+      local header = { wide }
+      if not isCleared then
+        local fields = redis.call('HGETALL', KEYS[2])
+        local stale = {}
+        for j = 1, #fields, 2 do
+          local field = fields[j]
+          if string.sub(field, 1, 2) == 'n:' then
+            stale[#stale + 1] = field
+            local n = string.sub(field, 3)
+            if not sent[n] then
+              header[#header + 1] = n
+              header[#header + 1] = fields[j + 1]
+            end
+          end
+        end
+        if #stale > 0 then redis.call('HDEL', KEYS[2], unpack(stale)) end
+        isCleared = true
+      end
+      for n, at in pairs(sent) do
+        header[#header + 1] = n
+        header[#header + 1] = at
+      end
+      sent = {}
       parts = { table.concat(header, '\\29') }
-      if #header > 1 then redis.call('DEL', KEYS[4]) end
     end
     wide = id
   end
   parts[#parts + 1] = id .. '\\31' .. message
 end
 send()
-redis.call('SET', KEYS[2], prev, 'PX', retention)
-redis.call('SET', KEYS[3], wide, 'PX', retention)
+local fields = { 'last', prev, 'wide', wide }
+for n, at in pairs(sent) do
+  fields[#fields + 1] = 'n:' .. n
+  fields[#fields + 1] = at
+end
+redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], retention)
-redis.call('PEXPIRE', KEYS[4], retention)
-redis.call('PEXPIRE', KEYS[5], retention)
+redis.call('PEXPIRE', KEYS[2], retention)
+if isHolderChanged then redis.call('PEXPIRE', KEYS[3], holdersTtl) end
 return ids
 `;
 
-// KEYS: as above, the room channel's last position and the node positions. ARGV: the node.
-// The position a node's next message will name as its previous. Flagged read-only, so it runs
-// while Redis holds writes (CLIENT PAUSE WRITE during a failover) and is routed like a read.
+// KEYS: the positions hash, as above. ARGV: the node. The position a node's next message will name
+// as its previous. Flagged read-only, so it runs while Redis holds writes (CLIENT PAUSE WRITE
+// during a failover) and is routed like a read.
 const BASELINE_SCRIPT = `#!lua flags=no-writes
-return redis.call('HGET', KEYS[2], ARGV[1]) or redis.call('GET', KEYS[1]) or '0-0'
+local p = redis.call('HMGET', KEYS[1], 'n:' .. ARGV[1], 'wide')
+return p[1] or p[2] or '0-0'
 `;
+
+/**
+ * How long the hash of who holds each participant lives after its last change. It is kept up to
+ * date by every join, resume and departure, so it may outlive the log; when it has gone (an idle
+ * day, a Redis restart) messages for one participant reach every node of the room until its next
+ * change.
+ */
+const HOLDERS_TTL_MS = 24 * 3600_000;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     logAndPublish(...keysAndArgs: (string | number)[]): Result<string[], Context>;
-    logBaseline(wide: string, sent: string, nodeId: string): Result<string, Context>;
+    logBaseline(positions: string, nodeId: string): Result<string, Context>;
   }
 }
 
@@ -213,7 +256,7 @@ export class RedisBus implements RoomBus {
   private readonly handlers: BusHandler[] = [];
   private readonly gapHandlers: GapHandler[] = [];
   private readonly logs = new Map<string, RoomLog>();
-  private readonly scriptArgsByRoom = new Map<string, (string | number)[]>();
+  private readonly roomNames = new Map<string, [string, string, string, string, string]>();
   /** The room of each subscribed channel (its room channel and this node's channel). */
   private readonly channelRooms = new Map<string, string>();
   /** PUBLISH on one Redis; SPUBLISH on a Redis Cluster (the shard of the room's slot). */
@@ -282,8 +325,8 @@ export class RedisBus implements RoomBus {
       sub.on('error', (err: Error) => opts.log.warn({ connection: 'sub', err }, 'redis error'));
       this.sub = sub;
     }
-    this.pub.defineCommand('logAndPublish', { numberOfKeys: 5, lua: PUBLISH_SCRIPT });
-    this.pub.defineCommand('logBaseline', { numberOfKeys: 2, lua: BASELINE_SCRIPT });
+    this.pub.defineCommand('logAndPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+    this.pub.defineCommand('logBaseline', { numberOfKeys: 1, lua: BASELINE_SCRIPT });
     this.pub.on('ready', () => this.reportStatus('pub connected'));
     this.pub.on('close', () => opts.onStatus?.(this.isUp()));
     this.pub.on('error', (err: Error) => opts.log.warn({ connection: 'pub', err }, 'redis error'));
@@ -324,8 +367,8 @@ export class RedisBus implements RoomBus {
     return this.roomKey(room, 'log');
   }
 
-  private lastKey(room: string): string {
-    return this.roomKey(room, 'last');
+  private positionsKey(room: string): string {
+    return this.roomKey(room, 'pos');
   }
 
   private roomChannel(room: string): string {
@@ -337,33 +380,43 @@ export class RedisBus implements RoomBus {
   }
 
   /**
-   * The script's keys and leading arguments for a batch of `room`; the messages follow. Built once
-   * per room (seven strings): the hot path only looks them up.
+   * The script's keys and leading arguments for a batch of `room`; the messages follow. The room's
+   * names are built once (five strings): the hot path only looks them up.
    */
   private scriptArgs(room: string): (string | number)[] {
-    let args = this.scriptArgsByRoom.get(room);
-    if (args) return args;
-    // Rooms come and go; a full cache starts again rather than keeping the ones long gone.
-    if (this.scriptArgsByRoom.size >= MAX_CACHED_ROOMS) this.scriptArgsByRoom.clear();
-    args = [
-      this.logKey(room),
-      this.lastKey(room),
-      this.roomKey(room, 'wide'),
-      this.roomKey(room, 'sent'),
-      this.roomKey(room, 'home'),
+    let names = this.roomNames.get(room);
+    if (!names) {
+      // Rooms come and go; a full cache starts again rather than keeping the ones long gone.
+      if (this.roomNames.size >= MAX_CACHED_ROOMS) this.roomNames.clear();
+      names = [
+        this.logKey(room),
+        this.positionsKey(room),
+        this.roomKey(room, 'holders'),
+        this.roomChannel(room),
+        this.roomKey(room, 'n:'),
+      ];
+      this.roomNames.set(room, names);
+    }
+    const [log, positions, holders, channel, nodeChannels] = names;
+    // Entries older than the retention go as the log grows (MINID ~: whole stream nodes at a time).
+    const minId = `${Date.now() - this.opts.retentionMs}-0`;
+    return [
+      log,
+      positions,
+      holders,
       this.publishCommand,
       this.opts.retentionMs,
-      this.roomChannel(room),
-      this.roomKey(room, 'n:'),
+      minId,
+      channel,
+      nodeChannels,
       this.opts.nodeId,
+      HOLDERS_TTL_MS,
     ];
-    this.scriptArgsByRoom.set(room, args);
-    return args;
   }
 
   /** The position the next message routed to this node will name as its previous. */
   private baseline(room: string): Promise<Position> {
-    return this.pub.logBaseline(this.roomKey(room, 'wide'), this.roomKey(room, 'sent'), this.opts.nodeId);
+    return this.pub.logBaseline(this.positionsKey(room), this.opts.nodeId);
   }
 
   // ---- publishing -------------------------------------------------------------------------------
@@ -568,7 +621,7 @@ export class RedisBus implements RoomBus {
           if (entries.length === 0) {
             // An empty read is complete only if nothing was logged since: the log itself may be
             // gone (the last position outlives it). Read once more up to that last position.
-            const newest = await this.pub.get(this.lastKey(room));
+            const newest = await this.pub.hget(this.positionsKey(room), 'last');
             if (newest !== null && comparePositions(newest, after) > 0) {
               ({ entries, isComplete } = await this.read(room, after, newest));
               if (entries.length === 0) roomLog.last = newest;
