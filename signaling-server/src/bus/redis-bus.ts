@@ -240,6 +240,8 @@ interface RoomLog {
    */
   baseline: Position | undefined;
   isReading: boolean;
+  /** Another read-back was asked for while one was under way. */
+  isReadAgain: boolean;
   /** Published batches that arrived while the log was being read, in arrival order. */
   waiting: string[];
 }
@@ -508,7 +510,7 @@ export class RedisBus implements RoomBus {
   // ---- subscribing ------------------------------------------------------------------------------
 
   async subscribe(room: string): Promise<void> {
-    const roomLog: RoomLog = { last: undefined, baseline: undefined, isReading: false, waiting: [] };
+    const roomLog: RoomLog = { last: undefined, baseline: undefined, isReading: false, isReadAgain: false, waiting: [] };
     this.logs.set(room, roomLog);
     const channels = [this.roomChannel(room), this.nodeChannel(room)];
     for (const channel of channels) this.channelRooms.set(channel, room);
@@ -605,10 +607,16 @@ export class RedisBus implements RoomBus {
    * arrived meanwhile. Retries while Redis cannot be read; reports a gap when the log lost some.
    */
   private async readBack(room: string, roomLog: RoomLog): Promise<void> {
-    if (roomLog.isReading) return;
+    if (roomLog.isReading) {
+      // The read under way may have read the log before what this caller knows was missed (a
+      // reconnect after the read began): it reads once more when done.
+      roomLog.isReadAgain = true;
+      return;
+    }
     roomLog.isReading = true;
     for (;;) {
       if (this.logs.get(room) !== roomLog || this.isClosing) return;
+      roomLog.isReadAgain = false;
       const after = roomLog.last ?? roomLog.baseline;
       try {
         if (after === undefined) {
@@ -632,6 +640,7 @@ export class RedisBus implements RoomBus {
           for (const e of entries) this.deliver(room, roomLog, e.position, e.payload);
           if (entries.length > 0) this.opts.onRecovered?.(room, entries.length);
         }
+        if (roomLog.isReadAgain) continue;
         break;
       } catch (err) {
         this.opts.log.warn({ err, room }, 'could not read a room log back; retrying');
