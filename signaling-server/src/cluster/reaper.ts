@@ -22,7 +22,11 @@ export class Reaper {
   private timer: NodeJS.Timeout | null = null;
   private isRunning = false;
   private isLeader = false;
-  /** When the database last failed us; nodes cannot heartbeat through an outage either. */
+  /**
+   * When the database last failed us or stalled (a write that took a quarter of a heartbeat
+   * period: a synchronous standby gone, a lock, a disk that stopped). Nodes cannot heartbeat
+   * through either, and a beat held up that way lands with the time it was sent.
+   */
   private lastFailureAt = -Infinity;
 
   constructor(private readonly opts: ReaperOptions) {}
@@ -44,12 +48,15 @@ export class Reaper {
     this.isRunning = true;
     const { store, nodeId, heartbeatMs, log } = this.opts;
     try {
+      const leaseSentAt = performance.now();
       const isLeader = await store.acquireLease(REAPER_LEASE, nodeId, heartbeatMs);
+      // Undetected, a stall just shorter than the tick plus this bound leaves a beat 1.75 periods old.
+      if (performance.now() - leaseSentAt > heartbeatMs / 4) this.noteStall(performance.now() - leaseSentAt);
       if (isLeader !== this.isLeader) log.info({ isLeader }, isLeader ? 'leading the reaper' : 'no longer leading the reaper');
       this.isLeader = isLeader;
       if (!isLeader) return [];
-      // Right after an outage every node's heartbeat looks stale. Judge nodes dead only once they
-      // have all had two periods to beat again; expired grace periods are reaped meanwhile.
+      // Right after an outage or a stall every node's heartbeat looks stale. Judge nodes dead only
+      // once they have all had two periods to beat again; expired grace periods are reaped meanwhile.
       const deadAfterMs = performance.now() - this.lastFailureAt < 2 * heartbeatMs ? null : 2 * heartbeatMs;
       const departures = await store.reap(deadAfterMs, this.opts.announce, this.roomFailed);
       this.record(departures, 'reaped');
@@ -77,6 +84,16 @@ export class Reaper {
       this.opts.log.warn({ err, goneNode: goneNodeId }, 'could not evict a gone node');
       return [];
     }
+  }
+
+  private noteStall(ms: number): void {
+    if (performance.now() - this.lastFailureAt >= 2 * this.opts.heartbeatMs) {
+      this.opts.log.warn(
+        { stalledMs: Math.round(ms) },
+        'the database stalled: judging no node dead until all have had two heartbeat periods to beat',
+      );
+    }
+    this.lastFailureAt = performance.now();
   }
 
   private readonly roomFailed: OnRoomFailure = (room, err) => {

@@ -4,7 +4,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAllNodes, startCluster, startNode, uniqueName, type RunningNode } from '../support/cluster.js';
+import { killAllNodes, metric, startCluster, startNode, uniqueName, type RunningNode } from '../support/cluster.js';
 import { ClientTracker } from '../support/clients.js';
 import { eventually } from '../support/eventually.js';
 import type { TestClient } from '../support/test-client.js';
@@ -163,6 +163,56 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
     expect((await newcomer.join(room)).peers.map((p) => p.id)).toEqual([watching.self.id]);
     expect(await leaver.request({ type: 'leave', room })).toMatchObject({ type: 'left' });
   }, 30_000);
+});
+
+describe('every COMMIT stalling (a synchronous standby gone) for longer than the reaper waits', () => {
+  it('judges no node dead: heartbeats stalled with everything else, and the rooms keep their members', async () => {
+    // A query timeout longer than the stall: the reaper must see it as a stall, not as a failure.
+    const env = { ...ENV, DB_TIMEOUT_MS: '15000' };
+    const { nodes } = await startCluster(2, { databaseUrl: postgres.databaseUrl, redisUrl: redis.url, env });
+    const [a, b] = nodes as [RunningNode, RunningNode];
+    const room = uniqueName('stall-');
+    const alice = await client(a);
+    const aliceJoined = await alice.join(room);
+    const bob = await client(b);
+    const bobJoined = await bob.join(room);
+    await alice.waitForType('peer-joined', (m) => m.peer.id === bobJoined.self.id);
+
+    await db.query(`ALTER SYSTEM SET synchronous_standby_names = 'nobody'`);
+    await db.query('SELECT pg_reload_conf()');
+    try {
+      // Both heartbeats as others see them go stale: the beat in flight waits for its COMMIT.
+      // Past three periods, even that beat is more than two periods old when it lands.
+      await eventually(
+        'heartbeats more than three periods old',
+        15_000,
+        async () =>
+          (
+            await db.query<{ stale: boolean }>(
+              `SELECT bool_and(heartbeat_at < now() - make_interval(secs => $2)) AS stale FROM nodes WHERE id = ANY($1)`,
+              [[a.id, b.id], (3.2 * HEARTBEAT_MS) / 1000],
+            )
+          ).rows[0]?.stale,
+        Boolean,
+        50,
+      );
+    } finally {
+      await db.query('ALTER SYSTEM RESET synchronous_standby_names');
+      await db.query('SELECT pg_reload_conf()');
+    }
+
+    // The reaper gets three periods (two rounds each) of database that answers again.
+    const reapsOf = async (node: RunningNode) => (await metric(node, 'signaling_db_query_seconds_count{op="reap"}')) || 0;
+    const reapRounds = async () => (await reapsOf(a)) + (await reapsOf(b));
+    const before = await reapRounds();
+    await eventually('six reaper rounds after the stall', 10_000, reapRounds, (n) => n >= before + 6, 50);
+
+    expect([await metric(a, 'signaling_judged_dead_total'), await metric(b, 'signaling_judged_dead_total')]).toEqual([0, 0]);
+    expect(alice.seen((m) => m.type === 'peer-left')).toEqual([]);
+    expect(bob.seen((m) => m.type === 'peer-left')).toEqual([]);
+    const newcomer = await client(a);
+    expect((await newcomer.join(room)).peers.map((p) => p.id).sort()).toEqual([aliceJoined.self.id, bobJoined.self.id].sort());
+  }, 60_000);
 });
 
 describe('a node stopping while Postgres is gone and Redis hangs', () => {
