@@ -19,7 +19,10 @@ export class Backoff {
   private readonly jitter: number;
   private attempts = 0;
 
-  constructor(options: BackoffOptions = {}, private readonly random: () => number = Math.random) {
+  constructor(
+    options: BackoffOptions = {},
+    private readonly random: () => number = Math.random,
+  ) {
     this.initialDelayMs = Math.max(0, options.initialDelayMs ?? 250);
     this.maxDelayMs = Math.max(this.initialDelayMs, options.maxDelayMs ?? 10_000);
     this.factor = Math.max(1, options.factor ?? 2);

@@ -73,7 +73,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private currentNode: string | undefined;
   /** Bumped on every welcome, so a re-join that outlives its socket knows it is stale. */
   private generation = 0;
-  private connected: { promise: Promise<{ node: string }>; resolve: (v: { node: string }) => void; reject: (e: SignalingError) => void } | undefined;
+  private connected:
+    | { promise: Promise<{ node: string }>; resolve: (v: { node: string }) => void; reject: (e: SignalingError) => void }
+    | undefined;
 
   constructor(options: SignalingClientOptions) {
     super();
@@ -361,7 +363,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         this.applyRejoin(result.value);
         continue;
       }
-      const error = result.reason instanceof SignalingError ? result.reason : new SignalingError('internal', String(result.reason));
+      const error =
+        result.reason instanceof SignalingError ? result.reason : new SignalingError('internal', String(result.reason));
       if (!ROOM_LOST_CODES.has(error.code)) {
         // The node could not serve the re-join (unavailable, timeout, ...): try another socket.
         this.connection.drop(4001, 'rejoin failed', 'rejoin-failed');
@@ -376,7 +379,11 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.connectionState = 'open';
     this.hasBeenOpen = true;
     this.connection.markHealthy();
-    this.outbox.release(lost, (message) => this.sendNow(message), (text) => this.connection.send(text));
+    this.outbox.release(
+      lost,
+      (message) => this.sendNow(message),
+      (text) => this.connection.send(text),
+    );
     const node = this.currentNode ?? '';
     this.emit('connected', { node, isReconnect });
     this.connected?.resolve({ node });

@@ -174,16 +174,19 @@ export class Connection {
     if (!(intervalMs > 0)) return;
     const socket = this.socket;
     this.pingSentAt = undefined;
-    this.heartbeatTimer = setInterval(() => {
-      if (this.socket !== socket) return;
-      const now = Date.now();
-      if (this.pingSentAt !== undefined) {
-        if (now - this.pingSentAt >= this.options.heartbeatTimeoutMs) this.drop(4002, 'heartbeat timeout', 'heartbeat');
-      } else if (now - this.lastReceivedAt >= intervalMs) {
-        this.pingSentAt = now;
-        this.send(JSON.stringify({ type: 'ping' }));
-      }
-    }, Math.max(50, Math.min(intervalMs, this.options.heartbeatTimeoutMs) / 2));
+    this.heartbeatTimer = setInterval(
+      () => {
+        if (this.socket !== socket) return;
+        const now = Date.now();
+        if (this.pingSentAt !== undefined) {
+          if (now - this.pingSentAt >= this.options.heartbeatTimeoutMs) this.drop(4002, 'heartbeat timeout', 'heartbeat');
+        } else if (now - this.lastReceivedAt >= intervalMs) {
+          this.pingSentAt = now;
+          this.send(JSON.stringify({ type: 'ping' }));
+        }
+      },
+      Math.max(50, Math.min(intervalMs, this.options.heartbeatTimeoutMs) / 2),
+    );
   }
 
   private detach(): WebSocketLike | null {

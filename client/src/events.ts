@@ -12,7 +12,11 @@ export interface SignalingEvents {
   /** The connection ended. */
   disconnected: { code: number; reason: string; willReconnect: boolean };
   /** The next connection attempt is due in `delayMs` (`attempt` is 0 for a server-requested drain). */
-  reconnecting: { attempt: number; delayMs: number; reason: 'closed' | 'drain' | 'heartbeat' | 'connect-timeout' | 'connect-failed' | 'rejoin-failed' };
+  reconnecting: {
+    attempt: number;
+    delayMs: number;
+    reason: 'closed' | 'drain' | 'heartbeat' | 'connect-timeout' | 'connect-failed' | 'rejoin-failed';
+  };
   /** The client stopped for good (`close()`, a policy close, or reconnect attempts used up). */
   closed: { code: number; reason: string };
   /**

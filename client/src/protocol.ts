@@ -53,19 +53,53 @@ export interface JoinRequest {
   token?: string;
   resume?: string;
 }
-export interface LeaveRequest { type: 'leave'; id?: RequestId; room: string }
-export interface SignalRequest { type: 'signal'; id?: RequestId; room: string; to: string; data: unknown }
-export interface BroadcastRequest { type: 'broadcast'; id?: RequestId; room: string; data: unknown }
-export interface StateRequest { type: 'state'; id?: RequestId; room: string; data: JsonObject; version: number }
-export interface PingRequest { type: 'ping'; id?: RequestId }
+export interface LeaveRequest {
+  type: 'leave';
+  id?: RequestId;
+  room: string;
+}
+export interface SignalRequest {
+  type: 'signal';
+  id?: RequestId;
+  room: string;
+  to: string;
+  data: unknown;
+}
+export interface BroadcastRequest {
+  type: 'broadcast';
+  id?: RequestId;
+  room: string;
+  data: unknown;
+}
+export interface StateRequest {
+  type: 'state';
+  id?: RequestId;
+  room: string;
+  data: JsonObject;
+  version: number;
+}
+export interface PingRequest {
+  type: 'ping';
+  id?: RequestId;
+}
 /** Addition to protocol v1: fresh ICE servers for this client's participant in `room`. */
-export interface IceServersRequest { type: 'ice-servers'; id?: RequestId; room: string }
+export interface IceServersRequest {
+  type: 'ice-servers';
+  id?: RequestId;
+  room: string;
+}
 
-export type ClientMessage = JoinRequest | LeaveRequest | SignalRequest | BroadcastRequest | StateRequest | PingRequest | IceServersRequest;
+export type ClientMessage =
+  JoinRequest | LeaveRequest | SignalRequest | BroadcastRequest | StateRequest | PingRequest | IceServersRequest;
 
 // ---- server → client --------------------------------------------------------------------------
 
-export interface WelcomeMessage { type: 'welcome'; protocol: number; node: string; heartbeatMs: number }
+export interface WelcomeMessage {
+  type: 'welcome';
+  protocol: number;
+  node: string;
+  heartbeatMs: number;
+}
 export interface JoinedMessage {
   type: 'joined';
   id?: RequestId;
@@ -79,16 +113,61 @@ export interface JoinedMessage {
   iceServers?: IceServer[];
   iceServersTtlMs?: number;
 }
-export interface IceServersMessage { type: 'ice-servers'; id?: RequestId; room: string; iceServers: IceServer[]; iceServersTtlMs?: number }
-export interface LeftMessage { type: 'left'; id?: RequestId; room: string }
-export interface PeerJoinedMessage { type: 'peer-joined'; room: string; peer: Peer }
-export interface PeerLeftMessage { type: 'peer-left'; room: string; peer: { id: string }; reason: PeerLeftReason }
-export interface SignalMessage { type: 'signal'; room: string; from: string; data: unknown }
-export interface BroadcastMessage { type: 'broadcast'; room: string; from: string; data: unknown }
-export interface StateMessage { type: 'state'; room: string; version: number; data: JsonObject; from: string }
-export interface AckMessage { type: 'ack'; id: RequestId; version?: number }
-export interface PongMessage { type: 'pong'; id?: RequestId }
-export interface ReconnectMessage { type: 'reconnect'; retryAfterMs: number }
+export interface IceServersMessage {
+  type: 'ice-servers';
+  id?: RequestId;
+  room: string;
+  iceServers: IceServer[];
+  iceServersTtlMs?: number;
+}
+export interface LeftMessage {
+  type: 'left';
+  id?: RequestId;
+  room: string;
+}
+export interface PeerJoinedMessage {
+  type: 'peer-joined';
+  room: string;
+  peer: Peer;
+}
+export interface PeerLeftMessage {
+  type: 'peer-left';
+  room: string;
+  peer: { id: string };
+  reason: PeerLeftReason;
+}
+export interface SignalMessage {
+  type: 'signal';
+  room: string;
+  from: string;
+  data: unknown;
+}
+export interface BroadcastMessage {
+  type: 'broadcast';
+  room: string;
+  from: string;
+  data: unknown;
+}
+export interface StateMessage {
+  type: 'state';
+  room: string;
+  version: number;
+  data: JsonObject;
+  from: string;
+}
+export interface AckMessage {
+  type: 'ack';
+  id: RequestId;
+  version?: number;
+}
+export interface PongMessage {
+  type: 'pong';
+  id?: RequestId;
+}
+export interface ReconnectMessage {
+  type: 'reconnect';
+  retryAfterMs: number;
+}
 export interface ErrorMessage {
   type: 'error';
   id?: RequestId;

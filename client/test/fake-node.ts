@@ -50,7 +50,8 @@ export class FakeRooms {
     const room = this.room(roomName);
     room.version += 1;
     room.data = data;
-    for (const m of room.members.values()) m.conn?.send({ type: 'state', room: roomName, version: room.version, data, from: 'outsider' });
+    for (const m of room.members.values())
+      m.conn?.send({ type: 'state', room: roomName, version: room.version, data, from: 'outsider' });
     return room.version;
   }
 }
@@ -193,7 +194,12 @@ export class FakeNode extends EventEmitter {
     const ttlMs = this.options.iceServersTtlMs;
     // A new username each time, so a test can tell renewals apart.
     const ice = (p: Member): Json =>
-      ttlMs === undefined ? {} : { iceServers: [{ urls: ['turn:turn.test'], username: `${this.id}.${++this.issued}:${p.id}`, credential: 'c' }], iceServersTtlMs: ttlMs };
+      ttlMs === undefined
+        ? {}
+        : {
+            iceServers: [{ urls: ['turn:turn.test'], username: `${this.id}.${++this.issued}:${p.id}`, credential: 'c' }],
+            iceServersTtlMs: ttlMs,
+          };
     switch (m.type) {
       case 'ping':
         return conn.send({ type: 'pong', id });
@@ -218,8 +224,15 @@ export class FakeNode extends EventEmitter {
           room.members.set(self.id, self);
         }
         conn.send({
-          type: 'joined', id, room: roomName, self: peerOf(self), peers,
-          state: { version: room.version, data: room.data }, resume: self.resume, resumed: resumed !== undefined, ...ice(self),
+          type: 'joined',
+          id,
+          room: roomName,
+          self: peerOf(self),
+          peers,
+          state: { version: room.version, data: room.data },
+          resume: self.resume,
+          resumed: resumed !== undefined,
+          ...ice(self),
         });
         for (const text of self.missed.splice(0)) conn.socket.send(text);
         return;
@@ -257,7 +270,8 @@ export class FakeNode extends EventEmitter {
         room.version += 1;
         room.data = m.data as Json;
         for (const p of room.members.values()) {
-          if (p !== member) p.conn?.send({ type: 'state', room: roomName, version: room.version, data: room.data, from: member.id });
+          if (p !== member)
+            p.conn?.send({ type: 'state', room: roomName, version: room.version, data: room.data, from: member.id });
         }
         return conn.send({ type: 'ack', id, version: room.version });
       }

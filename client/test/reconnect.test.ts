@@ -105,7 +105,11 @@ describe('reconnecting', () => {
     await Promise.all(sent);
 
     expect(revived.frames.map((f) => [f.type, f.data])).toEqual([
-      ['join', undefined], ['signal', 1], ['signal', 2], ['broadcast', 3], ['signal', 4],
+      ['join', undefined],
+      ['signal', 1],
+      ['signal', 2],
+      ['broadcast', 3],
+      ['signal', 4],
     ]);
     expect(revived.frames[0]!.resume).toBeTypeOf('string');
     await lastArrives;

@@ -125,11 +125,15 @@ describe('shared state', () => {
     await client.connect();
     await client.join('lobby');
     let calls = 0;
-    const attempt = client.updateState('lobby', () => {
-      calls++;
-      node.rooms.setState('lobby', { by: 'someone else', calls }); // always one step ahead
-      return { mine: calls };
-    }, { maxAttempts: 3 });
+    const attempt = client.updateState(
+      'lobby',
+      () => {
+        calls++;
+        node.rooms.setState('lobby', { by: 'someone else', calls }); // always one step ahead
+        return { mine: calls };
+      },
+      { maxAttempts: 3 },
+    );
     await expect(attempt).rejects.toMatchObject({ code: 'version-conflict' });
     expect(calls).toBe(3);
   });

@@ -111,7 +111,8 @@ io.on('connection', (socket) => {
   });
 
   socket.on('signal', (msg: unknown, ack?: Reply) => {
-    if (!isObject(msg) || typeof msg.room !== 'string' || typeof msg.to !== 'string') return fail(ack, socket, 'bad-request', 'signal');
+    if (!isObject(msg) || typeof msg.room !== 'string' || typeof msg.to !== 'string')
+      return fail(ack, socket, 'bad-request', 'signal');
     if (!socket.rooms.has(msg.room) || msg.room === socket.id) return fail(ack, socket, 'not-joined', msg.room);
     // The socket's own room carries messages to one participant, on whichever node it is.
     io.to(msg.to).emit('signal', { room: msg.room, from: socket.id, data: msg.data });

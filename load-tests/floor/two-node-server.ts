@@ -72,7 +72,13 @@ app.ws<Client>('/ws', {
     ws.send(JSON.stringify({ type: 'welcome', protocol: 1, node: NODE, heartbeatMs: 60_000 }));
   },
   message: (ws, message) => {
-    const msg = JSON.parse(Buffer.from(message).toString()) as { type: string; id?: number; room: string; to: string; data: unknown };
+    const msg = JSON.parse(Buffer.from(message).toString()) as {
+      type: string;
+      id?: number;
+      room: string;
+      to: string;
+      data: unknown;
+    };
     const self = ws.getUserData();
     switch (msg.type) {
       case 'join': {
@@ -83,7 +89,13 @@ app.ws<Client>('/ws', {
         const n = (members.get(msg.room) ?? 0) + 1;
         members.set(msg.room, n);
         const joined = JSON.stringify({
-          type: 'joined', id: msg.id, room: msg.room, self: { id: self.id, name: '', meta: {} }, peers: [], state: { version: 0, data: null }, resume: '',
+          type: 'joined',
+          id: msg.id,
+          room: msg.room,
+          self: { id: self.id, name: '', meta: {} },
+          peers: [],
+          state: { version: 0, data: null },
+          resume: '',
         });
         // Answer once the node hears the room, so that nothing sent to the new member is missed.
         if (n > 1) ws.send(joined);

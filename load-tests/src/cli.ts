@@ -21,12 +21,31 @@ import { renderReport, renderSummary, writeCharts } from './report/markdown.js';
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 const SETTING_FLAGS: Record<string, keyof Settings> = {
-  warmup: 'warmupS', duration: 'durationS', drain: 'drainS', 'soak-duration': 'soakS',
-  pairs: 'pairs', rate: 'rate', rooms: 'rooms', 'room-size': 'roomSize', 'fanout-rate': 'fanoutRate',
-  'joins-per-second': 'joinsPerSecond', 'hold-ms': 'holdMs', 'churn-clients': 'churnClients', 'churn-rooms': 'churnRooms',
-  'spread-rooms': 'spreadRooms', 'spread-room-size': 'spreadRoomSize', 'spread-rate': 'spreadRate', 'spread-nodes': 'spreadNodes',
-  connections: 'connections', 'idle-room-size': 'idleRoomSize', settle: 'settleS',
-  workers: 'workers', sources: 'sources', 'per-source': 'perSource', payload: 'payload', concurrency: 'concurrency',
+  warmup: 'warmupS',
+  duration: 'durationS',
+  drain: 'drainS',
+  'soak-duration': 'soakS',
+  pairs: 'pairs',
+  rate: 'rate',
+  rooms: 'rooms',
+  'room-size': 'roomSize',
+  'fanout-rate': 'fanoutRate',
+  'joins-per-second': 'joinsPerSecond',
+  'hold-ms': 'holdMs',
+  'churn-clients': 'churnClients',
+  'churn-rooms': 'churnRooms',
+  'spread-rooms': 'spreadRooms',
+  'spread-room-size': 'spreadRoomSize',
+  'spread-rate': 'spreadRate',
+  'spread-nodes': 'spreadNodes',
+  connections: 'connections',
+  'idle-room-size': 'idleRoomSize',
+  settle: 'settleS',
+  workers: 'workers',
+  sources: 'sources',
+  'per-source': 'perSource',
+  payload: 'payload',
+  concurrency: 'concurrency',
 };
 
 const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENARIO> [flags]
@@ -58,7 +77,9 @@ const HELP = `usage: node --import tsx load-tests/src/cli.ts <bench | run SCENAR
   --out DIR (default load-tests/results)  --update-docs (rewrite the figures in docs/benchmarks.md)
   --json FILE (run: also write the result)  --quiet
   --redis-url URL  --postgres-url URL  --log-level LEVEL
-  sizes: ${Object.keys(SETTING_FLAGS).map((f) => `--${f}`).join(' ')}
+  sizes: ${Object.keys(SETTING_FLAGS)
+    .map((f) => `--${f}`)
+    .join(' ')}
 `;
 
 function parse() {
@@ -81,7 +102,10 @@ function parse() {
       json: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
-      'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+      'postgres-url': {
+        type: 'string',
+        default: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      },
       'log-level': { type: 'string', default: 'info' },
       redis: { type: 'string', default: 'single,cluster' },
       'bus-load': { type: 'string', default: 'project' },
@@ -113,7 +137,10 @@ function machineInfo(): MachineInfo {
 }
 
 function stamp(d: Date): string {
-  return d.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/:/g, '-')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 async function main(): Promise<void> {
@@ -141,24 +168,33 @@ async function main(): Promise<void> {
   }
   const scenarios = (command === 'run' ? [scenarioArg ?? ''] : (v.scenarios ?? 'relay,fanout').split(',')) as ScenarioName[];
   const isBus = command === 'run' && scenarioArg === 'bus';
-  for (const s of isBus ? [] : scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
+  for (const s of isBus ? [] : scenarios)
+    if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${SCENARIOS.join(', ')})`);
   const targets = (command === 'run' ? [v.target] : v.targets.split(',')) as TargetKind[];
   for (const t of targets) if (!['project', 'baseline', 'floor', 'floor2'].includes(t)) throw new Error(`unknown target '${t}'`);
   // The report compares the project with the two-node floor and the baseline; the one-node floor
   // is a reference point for `run`. Floors serve relay and fan-out only (no leave, state, resume).
   if (command === 'bench' && targets.includes('floor')) throw new Error('the floor target is for `run` only');
-  if (command === 'run' && (targets[0] === 'floor' || targets[0] === 'floor2') && scenarios[0] !== 'relay' && scenarios[0] !== 'fanout') {
+  if (
+    command === 'run' &&
+    (targets[0] === 'floor' || targets[0] === 'floor2') &&
+    scenarios[0] !== 'relay' &&
+    scenarios[0] !== 'fanout'
+  ) {
     throw new Error('the floor targets run relay and fanout only');
   }
   // In `bench` the floor serves the scenarios it can and sits the others out.
   const targetsOf = (s: ScenarioName) => targets.filter((t) => t !== 'floor2' || s === 'relay' || s === 'fanout');
-  if (command === 'run' && scenarios[0] === 'spread' && targets[0] !== 'project') throw new Error('spread runs against the project only');
+  if (command === 'run' && scenarios[0] === 'spread' && targets[0] !== 'project')
+    throw new Error('spread runs against the project only');
   const rounds = Number(v.rounds);
   // An odd count has a middle round, so every verdict is about a round that was measured.
   if (!Number.isInteger(rounds) || rounds < 1 || rounds % 2 === 0) throw new Error('--rounds needs an odd number (1, 3, 5, …)');
 
   const startedAt = new Date();
-  const runId = `${stamp(startedAt).replace(/[^0-9]/g, '').slice(2, 14)}${process.pid}`;
+  const runId = `${stamp(startedAt)
+    .replace(/[^0-9]/g, '')
+    .slice(2, 14)}${process.pid}`;
   const tmpDir = join(v.out, 'tmp', runId);
   const extraEnv = Object.fromEntries(
     v.env.map((kv) => {
@@ -193,7 +229,8 @@ async function main(): Promise<void> {
   const say = (text: string) => v.quiet || process.stderr.write(`${text}\n`);
   if (isBus) {
     const kinds = v.redis.split(',') as RedisKind[];
-    for (const k of kinds) if (k !== 'single' && k !== 'cluster') throw new Error(`--redis takes single and/or cluster, not '${k}'`);
+    for (const k of kinds)
+      if (k !== 'single' && k !== 'cluster') throw new Error(`--redis takes single and/or cluster, not '${k}'`);
     const load = v['bus-load'] as BusLoad;
     if (load !== 'raw' && load !== 'project') throw new Error(`--bus-load takes raw or project, not '${load}'`);
     const spec = {
@@ -211,22 +248,34 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       // Alternating which Redis goes first, as bench alternates its targets.
       for (const redis of round % 2 === 1 ? kinds : [...kinds].reverse()) {
-        say(`bus: ${load} load on ${redis === 'single' ? 'one Redis' : `a ${spec.masters}-master Redis Cluster`}, ${spec.rate}/s over ${spec.rooms} rooms${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
+        say(
+          `bus: ${load} load on ${redis === 'single' ? 'one Redis' : `a ${spec.masters}-master Redis Cluster`}, ${spec.rate}/s over ${spec.rooms} rooms${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`,
+        );
         const sub = `b${round}${redis[0]}`;
-        const project = { cluster: { ...clusterOpts('project', Number(v.nodes), sub, false) }, generator: { ...gen, runId: `${gen.runId}${sub}` } };
+        const project = {
+          cluster: { ...clusterOpts('project', Number(v.nodes), sub, false) },
+          generator: { ...gen, runId: `${gen.runId}${sub}` },
+        };
         busResults.push(await runBus({ ...spec, redis }, project));
         say(renderBusSummary(busResults.slice(-1)));
       }
     }
     process.stdout.write(renderBusSummary(busResults) + '\n');
-    if (v.json) writeFileSync(v.json, JSON.stringify({ command: process.argv.slice(2).join(' '), machine: machineInfo(), results: busResults }, null, 2));
+    if (v.json)
+      writeFileSync(
+        v.json,
+        JSON.stringify({ command: process.argv.slice(2).join(' '), machine: machineInfo(), results: busResults }, null, 2),
+      );
     return;
   }
   const nodesOf = (t: TargetKind) => (t === 'floor' ? 1 : Number(t === 'project' ? v.nodes : v['baseline-nodes']));
   const spreadNodes = Math.round(settings.spreadNodes);
-  if (scenarios.includes('spread') && spreadNodes < 3) throw new Error('--spread-nodes needs 3 or more: its arms compare rooms over 2 nodes with rooms over all');
+  if (scenarios.includes('spread') && spreadNodes < 3)
+    throw new Error('--spread-nodes needs 3 or more: its arms compare rooms over 2 nodes with rooms over all');
 
-  say(`run ${runId}: ${scenarios.join(', ')} × ${targets.join(', ')} (preset ${v.preset}); logs in ${relative(process.cwd(), tmpDir)}`);
+  say(
+    `run ${runId}: ${scenarios.join(', ')} × ${targets.join(', ')} (preset ${v.preset}); logs in ${relative(process.cwd(), tmpDir)}`,
+  );
   const results: ScenarioResult[] = [];
   const clusters = new Map<TargetKind, Cluster>();
   const running = new Set<Cluster>();
@@ -296,7 +345,11 @@ async function main(): Promise<void> {
               await stop(single);
             }
           } else {
-            result = await runLoad(loadSpec(scenario as Exclude<ScenarioName, 'idle' | 'spread'>, settings), clusters.get(t)!, roundGen);
+            result = await runLoad(
+              loadSpec(scenario as Exclude<ScenarioName, 'idle' | 'spread'>, settings),
+              clusters.get(t)!,
+              roundGen,
+            );
           }
           results.push(times > 1 ? { ...result, round } : result);
           if (command === 'bench') say(renderSummary([results.at(-1)!]));
@@ -327,7 +380,9 @@ async function main(): Promise<void> {
   const charts = writeCharts(run, v.out, base);
   const report = renderReport(run, charts, '.');
   writeFileSync(join(v.out, `${base}.md`), report);
-  say(`\nwrote ${relative(process.cwd(), join(v.out, `${base}.json`))} and ${relative(process.cwd(), join(v.out, `${base}.md`))}`);
+  say(
+    `\nwrote ${relative(process.cwd(), join(v.out, `${base}.json`))} and ${relative(process.cwd(), join(v.out, `${base}.md`))}`,
+  );
   if (v['update-docs']) updateDocs(run, charts, v.out);
   process.stdout.write(renderSummary(results) + '\n');
 }
@@ -358,6 +413,6 @@ function updateDocs(run: RunFile, charts: string[], outDir: string): void {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;
 });

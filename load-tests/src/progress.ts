@@ -10,7 +10,11 @@ export class ProgressLine {
   private readonly isTty = process.stderr.isTTY === true;
   private lastRate = { at: Date.now(), delivered: 0 };
 
-  constructor(private readonly label: string, private readonly totalMs: number, private readonly quiet = false) {
+  constructor(
+    private readonly label: string,
+    private readonly totalMs: number,
+    private readonly quiet = false,
+  ) {
     this.timer = setInterval(() => this.print(), 1000);
     this.timer.unref();
   }

@@ -46,8 +46,26 @@ describe('bus scenario', () => {
       const result = await runBus(
         { ...spec, rooms: 4, rate: 40, redis: 'single', load: 'project' },
         {
-          cluster: { repoRoot: REPO, runId, nodeCount: 2, logDir, postgresUrl: inject('databaseUrl'), logLevel: 'info', extraEnv: { HOST: '127.0.0.1' } },
-          generator: { workers: 1, minSources: 2, clientsPerSource: 50, payloadBytes: 16, connectConcurrency: 4, requestTimeoutMs: 5000, runId, redisUrl: inject('redisUrl'), quiet: true },
+          cluster: {
+            repoRoot: REPO,
+            runId,
+            nodeCount: 2,
+            logDir,
+            postgresUrl: inject('databaseUrl'),
+            logLevel: 'info',
+            extraEnv: { HOST: '127.0.0.1' },
+          },
+          generator: {
+            workers: 1,
+            minSources: 2,
+            clientsPerSource: 50,
+            payloadBytes: 16,
+            connectConcurrency: 4,
+            requestTimeoutMs: 5000,
+            runId,
+            redisUrl: inject('redisUrl'),
+            quiet: true,
+          },
         },
       );
       expect(result.sent).toBeGreaterThan(0);

@@ -82,10 +82,16 @@ describe('bench report with several rounds', () => {
   });
 
   it('judges CPU per delivery with Redis’s CPU added when it was measured', () => {
-    const withRedis = (r: ScenarioResult, x: number): ScenarioResult => ({ ...r, cpu: { ...r.cpu, perThousandDeliveriesWithRedis: x } });
+    const withRedis = (r: ScenarioResult, x: number): ScenarioResult => ({
+      ...r,
+      cpu: { ...r.cpu, perThousandDeliveriesWithRedis: x },
+    });
     // Servers alone: 0.5 vs 0.45 (met); with Redis: 0.8 vs 0.5 (missed).
     const run = runOf([withRedis(relay('project', 1, 0.5, 5), 0.8), withRedis(relay('floor2', 1, 0.45, 4), 0.5)]);
-    expect(row(run, 'relay: CPU per delivery (servers + Redis) ≤ 1.2×')).toMatchObject({ status: 'missed', measured: '0.80 vs 0.50 s/1k (project/floor2 1.60×)' });
+    expect(row(run, 'relay: CPU per delivery (servers + Redis) ≤ 1.2×')).toMatchObject({
+      status: 'missed',
+      measured: '0.80 vs 0.50 s/1k (project/floor2 1.60×)',
+    });
   });
 
   it('compares the spread arms on their medians and misses the target when a signal was lost', () => {
@@ -94,7 +100,10 @@ describe('bench report with several rounds', () => {
       return { ...r, scenario: 'spread', nodes: 8, params: { span, nodes: 8 }, relay: undefined, spread: r.relay };
     };
     const met = runOf([arm(2, 1, 1.0), arm(8, 1, 1.3), arm(8, 2, 1.05), arm(2, 2, 1.0), arm(2, 3, 1.1), arm(8, 3, 1.08)]);
-    expect(row(met, 'spread:')).toMatchObject({ status: 'met', measured: '1.08 [3 rounds: 1.05–1.30] over 8 vs 1 [3 rounds: 1–1.10] over 2 s/1k (B/A 1.08×), 0 lost' });
+    expect(row(met, 'spread:')).toMatchObject({
+      status: 'met',
+      measured: '1.08 [3 rounds: 1.05–1.30] over 8 vs 1 [3 rounds: 1–1.10] over 2 s/1k (B/A 1.08×), 0 lost',
+    });
     expect(renderReport(met, [], '.')).toContain('| 8 nodes | 1000 / 1000 | 0 |');
     const lossy = runOf([arm(2, 1, 1.0), arm(8, 1, 1.0, 3)]);
     expect(row(lossy, 'spread:')).toMatchObject({ status: 'missed', measured: '1 over 8 vs 1 over 2 s/1k (B/A 1.00×), 3 lost' });

@@ -79,7 +79,17 @@ describe('scenarios against the floors and across nodes', () => {
   it('spread delivers every signal to member 1 alone, with the rooms over 2 nodes and over all 3', async () => {
     const cluster = await startProjectCluster(clusterOptions(3, 's'));
     clusters.push(cluster);
-    const settings = { ...PRESETS.small!, warmupS: 0.2, durationS: 1, drainS: 5, spreadRooms: 4, spreadRoomSize: 4, spreadRate: 40, spreadNodes: 3, payload: 16 };
+    const settings = {
+      ...PRESETS.small!,
+      warmupS: 0.2,
+      durationS: 1,
+      drainS: 5,
+      spreadRooms: 4,
+      spreadRoomSize: 4,
+      spreadRate: 40,
+      spreadNodes: 3,
+      payload: 16,
+    };
     for (const span of [2, 3]) {
       const result = await runLoad(spreadSpec(settings, span), cluster, generator(`s${span}`));
       expect(result.params).toMatchObject({ span, nodes: 3, rooms: 4, roomSize: 4 });

@@ -11,17 +11,36 @@ const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hos
 // paths only, which shows whether the TURN server works.
 const iceOverride = params.getAll('stun').map((urls) => ({ urls }));
 const iceTransportPolicy = params.get('relay') === '1' ? 'relay' : 'all';
-const iceServersFor = (room) => (iceOverride.length > 0 ? iceOverride : client.room(room)?.iceServers ?? []);
+const iceServersFor = (room) => (iceOverride.length > 0 ? iceOverride : (client.room(room)?.iceServers ?? []));
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  status: $('status'), statusText: $('status-text'),
-  joinForm: $('join-form'), room: $('room'), name: $('name'), join: $('join'),
-  roomView: $('room-view'), roomName: $('room-name'), leave: $('leave'), peers: $('peers'),
-  version: $('state-version'), topicForm: $('topic-form'), topic: $('topic'), topicInfo: $('topic-info'),
-  notes: $('notes'), noteForm: $('note-form'), note: $('note'),
-  camera: $('camera'), videos: $('videos'), localTile: $('local-tile'), localVideo: $('local-video'),
-  callEmpty: $('call-empty'), chat: $('chat'), chatForm: $('chat-form'), message: $('message'), send: $('send'),
+  status: $('status'),
+  statusText: $('status-text'),
+  joinForm: $('join-form'),
+  room: $('room'),
+  name: $('name'),
+  join: $('join'),
+  roomView: $('room-view'),
+  roomName: $('room-name'),
+  leave: $('leave'),
+  peers: $('peers'),
+  version: $('state-version'),
+  topicForm: $('topic-form'),
+  topic: $('topic'),
+  topicInfo: $('topic-info'),
+  notes: $('notes'),
+  noteForm: $('note-form'),
+  note: $('note'),
+  camera: $('camera'),
+  videos: $('videos'),
+  localTile: $('local-tile'),
+  localVideo: $('local-video'),
+  callEmpty: $('call-empty'),
+  chat: $('chat'),
+  chatForm: $('chat-form'),
+  message: $('message'),
+  send: $('send'),
   toasts: $('toasts'),
 };
 
@@ -156,7 +175,10 @@ function renderPeers() {
   if (!snapshot) return;
   const items = [
     peerItem(snapshot.self, true),
-    ...snapshot.peers.slice().sort((a, b) => a.name.localeCompare(b.name)).map((p) => peerItem(p, false)),
+    ...snapshot.peers
+      .slice()
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((p) => peerItem(p, false)),
   ];
   ui.peers.replaceChildren(...items);
 }
@@ -374,23 +396,27 @@ function renderState(data) {
     ui.topic.dataset.synced = ui.topic.value;
   }
   ui.topicInfo.textContent = state.topic ? `Set by ${state.topicBy ?? 'someone'}` : 'No topic yet.';
-  ui.notes.replaceChildren(...(state.notes ?? []).map((note) => {
-    const li = document.createElement('li');
-    const text = document.createElement('span');
-    text.className = 'grow';
-    text.textContent = note.text;
-    const by = document.createElement('span');
-    by.className = 'hint';
-    by.textContent = note.by;
-    const remove = document.createElement('button');
-    remove.type = 'button';
-    remove.className = 'ghost icon';
-    remove.textContent = '×';
-    remove.setAttribute('aria-label', `Remove note “${note.text}”`);
-    remove.addEventListener('click', () => editState((s) => ({ ...s, notes: (s.notes ?? []).filter((n) => n.id !== note.id) })));
-    li.append(text, by, remove);
-    return li;
-  }));
+  ui.notes.replaceChildren(
+    ...(state.notes ?? []).map((note) => {
+      const li = document.createElement('li');
+      const text = document.createElement('span');
+      text.className = 'grow';
+      text.textContent = note.text;
+      const by = document.createElement('span');
+      by.className = 'hint';
+      by.textContent = note.by;
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'ghost icon';
+      remove.textContent = '×';
+      remove.setAttribute('aria-label', `Remove note “${note.text}”`);
+      remove.addEventListener('click', () =>
+        editState((s) => ({ ...s, notes: (s.notes ?? []).filter((n) => n.id !== note.id) })),
+      );
+      li.append(text, by, remove);
+      return li;
+    }),
+  );
 }
 
 /** Read-modify-write through updateState; a conflict re-runs `change` on the newer state. */

@@ -108,7 +108,10 @@ export class PeerCall extends EventTarget {
     const { signalingState, iceConnectionState } = this.pc;
     if (signalingState === 'have-local-offer' && this.pc.localDescription) {
       this.signal({ kind: 'sdp', description: this.pc.localDescription.toJSON() });
-    } else if (signalingState === 'stable' && (this.needsRecovery || iceConnectionState === 'failed' || iceConnectionState === 'disconnected')) {
+    } else if (
+      signalingState === 'stable' &&
+      (this.needsRecovery || iceConnectionState === 'failed' || iceConnectionState === 'disconnected')
+    ) {
       this.pc.restartIce();
     }
     this.needsRecovery = false;

@@ -25,7 +25,8 @@ const iceUrls = optionalString.transform((v, ctx) => {
     .map((u) => u.trim())
     .filter((u) => u.length > 0);
   for (const url of urls) {
-    if (!ICE_URL.test(url)) ctx.addIssue({ code: 'custom', message: `not a stun:, stuns:, turn: or turns: URL: ${url.slice(0, 100)}` });
+    if (!ICE_URL.test(url))
+      ctx.addIssue({ code: 'custom', message: `not a stun:, stuns:, turn: or turns: URL: ${url.slice(0, 100)}` });
   }
   return urls;
 });
@@ -46,153 +47,168 @@ const clusterNodes = optionalString.transform((v, ctx) => {
   return nodes.map((n) => n.replace(/^\[(.*)\](:\d+)$/, '$1$2'));
 });
 
-const ConfigSchema = z.object({
-  PORT: int(8080, 0, 65535),
-  HOST: z.string().min(1).default('0.0.0.0'),
-  NODE_ID: z
-    .string()
-    .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'letters, digits and _.:- only, at most 128')
-    .optional(),
-  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
-  REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
-  /** Seed nodes of a Redis Cluster (comma-separated host:port); instead of REDIS_URL. */
-  REDIS_CLUSTER_NODES: clusterNodes,
-  /** On a Redis Cluster: replicas that must hold each published batch before the publish counts (WAIT). */
-  REDIS_CLUSTER_WAIT_REPLICAS: int(1, 0, 16),
-  /** How long a publish waits for those replicas before it counts anyway (as unreplicated). */
-  REDIS_CLUSTER_WAIT_TIMEOUT_MS: int(100, 1),
-  REDIS_PREFIX: z.string().default('sig:'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  DATA_DIR: z.string().min(1).default('./data'),
-  RESUME_GRACE_MS: int(10_000, 0),
-  NODE_HEARTBEAT_MS: int(5_000, 100),
-  IDLE_TIMEOUT_MS: int(30_000, 8_000, 960_000),
-  DB_TIMEOUT_MS: int(5_000, 100),
-  /** Postgres lock_timeout of every session; unset: half of DB_TIMEOUT_MS. */
-  DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(1).optional(),
-  /** Postgres idle_in_transaction_session_timeout of every session; unset: DB_TIMEOUT_MS + REDIS_TIMEOUT_MS. */
-  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1).optional(),
-  /** Postgres connections per node; every node of the cluster opens up to this many. */
-  DB_POOL_SIZE: int(DEFAULT_POOL_SIZE, 1, 1000),
-  /** Postgres's synchronous_commit for this node's sessions; unset keeps the server's setting. */
-  DB_SYNCHRONOUS_COMMIT: optionalString.pipe(z.enum(['on', 'off', 'local', 'remote_write', 'remote_apply']).optional()),
-  REDIS_TIMEOUT_MS: int(3_000, 100),
-  // At most 1 MiB: a node reads frames up to 16 times this before refusing them.
-  MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 1024 * 1024),
-  MAX_ROOMS_PER_CONNECTION: int(16, 1),
-  MAX_PARTICIPANTS_PER_ROOM: int(50, 1),
-  SEND_BUFFER_BYTES: int(1024 * 1024, 16 * 1024),
-  MAX_META_BYTES: int(4096, 2),
-  MAX_JSON_DEPTH: int(32, 2, 1000),
-  MAX_CONNECTIONS_PER_IP: int(100, 1),
-  RATE_LIMIT_PER_SEC: int(100, 1),
-  RATE_LIMIT_BURST: int(200, 1),
-  /** Rate-limit violations within RATE_LIMIT_STRIKE_WINDOW_MS after which the connection is closed (1008). */
-  RATE_LIMIT_STRIKES: int(50, 1),
-  RATE_LIMIT_STRIKE_WINDOW_MS: int(10_000, 100),
-  /** Proxies (CIDRs) whose PROXY protocol header or X-Forwarded-For/Forwarded name the client. */
-  TRUSTED_PROXIES: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((c) => c.trim())
-        .filter((c) => c.length > 0),
-    )
-    .superRefine((cidrs, ctx) => {
-      for (const c of cidrs) {
-        try {
-          parseCidr(c);
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        }
-      }
-    }),
-  /** The header TRUSTED_PROXIES write the client's address into (besides the PROXY protocol). */
-  FORWARDED_HEADER: z.enum(['x-forwarded-for', 'forwarded', 'none']).default('x-forwarded-for'),
-  IPV6_PREFIX_LENGTH: int(64, 1, 128),
-  CONNECTION_BYTES_PER_SEC: int(256 * 1024, 1024),
-  CONNECTION_BYTES_BURST: int(1024 * 1024, 1024),
-  ADDRESS_BYTES_PER_SEC: int(1024 * 1024, 1024),
-  ADDRESS_BYTES_BURST: int(4 * 1024 * 1024, 1024),
-  /** Joins and state writes per client address: each is a database transaction under a room lock. */
-  ADDRESS_WRITES_PER_SEC: int(50, 1),
-  ADDRESS_WRITES_BURST: int(200, 1),
-  /** Bytes of signal, broadcast and state frames per client address: what it may push into Redis. */
-  ADDRESS_BUS_BYTES_PER_SEC: int(512 * 1024, 1024),
-  ADDRESS_BUS_BYTES_BURST: int(2 * 1024 * 1024, 1024),
-  MAX_QUEUED_REQUESTS: int(32, 1),
-  MAX_GRACE_PER_ROOM: int(10, 0),
-  MAX_GRACE_PER_IDENTITY: int(2, 0),
-  RETENTION_INTERVAL_MS: int(60_000, 50),
-  EVENT_RETENTION_MS: int(24 * 3600_000, 0),
-  ROOM_RETENTION_MS: int(24 * 3600_000, 0),
-  NODE_RETENTION_MS: int(24 * 3600_000, 0),
-  RETENTION_BATCH_SIZE: int(500, 1, 100_000),
-  DRAIN_TIMEOUT_MS: int(20_000, 0),
-  DRAIN_SPREAD_MS: int(5_000, 0),
-  RECONNECT_JITTER_MS: int(1_000, 0),
-  HANDOVER_WAIT_MS: int(2_000, 0),
-  /** How long each room's bus log keeps a message; 0 = RESUME_GRACE_MS + 60 s. */
-  BUS_LOG_RETENTION_MS: int(0, 0),
-  /** How often a node saves how far it delivered each room's signals, for resumes after it crashes. */
-  CHECKPOINT_MS: int(250, 0),
-  K8S_POD_WATCH: z.enum(['auto', 'on', 'off']).default('auto'),
-  K8S_POD_SELECTOR: optionalString,
-  POD_NAMESPACE: optionalString,
-  AUTH_JWT_SECRET: optionalString,
-  /** The previous HS256 secret, accepted too while a rotation is under way. */
-  AUTH_JWT_SECRET_PREVIOUS: optionalString,
-  AUTH_JWT_PUBLIC_KEY: optionalString,
-  AUTH_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
-  ALLOWED_ORIGINS: optionalString.transform((v) =>
-    v === undefined
-      ? undefined
-      : v
-          .split(',')
-          .map((o) => o.trim())
-          .filter((o) => o.length > 0),
-  ),
-  ALLOW_UWS_FALLBACK: bool(false),
-  /** Operator API keys: comma-separated `read:KEY` / `write:KEY` (api/admin-auth.ts). */
-  ADMIN_API_KEYS: optionalString,
-  /** Also accept JWTs with an `admin:read`/`admin:write` grant, signed with the join-token key. */
-  ADMIN_API_JWT: bool(false),
-  /** Comma-separated http(s) URLs that receive every webhook event. */
-  WEBHOOK_URLS: optionalString.pipe(
-    z
+const ConfigSchema = z
+  .object({
+    PORT: int(8080, 0, 65535),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    NODE_ID: z
       .string()
-      .transform((v) => v.split(',').map((u) => u.trim()).filter((u) => u !== ''))
-      .pipe(z.array(z.url({ protocol: /^https?$/ })))
+      .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'letters, digits and _.:- only, at most 128')
       .optional(),
-  ),
-  /** Standard Webhooks secret, `whsec_<base64>`; required with WEBHOOK_URLS. */
-  WEBHOOK_SECRET: optionalString,
-  WEBHOOK_TIMEOUT_MS: int(5_000, 100),
-  WEBHOOK_RETRY_MS: int(1_000, 10),
-  WEBHOOK_MAX_AGE_MS: int(3_600_000, 1_000),
-  /** Comma-separated STUN/TURN URLs handed to clients in `joined`. */
-  ICE_SERVERS: iceUrls,
-  /** The TURN REST API shared secret the TURN server also has; credentials are HMACs under it. */
-  TURN_SECRET: optionalString.pipe(z.string().min(16, 'at least 16 characters').optional()),
-  /** Lifetime of the TURN credentials handed out, in seconds. */
-  TURN_TTL: int(3600, 60, 7 * 86_400),
-}).superRefine((c, ctx) => {
-  if (c.REDIS_URL && c.REDIS_CLUSTER_NODES) {
-    ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both' });
-  }
-  if (c.REDIS_CLUSTER_NODES?.length === 0) {
-    ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'names no node' });
-  }
-  const hasTurnUrl = c.ICE_SERVERS.some(isTurnUrl);
-  if (hasTurnUrl && !c.TURN_SECRET) {
-    ctx.addIssue({ code: 'custom', path: ['TURN_SECRET'], message: 'required when ICE_SERVERS has a turn: or turns: URL' });
-  }
-  if (!hasTurnUrl && c.TURN_SECRET) {
-    ctx.addIssue({ code: 'custom', path: ['ICE_SERVERS'], message: 'TURN_SECRET is set but ICE_SERVERS has no turn: or turns: URL' });
-  }
-});
+    DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+    REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+    /** Seed nodes of a Redis Cluster (comma-separated host:port); instead of REDIS_URL. */
+    REDIS_CLUSTER_NODES: clusterNodes,
+    /** On a Redis Cluster: replicas that must hold each published batch before the publish counts (WAIT). */
+    REDIS_CLUSTER_WAIT_REPLICAS: int(1, 0, 16),
+    /** How long a publish waits for those replicas before it counts anyway (as unreplicated). */
+    REDIS_CLUSTER_WAIT_TIMEOUT_MS: int(100, 1),
+    REDIS_PREFIX: z.string().default('sig:'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATA_DIR: z.string().min(1).default('./data'),
+    RESUME_GRACE_MS: int(10_000, 0),
+    NODE_HEARTBEAT_MS: int(5_000, 100),
+    IDLE_TIMEOUT_MS: int(30_000, 8_000, 960_000),
+    DB_TIMEOUT_MS: int(5_000, 100),
+    /** Postgres lock_timeout of every session; unset: half of DB_TIMEOUT_MS. */
+    DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(1).optional(),
+    /** Postgres idle_in_transaction_session_timeout of every session; unset: DB_TIMEOUT_MS + REDIS_TIMEOUT_MS. */
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1).optional(),
+    /** Postgres connections per node; every node of the cluster opens up to this many. */
+    DB_POOL_SIZE: int(DEFAULT_POOL_SIZE, 1, 1000),
+    /** Postgres's synchronous_commit for this node's sessions; unset keeps the server's setting. */
+    DB_SYNCHRONOUS_COMMIT: optionalString.pipe(z.enum(['on', 'off', 'local', 'remote_write', 'remote_apply']).optional()),
+    REDIS_TIMEOUT_MS: int(3_000, 100),
+    // At most 1 MiB: a node reads frames up to 16 times this before refusing them.
+    MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 1024 * 1024),
+    MAX_ROOMS_PER_CONNECTION: int(16, 1),
+    MAX_PARTICIPANTS_PER_ROOM: int(50, 1),
+    SEND_BUFFER_BYTES: int(1024 * 1024, 16 * 1024),
+    MAX_META_BYTES: int(4096, 2),
+    MAX_JSON_DEPTH: int(32, 2, 1000),
+    MAX_CONNECTIONS_PER_IP: int(100, 1),
+    RATE_LIMIT_PER_SEC: int(100, 1),
+    RATE_LIMIT_BURST: int(200, 1),
+    /** Rate-limit violations within RATE_LIMIT_STRIKE_WINDOW_MS after which the connection is closed (1008). */
+    RATE_LIMIT_STRIKES: int(50, 1),
+    RATE_LIMIT_STRIKE_WINDOW_MS: int(10_000, 100),
+    /** Proxies (CIDRs) whose PROXY protocol header or X-Forwarded-For/Forwarded name the client. */
+    TRUSTED_PROXIES: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((c) => c.trim())
+          .filter((c) => c.length > 0),
+      )
+      .superRefine((cidrs, ctx) => {
+        for (const c of cidrs) {
+          try {
+            parseCidr(c);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+        }
+      }),
+    /** The header TRUSTED_PROXIES write the client's address into (besides the PROXY protocol). */
+    FORWARDED_HEADER: z.enum(['x-forwarded-for', 'forwarded', 'none']).default('x-forwarded-for'),
+    IPV6_PREFIX_LENGTH: int(64, 1, 128),
+    CONNECTION_BYTES_PER_SEC: int(256 * 1024, 1024),
+    CONNECTION_BYTES_BURST: int(1024 * 1024, 1024),
+    ADDRESS_BYTES_PER_SEC: int(1024 * 1024, 1024),
+    ADDRESS_BYTES_BURST: int(4 * 1024 * 1024, 1024),
+    /** Joins and state writes per client address: each is a database transaction under a room lock. */
+    ADDRESS_WRITES_PER_SEC: int(50, 1),
+    ADDRESS_WRITES_BURST: int(200, 1),
+    /** Bytes of signal, broadcast and state frames per client address: what it may push into Redis. */
+    ADDRESS_BUS_BYTES_PER_SEC: int(512 * 1024, 1024),
+    ADDRESS_BUS_BYTES_BURST: int(2 * 1024 * 1024, 1024),
+    MAX_QUEUED_REQUESTS: int(32, 1),
+    MAX_GRACE_PER_ROOM: int(10, 0),
+    MAX_GRACE_PER_IDENTITY: int(2, 0),
+    RETENTION_INTERVAL_MS: int(60_000, 50),
+    EVENT_RETENTION_MS: int(24 * 3600_000, 0),
+    ROOM_RETENTION_MS: int(24 * 3600_000, 0),
+    NODE_RETENTION_MS: int(24 * 3600_000, 0),
+    RETENTION_BATCH_SIZE: int(500, 1, 100_000),
+    DRAIN_TIMEOUT_MS: int(20_000, 0),
+    DRAIN_SPREAD_MS: int(5_000, 0),
+    RECONNECT_JITTER_MS: int(1_000, 0),
+    HANDOVER_WAIT_MS: int(2_000, 0),
+    /** How long each room's bus log keeps a message; 0 = RESUME_GRACE_MS + 60 s. */
+    BUS_LOG_RETENTION_MS: int(0, 0),
+    /** How often a node saves how far it delivered each room's signals, for resumes after it crashes. */
+    CHECKPOINT_MS: int(250, 0),
+    K8S_POD_WATCH: z.enum(['auto', 'on', 'off']).default('auto'),
+    K8S_POD_SELECTOR: optionalString,
+    POD_NAMESPACE: optionalString,
+    AUTH_JWT_SECRET: optionalString,
+    /** The previous HS256 secret, accepted too while a rotation is under way. */
+    AUTH_JWT_SECRET_PREVIOUS: optionalString,
+    AUTH_JWT_PUBLIC_KEY: optionalString,
+    AUTH_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    ALLOWED_ORIGINS: optionalString.transform((v) =>
+      v === undefined
+        ? undefined
+        : v
+            .split(',')
+            .map((o) => o.trim())
+            .filter((o) => o.length > 0),
+    ),
+    ALLOW_UWS_FALLBACK: bool(false),
+    /** Operator API keys: comma-separated `read:KEY` / `write:KEY` (api/admin-auth.ts). */
+    ADMIN_API_KEYS: optionalString,
+    /** Also accept JWTs with an `admin:read`/`admin:write` grant, signed with the join-token key. */
+    ADMIN_API_JWT: bool(false),
+    /** Comma-separated http(s) URLs that receive every webhook event. */
+    WEBHOOK_URLS: optionalString.pipe(
+      z
+        .string()
+        .transform((v) =>
+          v
+            .split(',')
+            .map((u) => u.trim())
+            .filter((u) => u !== ''),
+        )
+        .pipe(z.array(z.url({ protocol: /^https?$/ })))
+        .optional(),
+    ),
+    /** Standard Webhooks secret, `whsec_<base64>`; required with WEBHOOK_URLS. */
+    WEBHOOK_SECRET: optionalString,
+    WEBHOOK_TIMEOUT_MS: int(5_000, 100),
+    WEBHOOK_RETRY_MS: int(1_000, 10),
+    WEBHOOK_MAX_AGE_MS: int(3_600_000, 1_000),
+    /** Comma-separated STUN/TURN URLs handed to clients in `joined`. */
+    ICE_SERVERS: iceUrls,
+    /** The TURN REST API shared secret the TURN server also has; credentials are HMACs under it. */
+    TURN_SECRET: optionalString.pipe(z.string().min(16, 'at least 16 characters').optional()),
+    /** Lifetime of the TURN credentials handed out, in seconds. */
+    TURN_TTL: int(3600, 60, 7 * 86_400),
+  })
+  .superRefine((c, ctx) => {
+    if (c.REDIS_URL && c.REDIS_CLUSTER_NODES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_CLUSTER_NODES'],
+        message: 'set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both',
+      });
+    }
+    if (c.REDIS_CLUSTER_NODES?.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'names no node' });
+    }
+    const hasTurnUrl = c.ICE_SERVERS.some(isTurnUrl);
+    if (hasTurnUrl && !c.TURN_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['TURN_SECRET'], message: 'required when ICE_SERVERS has a turn: or turns: URL' });
+    }
+    if (!hasTurnUrl && c.TURN_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ICE_SERVERS'],
+        message: 'TURN_SECRET is set but ICE_SERVERS has no turn: or turns: URL',
+      });
+    }
+  });
 
 export type Config = z.infer<typeof ConfigSchema> & {
   NODE_ID: string;
@@ -203,7 +219,8 @@ export type Config = z.infer<typeof ConfigSchema> & {
 export class ConfigError extends Error {}
 
 /** A Redis (one, or a cluster) is configured: the node can be one of many. */
-export const hasRedis = (c: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): boolean => Boolean(c.REDIS_URL || c.REDIS_CLUSTER_NODES);
+export const hasRedis = (c: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): boolean =>
+  Boolean(c.REDIS_URL || c.REDIS_CLUSTER_NODES);
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = ConfigSchema.safeParse(env);

@@ -28,7 +28,10 @@ export interface ConnectOptions {
 }
 
 export class RequestError extends Error {
-  constructor(readonly code: string, message?: string) {
+  constructor(
+    readonly code: string,
+    message?: string,
+  ) {
     super(message ? `${code}: ${message}` : code);
   }
 }

@@ -15,7 +15,10 @@ class ProjectClient implements SignalingClient {
   private readonly pending = new Map<number, Pending>();
   private isClosing = false;
 
-  constructor(private readonly ws: WebSocket, private readonly timeoutMs: number) {
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly timeoutMs: number,
+  ) {
     ws.on('message', (raw) => this.receive(raw.toString()));
     ws.on('close', () => {
       for (const p of this.pending.values()) {

@@ -12,7 +12,10 @@ class SocketIoClient implements SignalingClient {
   onError: ((code: string) => void) | undefined;
   private isClosing = false;
 
-  constructor(private readonly socket: Socket, private readonly timeoutMs: number) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly timeoutMs: number,
+  ) {
     const deliver = (kind: Delivery['kind']) => (msg: { room: string; from: string; data: unknown }) =>
       this.onDelivery?.({ kind, room: msg.room, from: msg.from, data: msg.data });
     socket.on('signal', deliver('signal'));

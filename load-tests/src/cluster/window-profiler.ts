@@ -62,7 +62,10 @@ export interface RunningProfiles {
 export async function startWindowProfiles(nodes: NodeProcess[]): Promise<RunningProfiles> {
   const sessions = await Promise.all(
     nodes.map(async (n) => {
-      const url = await Promise.race([n.inspectorUrl, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${n.name}: no inspector`)), 5_000))]);
+      const url = await Promise.race([
+        n.inspectorUrl,
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${n.name}: no inspector`)), 5_000)),
+      ]);
       const inspector = await connectInspector(url);
       await inspector.call('Profiler.enable');
       await inspector.call('Profiler.setSamplingInterval', { interval: 1000 });

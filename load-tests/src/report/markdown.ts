@@ -20,23 +20,41 @@ export function renderSummary(results: ScenarioResult[]): string {
       const head = `${r.scenario}/${r.target}${r.round ? ` #${r.round}` : ''}`.padEnd(18);
       if (r.idle) {
         const i = r.idle;
-        return `${head} ${i.connected}/${i.attempted} joined idle, ${i.failed} failed, RSS +${((i.rssAfterBytes - i.rssBeforeBytes) / MiB).toFixed(1)} MiB = ${i.bytesPerConnection ?? '-'} B/connection, ${i.marginalBytesPerConnection ?? '-'} B marginal` + (i.capReason ? `  (capped: ${i.capReason})` : '');
+        return (
+          `${head} ${i.connected}/${i.attempted} joined idle, ${i.failed} failed, RSS +${((i.rssAfterBytes - i.rssBeforeBytes) / MiB).toFixed(1)} MiB = ${i.bytesPerConnection ?? '-'} B/connection, ${i.marginalBytesPerConnection ?? '-'} B marginal` +
+          (i.capReason ? `  (capped: ${i.capReason})` : '')
+        );
       }
       const parts: string[] = [];
-      for (const [name, f] of [['relay', r.relay], ['fanout', r.fanout], ['spread', r.spread]] as const) {
+      for (const [name, f] of [
+        ['relay', r.relay],
+        ['fanout', r.fanout],
+        ['spread', r.spread],
+      ] as const) {
         if (!f) continue;
         const l = f.latencyMs;
-        parts.push(`${r.scenario === 'soak' ? name + ': ' : ''}delivered ${f.delivered}/${f.expected} lost ${f.lost}  p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} max ${l.max} ms  ${f.throughputPerS}/s`);
+        parts.push(
+          `${r.scenario === 'soak' ? name + ': ' : ''}delivered ${f.delivered}/${f.expected} lost ${f.lost}  p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} max ${l.max} ms  ${f.throughputPerS}/s`,
+        );
       }
       if (r.churn) {
         const c = r.churn;
-        parts.push(`joins ${c.joins} (${c.joinsPerS}/s, failed ${c.failedJoins}, starved ${c.starved})  join p50 ${c.joinMs.p50} p99 ${c.joinMs.p99} max ${c.joinMs.max} ms`);
+        parts.push(
+          `joins ${c.joins} (${c.joinsPerS}/s, failed ${c.failedJoins}, starved ${c.starved})  join p50 ${c.joinMs.p50} p99 ${c.joinMs.p99} max ${c.joinMs.max} ms`,
+        );
       }
       if (r.soak) parts.push(`RSS slope ${r.soak.rssSlopeMiBPerMin} MiB/min, max lag p99 ${r.soak.maxLagP99Ms ?? '-'} ms`);
       const span = r.scenario === 'spread' ? `rooms over ${r.params.span} nodes: ` : '';
       const withRedis = r.cpu.perThousandDeliveriesWithRedis ? ` (${r.cpu.perThousandDeliveriesWithRedis} with Redis)` : '';
-      const cpu = r.cpu.perThousandDeliveries !== null ? `  cpu ${r.cpu.perThousandDeliveries}${withRedis} s/1k deliveries` : r.cpu.perThousandJoins !== null ? `  cpu ${r.cpu.perThousandJoins} s/1k joins` : '';
-      const errs = Object.entries(r.errors).map(([k, v]) => `${k}:${v}`).join(' ');
+      const cpu =
+        r.cpu.perThousandDeliveries !== null
+          ? `  cpu ${r.cpu.perThousandDeliveries}${withRedis} s/1k deliveries`
+          : r.cpu.perThousandJoins !== null
+            ? `  cpu ${r.cpu.perThousandJoins} s/1k joins`
+            : '';
+      const errs = Object.entries(r.errors)
+        .map(([k, v]) => `${k}:${v}`)
+        .join(' ');
       return `${head} ${span}${parts.join(' | ')}${cpu}${errs ? `  errors ${errs}` : ''}`;
     })
     .join('\n');
@@ -61,7 +79,11 @@ function cpuFigure(r: ScenarioResult): number | null {
 function spreadArms(run: RunFile): { narrow: number[]; wide: number[]; nodes: number; results: ScenarioResult[] } | undefined {
   const results = run.results.filter((r) => r.scenario === 'spread');
   const nodes = Math.max(0, ...results.map((r) => Number(r.params.span)));
-  const of = (span: number) => results.filter((r) => Number(r.params.span) === span).map(deliveryCpu).filter((x): x is number => !!x);
+  const of = (span: number) =>
+    results
+      .filter((r) => Number(r.params.span) === span)
+      .map(deliveryCpu)
+      .filter((x): x is number => !!x);
   const [narrow, wide] = [of(2), of(nodes)];
   return narrow.length && wide.length && nodes > 2 ? { narrow, wide, nodes, results } : undefined;
 }
@@ -154,25 +176,41 @@ export function writeCharts(run: RunFile, dir: string, base: string): string[] {
 }
 
 type Status = 'met' | 'missed' | 'not run' | 'partly measured';
-const mark: Record<Status, string> = { met: '✅ met', missed: '❌ missed', 'not run': '— not run', 'partly measured': '⚠️ partly measured' };
+const mark: Record<Status, string> = {
+  met: '✅ met',
+  missed: '❌ missed',
+  'not run': '— not run',
+  'partly measured': '⚠️ partly measured',
+};
 
 export function evaluateTargets(run: RunFile): Array<{ target: string; measured: string; status: Status }> {
   const rows: Array<{ target: string; measured: string; status: Status }> = [];
   // With several rounds every comparison is between medians, and the range of each side is shown.
-  const cpus = (s: ScenarioName, t: TargetKind) => roundsOf(run, s, t).map(deliveryCpu).filter((x): x is number => !!x);
+  const cpus = (s: ScenarioName, t: TargetKind) =>
+    roundsOf(run, s, t)
+      .map(deliveryCpu)
+      .filter((x): x is number => !!x);
   for (const s of ['relay', 'fanout'] as const) {
     const [pcs, fcs, bcs] = [cpus(s, 'project'), cpus(s, 'floor2'), cpus(s, 'baseline')];
     const vsFloor = `${s}: CPU per delivery (servers + Redis) ≤ 1.2× the two-node floor's`;
     if (!pcs.length || !fcs.length) rows.push({ target: vsFloor, measured: '', status: 'not run' });
     else {
       const [pc, fc] = [median(pcs), median(fcs)];
-      rows.push({ target: vsFloor, measured: `${fmt(pc)}${spread(pcs)} vs ${fmt(fc)}${spread(fcs)} s/1k (project/floor2 ${(pc / fc).toFixed(2)}×)`, status: pc <= 1.2 * fc ? 'met' : 'missed' });
+      rows.push({
+        target: vsFloor,
+        measured: `${fmt(pc)}${spread(pcs)} vs ${fmt(fc)}${spread(fcs)} s/1k (project/floor2 ${(pc / fc).toFixed(2)}×)`,
+        status: pc <= 1.2 * fc ? 'met' : 'missed',
+      });
     }
     const vsBaseline = `${s}: CPU per delivery (servers + Redis) ≥ 1.75× better than the baseline's`;
     if (!pcs.length || !bcs.length) rows.push({ target: vsBaseline, measured: '', status: 'not run' });
     else {
       const [pc, bc] = [median(pcs), median(bcs)];
-      rows.push({ target: vsBaseline, measured: `${fmt(pc)}${spread(pcs)} vs ${fmt(bc)}${spread(bcs)} s/1k (Socket.IO/project ${(bc / pc).toFixed(2)}×)`, status: bc >= 1.75 * pc ? 'met' : 'missed' });
+      rows.push({
+        target: vsBaseline,
+        measured: `${fmt(pc)}${spread(pcs)} vs ${fmt(bc)}${spread(bcs)} s/1k (Socket.IO/project ${(bc / pc).toFixed(2)}×)`,
+        status: bc >= 1.75 * pc ? 'met' : 'missed',
+      });
     }
   }
   const spreadTarget = 'spread: CPU per signal (servers + Redis), rooms over all nodes ≤ 1.1× rooms over 2';
@@ -205,12 +243,17 @@ export function evaluateTargets(run: RunFile): Array<{ target: string; measured:
   const [prs, brs] = [p99s('project'), p99s('baseline')];
   if (prs.length && brs.length) {
     const [pr, br] = [median(prs), median(brs)];
-    rows.push({ target: "relay p99 below the baseline's", measured: `${fmt(pr)}${spread(prs)} ms vs ${fmt(br)}${spread(brs)} ms`, status: pr < br ? 'met' : 'missed' });
+    rows.push({
+      target: "relay p99 below the baseline's",
+      measured: `${fmt(pr)}${spread(prs)} ms vs ${fmt(br)}${spread(brs)} ms`,
+      status: pr < br ? 'met' : 'missed',
+    });
   } else {
     rows.push({ target: "relay p99 below the baseline's", measured: '', status: 'not run' });
   }
   const idle = find(run, 'idle', 'project')?.idle;
-  if (!idle) rows.push({ target: 'one node holds 50,000 idle joined connections, ≤ 4 KiB RSS each', measured: '', status: 'not run' });
+  if (!idle)
+    rows.push({ target: 'one node holds 50,000 idle joined connections, ≤ 4 KiB RSS each', measured: '', status: 'not run' });
   else {
     const perConn = idle.bytesPerConnection ?? Number.POSITIVE_INFINITY;
     const held = idle.connected >= 50_000 && idle.failed === 0;
@@ -228,7 +271,9 @@ export function evaluateTargets(run: RunFile): Array<{ target: string; measured:
     if (!held && idle.capReason && idle.failed === 0 && perConn <= 4 * KiB) status = 'partly measured';
     rows.push({ target: 'one node holds 50,000 idle joined connections, ≤ 4 KiB RSS each', measured, status });
   }
-  const churns = roundsOf(run, 'churn', 'project').flatMap((r) => (r.churn ? [{ c: r.churn, offered: Number(r.params.joinsPerSecond) }] : []));
+  const churns = roundsOf(run, 'churn', 'project').flatMap((r) =>
+    r.churn ? [{ c: r.churn, offered: Number(r.params.joinsPerSecond) }] : [],
+  );
   if (!churns.length) rows.push({ target: 'join p99 < 10 ms at 500 joins/s through Postgres', measured: '', status: 'not run' });
   else {
     const p99 = churns.map(({ c }) => c.joinMs.p99);
@@ -248,11 +293,14 @@ export function evaluateTargets(run: RunFile): Array<{ target: string; measured:
 function flowTable(run: RunFile, scenario: 'relay' | 'fanout'): string {
   const present = TARGETS.filter((t) => find(run, scenario, t));
   const cols = present.map((t) => find(run, scenario, t));
-  const row = (label: string, f: (r: ScenarioResult) => string) => `| ${label} | ${cols.map((r) => (r ? f(r) : '—')).join(' | ')} |`;
+  const row = (label: string, f: (r: ScenarioResult) => string) =>
+    `| ${label} | ${cols.map((r) => (r ? f(r) : '—')).join(' | ')} |`;
   const fl = (r: ScenarioResult) => flowOf(r)!;
   const params = cols.find((r) => r)?.params ?? {};
   return [
-    Object.entries(params).map(([k, v]) => `${k} ${v}`).join(', '),
+    Object.entries(params)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', '),
     '',
     `| | ${present.map((t) => TARGET_TITLES[t]).join(' | ')} |`,
     `|---|${present.map(() => '---:').join('|')}|`,
@@ -274,7 +322,13 @@ function flowTable(run: RunFile, scenario: 'relay' | 'fanout'): string {
     row('generator CPU s', (r) => String(r.cpu.generatorSeconds)),
     row('server RSS after (MiB)', (r) => r.rssBytes.after.map((b) => (b / MiB).toFixed(0)).join(', ')),
     row('generator timer lag max (ms)', (r) => String(r.maxTimerLagMs)),
-    row('errors', (r) => Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') || '0'),
+    row(
+      'errors',
+      (r) =>
+        Object.entries(r.errors)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || '0',
+    ),
   ].join('\n');
 }
 
@@ -309,7 +363,9 @@ export function renderReport(run: RunFile, charts: string[], chartDir: string, o
   out.push('');
   for (const s of ['relay', 'fanout'] as const) {
     if (!TARGETS.some((t) => find(run, s, t))) continue;
-    out.push(`${h(2)} ${s === 'relay' ? 'Relay: pairs on different nodes' : 'Fan-out: rooms across nodes, one broadcaster each'}`);
+    out.push(
+      `${h(2)} ${s === 'relay' ? 'Relay: pairs on different nodes' : 'Fan-out: rooms across nodes, one broadcaster each'}`,
+    );
     out.push('');
     out.push(flowTable(run, s));
     out.push('');
@@ -324,12 +380,19 @@ export function renderReport(run: RunFile, charts: string[], chartDir: string, o
     });
     const p = shown[0]!.params;
     out.push(`${h(2)} Spread: rooms over 2 nodes and over ${arms.nodes}`, '');
-    out.push(`${p.nodes} project nodes in both arms, ${p.rooms} rooms of ${p.roomSize}, member 0 signalling member 1, ${p.offeredPerS} signals/s offered.`, '');
-    out.push('| rooms over | delivered / due | lost | p50 | p99 (ms) | server CPU s | Redis CPU s | server + Redis CPU s / 1k signals |');
+    out.push(
+      `${p.nodes} project nodes in both arms, ${p.rooms} rooms of ${p.roomSize}, member 0 signalling member 1, ${p.offeredPerS} signals/s offered.`,
+      '',
+    );
+    out.push(
+      '| rooms over | delivered / due | lost | p50 | p99 (ms) | server CPU s | Redis CPU s | server + Redis CPU s / 1k signals |',
+    );
     out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of shown) {
       const f = r.spread!;
-      out.push(`| ${r.params.span} nodes | ${f.delivered} / ${f.expected} | ${f.lost} | ${fmt(f.latencyMs.p50)} | ${fmt(f.latencyMs.p99)} | ${r.cpu.serverSeconds} | ${r.cpu.redisSeconds ?? '—'} | ${deliveryCpu(r) ?? '—'} |`);
+      out.push(
+        `| ${r.params.span} nodes | ${f.delivered} / ${f.expected} | ${f.lost} | ${fmt(f.latencyMs.p50)} | ${fmt(f.latencyMs.p99)} | ${r.cpu.serverSeconds} | ${r.cpu.redisSeconds ?? '—'} | ${deliveryCpu(r) ?? '—'} |`,
+      );
     }
     out.push('');
   }
@@ -338,34 +401,53 @@ export function renderReport(run: RunFile, charts: string[], chartDir: string, o
   const churns = TARGETS.map((t) => find(run, 'churn', t)).filter((r): r is ScenarioResult => !!r?.churn);
   if (churns.length) {
     out.push(`${h(2)} Join churn`, '');
-    out.push(Object.entries(churns[0]!.params).map(([k, v]) => `${k} ${v}`).join(', '), '');
-    out.push('| target | joins/s | join p50 | p90 | p99 | max (ms) | leave p99 (ms) | failed | starved | server CPU s / 1k joins | Postgres CPU s |');
+    out.push(
+      Object.entries(churns[0]!.params)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+      '',
+    );
+    out.push(
+      '| target | joins/s | join p50 | p90 | p99 | max (ms) | leave p99 (ms) | failed | starved | server CPU s / 1k joins | Postgres CPU s |',
+    );
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of churns) {
       const c = r.churn!;
-      out.push(`| ${r.target} | ${c.joinsPerS} | ${fmt(c.joinMs.p50)} | ${fmt(c.joinMs.p90)} | ${fmt(c.joinMs.p99)} | ${fmt(c.joinMs.max)} | ${fmt(c.leaveMs.p99)} | ${c.failedJoins} | ${c.starved} | ${r.cpu.perThousandJoins ?? '—'} | ${r.cpu.postgresSeconds ?? '—'} |`);
+      out.push(
+        `| ${r.target} | ${c.joinsPerS} | ${fmt(c.joinMs.p50)} | ${fmt(c.joinMs.p90)} | ${fmt(c.joinMs.p99)} | ${fmt(c.joinMs.max)} | ${fmt(c.leaveMs.p99)} | ${c.failedJoins} | ${c.starved} | ${r.cpu.perThousandJoins ?? '—'} | ${r.cpu.postgresSeconds ?? '—'} |`,
+      );
     }
     out.push('', 'The baseline keeps rooms in memory and Redis only; the project stores every join in Postgres.', '');
   }
   const idles = TARGETS.map((t) => find(run, 'idle', t)).filter((r): r is ScenarioResult => !!r?.idle);
   if (idles.length) {
     out.push(`${h(2)} Idle capacity of one node`, '');
-    out.push('| target | held / attempted (requested) | failed | RSS before → half → after (MiB) | per connection (average) | marginal (second half) | joins/s while filling |');
+    out.push(
+      '| target | held / attempted (requested) | failed | RSS before → half → after (MiB) | per connection (average) | marginal (second half) | joins/s while filling |',
+    );
     out.push('|---|---:|---:|---:|---:|---:|---:|');
     const kib = (b: number | null | undefined) => (b === null || b === undefined ? '—' : `${fmt(b / KiB)} KiB`);
     for (const r of idles) {
       const i = r.idle!;
       const half = i.rssHalfBytes === undefined ? '' : ` → ${(i.rssHalfBytes / MiB).toFixed(0)}`;
-      out.push(`| ${r.target} | ${i.connected} / ${i.attempted} (${i.requested}) | ${i.failed} | ${(i.rssBeforeBytes / MiB).toFixed(0)}${half} → ${(i.rssAfterBytes / MiB).toFixed(0)} | ${kib(i.bytesPerConnection)} | ${kib(i.marginalBytesPerConnection)} | ${i.joinsPerS} |`);
+      out.push(
+        `| ${r.target} | ${i.connected} / ${i.attempted} (${i.requested}) | ${i.failed} | ${(i.rssBeforeBytes / MiB).toFixed(0)}${half} → ${(i.rssAfterBytes / MiB).toFixed(0)} | ${kib(i.bytesPerConnection)} | ${kib(i.marginalBytesPerConnection)} | ${i.joinsPerS} |`,
+      );
     }
-    out.push('', 'Average = (RSS after − before) / connections, a cold node\'s one-off growth included; marginal = what the second half of the connections added, per connection.');
-    for (const r of idles) if (r.idle!.capReason) out.push('', `${r.target}: fewer connections than requested — ${r.idle!.capReason}.`);
+    out.push(
+      '',
+      "Average = (RSS after − before) / connections, a cold node's one-off growth included; marginal = what the second half of the connections added, per connection.",
+    );
+    for (const r of idles)
+      if (r.idle!.capReason) out.push('', `${r.target}: fewer connections than requested — ${r.idle!.capReason}.`);
     out.push('');
   }
   const soaks = TARGETS.map((t) => find(run, 'soak', t)).filter((r): r is ScenarioResult => !!r?.soak);
   if (soaks.length) {
     out.push(`${h(2)} Soak`, '');
-    out.push('| target | duration (s) | relay p99 | fan-out p99 | join p99 (ms) | lost | RSS start → end (MiB) | RSS slope, 2nd half (MiB/min) | max event-loop lag p99 (ms) |');
+    out.push(
+      '| target | duration (s) | relay p99 | fan-out p99 | join p99 (ms) | lost | RSS start → end (MiB) | RSS slope, 2nd half (MiB/min) | max event-loop lag p99 (ms) |',
+    );
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of soaks) {
       const s = r.soak!;
@@ -384,7 +466,10 @@ export function renderReport(run: RunFile, charts: string[], chartDir: string, o
     for (const r of profiled) {
       const p = r.profile!;
       out.push(`${h(3)} ${r.scenario} / ${r.target}${r.round ? `, round ${r.round}` : ''}`, '');
-      out.push(`${(p.busyMs / 1000).toFixed(1)} s busy of ${(p.totalMs / 1000).toFixed(1)} s sampled, over ${r.nodes} nodes.`, '');
+      out.push(
+        `${(p.busyMs / 1000).toFixed(1)} s busy of ${(p.totalMs / 1000).toFixed(1)} s sampled, over ${r.nodes} nodes.`,
+        '',
+      );
       out.push('| self time by package or file | ms | % of busy |', '|---|---:|---:|');
       for (const e of p.byPackage.slice(0, 10)) out.push(`| ${e.pkg} | ${e.selfMs} | ${e.selfPct} |`);
       out.push('', '| function (self time) | where | ms | % of busy |', '|---|---|---:|---:|');

@@ -16,7 +16,7 @@ export function ownerOf(url: string, fn: string): string {
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) {
     const parts = url.slice(nm + 'node_modules/'.length).split('/');
-    return parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0] ?? url;
+    return parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1]}` : (parts[0] ?? url);
   }
   if (url.startsWith('node:')) return 'node: core';
   const m = /(signaling-server|load-tests|client)\/.*$/.exec(url);

@@ -58,7 +58,9 @@ export function barChart(spec: BarChartSpec): string {
   }
 
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(spec.title)}</text>`);
   for (const t of ticks) {
@@ -66,7 +68,9 @@ export function barChart(spec: BarChartSpec): string {
     out.push(`<line x1="${left}" x2="${W - right}" y1="${ty}" y2="${ty}" stroke="#ddd"/>`);
     out.push(`<text x="${left - 6}" y="${ty}" text-anchor="end" dominant-baseline="middle" fill="#555">${fmt(t)}</text>`);
   }
-  out.push(`<text x="14" y="${top + plotH / 2}" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle" fill="#333">${esc(spec.unit)}${spec.isLog ? ' (log)' : ''}</text>`);
+  out.push(
+    `<text x="14" y="${top + plotH / 2}" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle" fill="#333">${esc(spec.unit)}${spec.isLog ? ' (log)' : ''}</text>`,
+  );
   const groupW = plotW / spec.categories.length;
   const barW = Math.min(48, (groupW * 0.8) / spec.series.length);
   spec.categories.forEach((cat, ci) => {
@@ -79,10 +83,16 @@ export function barChart(spec: BarChartSpec): string {
         return;
       }
       const by = y(Math.max(v, spec.isLog ? Number.MIN_VALUE : 0));
-      out.push(`<rect x="${x.toFixed(1)}" y="${by.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${Math.max(0, top + plotH - by).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.name} ${cat}: ${fmt(v)} ${spec.unit}`)}</title></rect>`);
-      out.push(`<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(by - 4).toFixed(1)}" text-anchor="middle" font-size="10" fill="#222">${fmt(v)}</text>`);
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${by.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${Math.max(0, top + plotH - by).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.name} ${cat}: ${fmt(v)} ${spec.unit}`)}</title></rect>`,
+      );
+      out.push(
+        `<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(by - 4).toFixed(1)}" text-anchor="middle" font-size="10" fill="#222">${fmt(v)}</text>`,
+      );
     });
-    out.push(`<text x="${(left + ci * groupW + groupW / 2).toFixed(1)}" y="${top + plotH + 18}" text-anchor="middle">${esc(cat)}</text>`);
+    out.push(
+      `<text x="${(left + ci * groupW + groupW / 2).toFixed(1)}" y="${top + plotH + 18}" text-anchor="middle">${esc(cat)}</text>`,
+    );
   });
   out.push(`<line x1="${left}" x2="${W - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="#333"/>`);
   spec.series.forEach((s, si) => {
@@ -116,17 +126,23 @@ export function lineChart(spec: LineChartSpec): string {
   const x = (v: number) => left + (v / xmax) * plotW;
   const y = (v: number) => top + plotH - (v / ymax) * plotH;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(spec.title)}</text>`);
   for (let i = 0; i <= 5; i++) {
     const t = (ymax * i) / 5;
     out.push(`<line x1="${left}" x2="${W - right}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`);
-    out.push(`<text x="${left - 6}" y="${y(t).toFixed(1)}" text-anchor="end" dominant-baseline="middle" fill="#555">${fmt(t)}</text>`);
+    out.push(
+      `<text x="${left - 6}" y="${y(t).toFixed(1)}" text-anchor="end" dominant-baseline="middle" fill="#555">${fmt(t)}</text>`,
+    );
     const tx = (xmax * i) / 5;
     out.push(`<text x="${x(tx).toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle" fill="#555">${fmt(tx)}</text>`);
   }
-  out.push(`<text x="14" y="${top + plotH / 2}" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle" fill="#333">${esc(spec.unit)}</text>`);
+  out.push(
+    `<text x="14" y="${top + plotH / 2}" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle" fill="#333">${esc(spec.unit)}</text>`,
+  );
   out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 32}" text-anchor="middle" fill="#333">${esc(spec.xUnit)}</text>`);
   for (const s of spec.series) {
     const d = s.points.map((p, i) => `${i ? 'L' : 'M'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');

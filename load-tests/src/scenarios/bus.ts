@@ -87,11 +87,23 @@ async function pidOf(port: number): Promise<number> {
 async function startRedis(spec: BusSpec): Promise<RedisUnderTest> {
   if (spec.redis === 'single') {
     const r = await startThrowawayRedis();
-    return { kind: 'single', seeds: [`${HOST}:${r.port}`], masterPorts: async () => [r.port], pids: [await pidOf(r.port)], stop: () => r.stop() };
+    return {
+      kind: 'single',
+      seeds: [`${HOST}:${r.port}`],
+      masterPorts: async () => [r.port],
+      pids: [await pidOf(r.port)],
+      stop: () => r.stop(),
+    };
   }
   const c = await startRedisCluster({ masters: spec.masters, replicasPerMaster: spec.replicasPerMaster });
   try {
-    return { kind: 'cluster', seeds: c.seeds, masterPorts: () => c.masterPorts(), pids: await Promise.all(c.nodes.map((n) => pidOf(n.port))), stop: () => c.stop() };
+    return {
+      kind: 'cluster',
+      seeds: c.seeds,
+      masterPorts: () => c.masterPorts(),
+      pids: await Promise.all(c.nodes.map((n) => pidOf(n.port))),
+      stop: () => c.stop(),
+    };
   } catch (err) {
     await c.stop();
     throw err;
@@ -131,7 +143,9 @@ async function runRaw(spec: BusSpec, redis: RedisUnderTest): Promise<LoadOutcome
   const channels = Array.from({ length: spec.rooms }, (_, i) => `bus:{r${i}}`);
   const isCluster = redis.kind === 'cluster';
   const nodes = redis.seeds.map((s) => ({ host: s.split(':')[0]!, port: Number(s.split(':')[1]) }));
-  const pub = isCluster ? new RedisCluster(nodes, { enableAutoPipelining: true }) : new Redis({ host, port: Number(port), enableAutoPipelining: true });
+  const pub = isCluster
+    ? new RedisCluster(nodes, { enableAutoPipelining: true })
+    : new Redis({ host, port: Number(port), enableAutoPipelining: true });
   const sub = isCluster ? new RedisCluster(nodes, { shardedSubscribers: true }) : new Redis({ host, port: Number(port) });
   const errors: Record<string, number> = {};
   const count = (code: string) => (errors[code] = (errors[code] ?? 0) + 1);
@@ -156,7 +170,8 @@ async function runRaw(spec: BusSpec, redis: RedisUnderTest): Promise<LoadOutcome
     let sent = 0;
     const start = Date.now();
     const end = start + spec.warmupMs + spec.durationMs;
-    const publish = (ch: string) => (isCluster ? pub.spublish(ch, message) : pub.publish(ch, message)).catch(() => count('publish'));
+    const publish = (ch: string) =>
+      (isCluster ? pub.spublish(ch, message) : pub.publish(ch, message)).catch(() => count('publish'));
     let meter: ReturnType<typeof startCpuMeter> | undefined;
     let self = process.cpuUsage();
     await new Promise<void>((resolve) => {
@@ -167,7 +182,8 @@ async function runRaw(spec: BusSpec, redis: RedisUnderTest): Promise<LoadOutcome
           meter = startCpuMeter(redis.pids);
           self = process.cpuUsage();
         }
-        for (const due = Math.floor(((now - start) / 1000) * spec.rate); sent < due; sent++) void publish(channels[sent % channels.length]!);
+        for (const due = Math.floor(((now - start) / 1000) * spec.rate); sent < due; sent++)
+          void publish(channels[sent % channels.length]!);
         if (now >= end) {
           clearInterval(timer);
           resolve();
@@ -202,8 +218,7 @@ export interface ProjectBusOptions {
 
 /** The project's nodes on the Redis under test, under the relay load, one pair per room. */
 async function runProject(spec: BusSpec, redis: RedisUnderTest, opts: ProjectBusOptions): Promise<LoadOutcome> {
-  const redisEnv: Record<string, string> =
-    redis.kind === 'cluster' ? { REDIS_CLUSTER_NODES: redis.seeds.join(',') } : {};
+  const redisEnv: Record<string, string> = redis.kind === 'cluster' ? { REDIS_CLUSTER_NODES: redis.seeds.join(',') } : {};
   const cluster = await startProjectCluster({
     ...opts.cluster,
     redisUrl: redis.kind === 'single' ? `redis://${redis.seeds[0]}` : '',
@@ -260,7 +275,13 @@ export async function runBus(spec: BusSpec, project?: ProjectBusOptions): Promis
     return {
       redis: spec.redis,
       load: spec.load,
-      params: { rate: spec.rate, rooms: spec.rooms, masters: spec.redis === 'cluster' ? spec.masters : 1, replicasPerMaster: spec.redis === 'cluster' ? spec.replicasPerMaster : 0, payloadBytes: spec.payloadBytes },
+      params: {
+        rate: spec.rate,
+        rooms: spec.rooms,
+        masters: spec.redis === 'cluster' ? spec.masters : 1,
+        replicasPerMaster: spec.redis === 'cluster' ? spec.replicasPerMaster : 0,
+        payloadBytes: spec.payloadBytes,
+      },
       sent: r.sent,
       delivered: r.delivered,
       lost: r.lost,
@@ -282,7 +303,9 @@ export function renderBusSummary(results: BusResult[]): string {
   const lines = results.map((r) => {
     const shards = r.shards.map((s) => `${s.port}: ${s.publishes} publishes, ${s.cpuSeconds} s`).join('; ');
     const lat = r.relay ? `  p50 ${r.relay.latencyMs.p50} p99 ${r.relay.latencyMs.p99} ms` : '';
-    const errs = Object.entries(r.errors).map(([k, v]) => `${k}:${v}`).join(' ');
+    const errs = Object.entries(r.errors)
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' ');
     return (
       `bus/${r.load}/${r.redis}`.padEnd(20) +
       ` delivered ${r.delivered}/${r.sent} lost ${r.lost}${lat}  cpu ${r.perThousandDeliveries ?? '-'} s/1k deliveries` +
@@ -294,7 +317,8 @@ export function renderBusSummary(results: BusResult[]): string {
     lines.push("the project's nodes published nothing on the cluster: this build does not take REDIS_CLUSTER_NODES");
   }
   // With several rounds, medians of each side, as bench's verdicts.
-  const cpuOf = (kind: RedisKind) => results.filter((r) => r.redis === kind && r.perThousandDeliveries).map((r) => r.perThousandDeliveries!);
+  const cpuOf = (kind: RedisKind) =>
+    results.filter((r) => r.redis === kind && r.perThousandDeliveries).map((r) => r.perThousandDeliveries!);
   const [single, cluster] = [cpuOf('single'), cpuOf('cluster')];
   const spreads = results.filter((r) => r.redis === 'cluster' && r.busiestOverLeast !== null).map((r) => r.busiestOverLeast!);
   if (single.length && cluster.length) {

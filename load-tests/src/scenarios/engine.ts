@@ -141,7 +141,11 @@ function plansFor(spec: LoadSpec, cluster: Cluster, gen: GeneratorOptions): Work
   const churners = spec.churn ? split(spec.churn.clients, w) : [];
   const spreadRooms = spec.spread ? split(spec.spread.rooms, w) : [];
   return Array.from({ length: w }, (_, i) => {
-    const relay: RelayPlan | undefined = spec.relay && { firstPair: pairs[i]!.first, pairs: pairs[i]!.count, ratePerPair: spec.relay.ratePerPair };
+    const relay: RelayPlan | undefined = spec.relay && {
+      firstPair: pairs[i]!.first,
+      pairs: pairs[i]!.count,
+      ratePerPair: spec.relay.ratePerPair,
+    };
     const fanout: FanoutPlan | undefined = spec.fanout && {
       firstRoom: rooms[i]!.first,
       rooms: rooms[i]!.count,
@@ -155,7 +159,11 @@ function plansFor(spec: LoadSpec, cluster: Cluster, gen: GeneratorOptions): Work
       holdMs: spec.churn.holdMs,
       rooms: spec.churn.rooms,
     };
-    const spread: SpreadPlan | undefined = spec.spread && { ...spec.spread, firstRoom: spreadRooms[i]!.first, rooms: spreadRooms[i]!.count };
+    const spread: SpreadPlan | undefined = spec.spread && {
+      ...spec.spread,
+      firstRoom: spreadRooms[i]!.first,
+      rooms: spreadRooms[i]!.count,
+    };
     return {
       index: i,
       workers: w,
@@ -186,7 +194,11 @@ export async function runLoad(spec: LoadSpec, cluster: Cluster, gen: GeneratorOp
   try {
     const setup = await pool.ready(120_000 + (spec.churn?.clients ?? 0) * 10);
     if (!gen.quiet) {
-      process.stderr.write(`  ${label}: ${setup.connected} clients connected in ${(setup.setupMs / 1000).toFixed(1)} s` + (setup.failed ? `, ${setup.failed} failed` : '') + '\n');
+      process.stderr.write(
+        `  ${label}: ${setup.connected} clients connected in ${(setup.setupMs / 1000).toFixed(1)} s` +
+          (setup.failed ? `, ${setup.failed} failed` : '') +
+          '\n',
+      );
     }
     const rssBefore = pids.map(rssBytes);
     const progress = new ProgressLine(label, spec.warmupMs + spec.durationMs, gen.quiet);
@@ -239,8 +251,12 @@ export async function runLoad(spec: LoadSpec, cluster: Cluster, gen: GeneratorOp
     if (profiling && gen.profileDir) {
       const profiles = await profiling.stop();
       mkdirSync(gen.profileDir, { recursive: true });
-      for (const p of profiles) writeFileSync(join(gen.profileDir, `${spec.scenario}-${p.node}.cpuprofile`), JSON.stringify(p.profile));
-      profile = summarizeProfiles(cluster.kind, profiles.map((p) => p.profile as CpuProfile));
+      for (const p of profiles)
+        writeFileSync(join(gen.profileDir, `${spec.scenario}-${p.node}.cpuprofile`), JSON.stringify(p.profile));
+      profile = summarizeProfiles(
+        cluster.kind,
+        profiles.map((p) => p.profile as CpuProfile),
+      );
     }
     let postgresSeconds: number | null = null;
     if (cluster.postgresPids) {
@@ -255,9 +271,18 @@ export async function runLoad(spec: LoadSpec, cluster: Cluster, gen: GeneratorOp
     const rssAfter = pids.map(rssBytes);
 
     const measuredWindowS = spec.durationMs / 1000;
-    const relay = flowResult(stats.map((s) => s.relay), measuredWindowS);
-    const fanout = flowResult(stats.map((s) => s.fanout), measuredWindowS);
-    const spread = flowResult(stats.map((s) => s.spread), measuredWindowS);
+    const relay = flowResult(
+      stats.map((s) => s.relay),
+      measuredWindowS,
+    );
+    const fanout = flowResult(
+      stats.map((s) => s.fanout),
+      measuredWindowS,
+    );
+    const spread = flowResult(
+      stats.map((s) => s.spread),
+      measuredWindowS,
+    );
     const churn = churnResult(stats, measuredWindowS);
     const serverSeconds = perNode.reduce((s, x) => s + x, 0);
     const measured = (relay?.measured ?? 0) + (fanout?.measured ?? 0) + (spread?.measured ?? 0);
@@ -270,7 +295,8 @@ export async function runLoad(spec: LoadSpec, cluster: Cluster, gen: GeneratorOp
       postgresSeconds: postgresSeconds === null ? null : round(postgresSeconds, 3),
       generatorSeconds: round((g.user + g.system) / 1e6, 3),
       perThousandDeliveries: measured ? round((serverSeconds / measured) * 1000, 4) : null,
-      perThousandDeliveriesWithRedis: measured && redisSeconds !== null ? round(((serverSeconds + redisSeconds) / measured) * 1000, 4) : null,
+      perThousandDeliveriesWithRedis:
+        measured && redisSeconds !== null ? round(((serverSeconds + redisSeconds) / measured) * 1000, 4) : null,
       perThousandJoins: joins ? round((serverSeconds / joins) * 1000, 4) : null,
     };
     // A worker's error counts include those of its setup.

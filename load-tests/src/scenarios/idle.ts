@@ -28,7 +28,8 @@ export async function runIdle(spec: IdleSpec, cluster: Cluster, gen: GeneratorOp
     attempted < spec.connections
       ? `open-files limit: node ${nodeLimit}, generator ${ownLimit} (hard limit of this machine; raise with ulimit -n where allowed)`
       : null;
-  if (capReason && !gen.quiet) process.stderr.write(`  idle: ${spec.connections} requested, ${attempted} attempted: ${capReason}\n`);
+  if (capReason && !gen.quiet)
+    process.stderr.write(`  idle: ${spec.connections} requested, ${attempted} attempted: ${capReason}\n`);
 
   const rssBefore = rssBytes(node.pid);
   const cpu = startCpuMeter([node.pid]);

@@ -217,7 +217,15 @@ function sendSpread(k: number): void {
 // ---- churn: open-loop joins at a fixed rate, each followed by a leave after holdMs ----
 
 const churn = plan.churn
-  ? { joins: 0, leaves: 0, failedJoins: 0, failedLeaves: 0, starved: 0, join: new LatencyHistogram(), leave: new LatencyHistogram() }
+  ? {
+      joins: 0,
+      leaves: 0,
+      failedJoins: 0,
+      failedLeaves: 0,
+      starved: 0,
+      join: new LatencyHistogram(),
+      leave: new LatencyHistogram(),
+    }
   : undefined;
 const churnFree: SignalingClient[] = [];
 const holding = new Map<SignalingClient, { room: string; timer: NodeJS.Timeout }>();
@@ -234,20 +242,23 @@ async function setupChurn(): Promise<number> {
 function churnLeave(client: SignalingClient, room: string): void {
   holding.delete(client);
   const t0 = nowUs();
-  client.leave(room).then(
-    () => {
-      churn!.leaves++;
-      if (t0 >= warmEndsUs) churn!.leave.record(nowUs() - t0);
-    },
-    (err) => {
-      churn!.failedLeaves++;
-      countError(`leave:${codeOf(err)}`);
-    },
-  ).finally(() => {
-    churnInFlight--;
-    churnFree.push(client);
-    if (isDraining) checkDrained();
-  });
+  client
+    .leave(room)
+    .then(
+      () => {
+        churn!.leaves++;
+        if (t0 >= warmEndsUs) churn!.leave.record(nowUs() - t0);
+      },
+      (err) => {
+        churn!.failedLeaves++;
+        countError(`leave:${codeOf(err)}`);
+      },
+    )
+    .finally(() => {
+      churnInFlight--;
+      churnFree.push(client);
+      if (isDraining) checkDrained();
+    });
 }
 
 function churnJoin(): void {
@@ -330,9 +341,9 @@ async function run(warmupMs: number, durationMs: number, drainMs: number): Promi
       lastTick = now;
       const elapsedS = (now - start) / 1e6;
       // Catch up to the schedule: an open loop that does not wait for the server.
-      if (relayRate) for (let due = Math.floor(elapsedS * relayRate); relay!.sent < due; ) sendRelay(relay!.sent);
-      if (fanRate) for (let due = Math.floor(elapsedS * fanRate); fanout!.sent < due; ) sendFanout(fanout!.sent);
-      if (spreadRate) for (let due = Math.floor(elapsedS * spreadRate); spread!.sent < due; ) sendSpread(spread!.sent);
+      if (relayRate) for (let due = Math.floor(elapsedS * relayRate); relay!.sent < due;) sendRelay(relay!.sent);
+      if (fanRate) for (let due = Math.floor(elapsedS * fanRate); fanout!.sent < due;) sendFanout(fanout!.sent);
+      if (spreadRate) for (let due = Math.floor(elapsedS * spreadRate); spread!.sent < due;) sendSpread(spread!.sent);
       if (churnRate) for (let due = Math.floor(elapsedS * churnRate); churnIssued < due; churnIssued++) churnJoin();
       if (now >= endUs) {
         clearInterval(timer);
@@ -363,7 +374,14 @@ async function run(warmupMs: number, durationMs: number, drainMs: number): Promi
   };
   post({
     type: 'done',
-    stats: { relay: relay?.stats(), fanout: fanout?.stats(), spread: spread?.stats(), churn: churnStats, errors, maxTimerLagMs: Math.round(maxLagMs) },
+    stats: {
+      relay: relay?.stats(),
+      fanout: fanout?.stats(),
+      spread: spread?.stats(),
+      churn: churnStats,
+      errors,
+      maxTimerLagMs: Math.round(maxLagMs),
+    },
   });
 }
 
@@ -387,4 +405,6 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
-setup().catch((err: unknown) => post({ type: 'fatal', message: err instanceof Error ? err.stack ?? err.message : String(err) }));
+setup().catch((err: unknown) =>
+  post({ type: 'fatal', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+);

@@ -59,9 +59,7 @@ export interface WorkerPlan {
   spread?: SpreadPlan | undefined;
 }
 
-export type ToWorker =
-  | { type: 'start'; warmupMs: number; durationMs: number; drainMs: number }
-  | { type: 'close' };
+export type ToWorker = { type: 'start'; warmupMs: number; durationMs: number; drainMs: number } | { type: 'close' };
 
 export interface FlowStats {
   sent: number;

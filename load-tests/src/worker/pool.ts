@@ -60,7 +60,11 @@ export class WorkerPool {
     for (const list of this.waiters) for (const wake of list.splice(0)) wake();
   }
 
-  private async next<T extends FromWorker['type']>(i: number, type: T, timeoutMs: number): Promise<Extract<FromWorker, { type: T }>> {
+  private async next<T extends FromWorker['type']>(
+    i: number,
+    type: T,
+    timeoutMs: number,
+  ): Promise<Extract<FromWorker, { type: T }>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.fatal) throw this.fatal;

@@ -89,10 +89,7 @@ export class PodWatcher {
     this.running = true;
     this.stopController = new AbortController();
     const firstList = await this.listOnce();
-    this.log.info(
-      { namespace: this.opts.namespace, selector: this.opts.labelSelector, listed: firstList },
-      'watching pods',
-    );
+    this.log.info({ namespace: this.opts.namespace, selector: this.opts.labelSelector, listed: firstList }, 'watching pods');
     this.loop = this.run(firstList);
   }
 
@@ -187,10 +184,13 @@ export class PodWatcher {
     };
     // The server ends the watch after watchTimeoutSeconds; a connection that hangs past that (or
     // never answers) is abandoned here and the watch resumes from the last resourceVersion.
-    const deadline = setTimeout(() => {
-      this.log.warn('pod watch timed out; resuming');
-      finish('retry');
-    }, this.watchTimeoutSeconds * 1000 + this.requestTimeoutMs);
+    const deadline = setTimeout(
+      () => {
+        this.log.warn('pod watch timed out; resuming');
+        finish('retry');
+      },
+      this.watchTimeoutSeconds * 1000 + this.requestTimeoutMs,
+    );
     this.cancelCurrent = () => finish('resume');
 
     const onEvent = (type: string, object: unknown) => {
@@ -228,13 +228,10 @@ export class PodWatcher {
         onEvent,
         onDone,
       )
-      .then(
-        (c) => {
-          controller = c;
-          if (finished) c.abort();
-        },
-        onDone,
-      );
+      .then((c) => {
+        controller = c;
+        if (finished) c.abort();
+      }, onDone);
     const outcome = await ended;
     this.cancelCurrent = undefined;
     return outcome;

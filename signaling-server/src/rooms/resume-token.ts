@@ -14,7 +14,12 @@ export function newResumeSecret(): { secret: string; hash: string } {
 
 /** The secret a resume with `secret` hands out: the same for a retry of that resume. */
 export function nextResumeSecret(secret: string): { secret: string; hash: string } {
-  const next = createHash('sha256').update('signaling-resume-next\n').update(secret).digest().subarray(0, 24).toString('base64url');
+  const next = createHash('sha256')
+    .update('signaling-resume-next\n')
+    .update(secret)
+    .digest()
+    .subarray(0, 24)
+    .toString('base64url');
   return { secret: next, hash: hashResumeSecret(next) };
 }
 

@@ -53,7 +53,8 @@ export class MemoryStore implements RoomStore {
     return this.locked(req.room, async (room) => {
       const peers = this.peersOf(req.room);
       const inRoom = [...this.participants.values()].filter((r) => r.room === req.room);
-      if (seatsTaken(inRoom, req) >= req.maxParticipants) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
+      if (seatsTaken(inRoom, req) >= req.maxParticipants)
+        throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
       const seq = ++this.seq;
       const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: room.state, seq };
       await announce(snapshot);
@@ -84,14 +85,32 @@ export class MemoryStore implements RoomStore {
       const previousNodeId = row.status === 'connected' && row.nodeId !== req.nodeId ? row.nodeId : null;
       const lastNodeId = row.nodeId;
       const epoch = row.epoch + 1;
-      Object.assign(row, { nodeId: req.nodeId, status: 'connected', reason: null, graceUntil: 0, resumeHash: req.nextResumeHash, epoch });
+      Object.assign(row, {
+        nodeId: req.nodeId,
+        status: 'connected',
+        reason: null,
+        graceUntil: 0,
+        resumeHash: req.nextResumeHash,
+        epoch,
+      });
       const peers = this.peersOf(req.room).filter((p) => p.id !== req.participantId);
       return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId, lastNodeId, epoch };
     });
   }
 
-  async leave(m: Membership, _nodeId: string, announce: Announce<Departure>, reason: 'left' | 'kicked' = 'left'): Promise<Departure | null> {
-    const removed = await this.remove(m.room, [m.participantId], () => true, () => reason, announce);
+  async leave(
+    m: Membership,
+    _nodeId: string,
+    announce: Announce<Departure>,
+    reason: 'left' | 'kicked' = 'left',
+  ): Promise<Departure | null> {
+    const removed = await this.remove(
+      m.room,
+      [m.participantId],
+      () => true,
+      () => reason,
+      announce,
+    );
     return removed[0] ?? null;
   }
 
@@ -104,7 +123,12 @@ export class MemoryStore implements RoomStore {
     }
   }
 
-  async writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite> {
+  async writeState(
+    m: Membership,
+    expectedVersion: number,
+    data: Record<string, unknown>,
+    announce: Announce<number>,
+  ): Promise<StateWrite> {
     return this.locked(m.room, async (room) => {
       if (room.state.version !== expectedVersion) return { ok: false, current: room.state };
       const version = expectedVersion + 1;

@@ -115,10 +115,22 @@ export class PostgresStore implements RoomStore {
         const { admitted, seq, version, state, peers } = rows[0]!;
         // Rolls back, seq included: the seq it took is never handed out again.
         if (!admitted) throw new ProtocolError('room-full', `room is full (${req.maxParticipants})`);
-        const snapshot = { self: { id: req.participantId, name: req.name, meta: req.meta }, peers, state: { version, data: state }, seq };
+        const snapshot = {
+          self: { id: req.participantId, name: req.name, meta: req.meta },
+          peers,
+          state: { version, data: state },
+          seq,
+        };
         if (this.opts.recordChange) {
           const { room, identity, nodeId } = req;
-          await this.opts.recordChange(tx, { kind: 'joined', room, participant: snapshot.self, identity, nodeId, isFirst: peers.length === 0 });
+          await this.opts.recordChange(tx, {
+            kind: 'joined',
+            room,
+            participant: snapshot.self,
+            identity,
+            nodeId,
+            isFirst: peers.length === 0,
+          });
         }
         await announce(snapshot);
         return snapshot;
@@ -161,17 +173,32 @@ export class PostgresStore implements RoomStore {
         `.execute(tx);
         const previousNodeId = row.status === 'connected' && row.node_id !== req.nodeId ? row.node_id : null;
         const self: Peer = { id: row.id, name: row.name, meta: row.meta };
-        return { self, peers: rows[0]!.peers, state: room.state, seq: room.seq, previousNodeId, lastNodeId: row.node_id, epoch: rows[0]!.epoch };
+        return {
+          self,
+          peers: rows[0]!.peers,
+          state: room.state,
+          seq: room.seq,
+          previousNodeId,
+          lastNodeId: row.node_id,
+          epoch: rows[0]!.epoch,
+        };
       }),
     );
   }
 
-  leave(m: Membership, nodeId: string, announce: Announce<Departure>, reason: 'left' | 'kicked' = 'left'): Promise<Departure | null> {
+  leave(
+    m: Membership,
+    nodeId: string,
+    announce: Announce<Departure>,
+    reason: 'left' | 'kicked' = 'left',
+  ): Promise<Departure | null> {
     const change: UnsettledChange = { op: 'leave', ...m, nodeId };
     return this.timed('leave', () =>
       this.transact(change, async (tx) => {
         // Lock, delete, seq and log in one round trip; no seq is taken if nothing left.
-        const { rows } = await sql<{ seq: number | null }>`SELECT seq FROM signaling_leave(${m.room}, ${m.participantId}, ${nodeId})`.execute(tx);
+        const { rows } = await sql<{
+          seq: number | null;
+        }>`SELECT seq FROM signaling_leave(${m.room}, ${m.participantId}, ${nodeId})`.execute(tx);
         const seq = rows[0]?.seq ?? null;
         if (seq === null) return null;
         const departure: Departure = { room: m.room, participantId: m.participantId, reason, seq };
@@ -200,7 +227,12 @@ export class PostgresStore implements RoomStore {
     });
   }
 
-  writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite> {
+  writeState(
+    m: Membership,
+    expectedVersion: number,
+    data: Record<string, unknown>,
+    announce: Announce<number>,
+  ): Promise<StateWrite> {
     return this.timed('state', () =>
       this.db.transaction().execute(async (tx): Promise<StateWrite> => {
         // The compare-and-set takes the room's row lock; the log entry rides along in the same statement.
@@ -335,13 +367,22 @@ export class PostgresStore implements RoomStore {
       this.db.transaction().execute(async (tx) => {
         // No room row: the join created it and rolled back, so no one else was in it to see the join.
         if (!(await lockRoom(tx, m.room, { mayBeMissing: true }))) return null;
-        const deleted = await tx.deleteFrom('participants').where('id', '=', m.participantId).where('room', '=', m.room).executeTakeFirst();
+        const deleted = await tx
+          .deleteFrom('participants')
+          .where('id', '=', m.participantId)
+          .where('room', '=', m.room)
+          .executeTakeFirst();
         const seq = await bumpSeq(tx, m.room);
         await logEvent(tx, m.room, m.participantId, nodeId, 'retract');
         const departure: Departure = { room: m.room, participantId: m.participantId, reason: 'disconnected', seq };
         // Only a join that did commit wrote its participant.joined webhook: only it gets a `left`.
         if (Number(deleted.numDeletedRows) > 0) {
-          await this.opts.recordChange?.(tx, { kind: 'left', room: m.room, participantId: m.participantId, reason: 'disconnected' });
+          await this.opts.recordChange?.(tx, {
+            kind: 'left',
+            room: m.room,
+            participantId: m.participantId,
+            reason: 'disconnected',
+          });
         }
         await announce(departure);
         return departure;
@@ -477,7 +518,14 @@ async function bumpSeq(tx: Tx, room: string): Promise<number> {
   return row.seq;
 }
 
-async function logEvent(tx: Tx, room: string, participantId: string | null, nodeId: string | null, kind: string, detail?: unknown) {
+async function logEvent(
+  tx: Tx,
+  room: string,
+  participantId: string | null,
+  nodeId: string | null,
+  kind: string,
+  detail?: unknown,
+) {
   await tx
     .insertInto('room_events')
     .values({ room, participant_id: participantId, node_id: nodeId, kind, detail: detail === undefined ? null : json(detail) })

@@ -122,7 +122,12 @@ export interface RoomStore {
    * that was resumed since (its resume hash changed) is left alone.
    */
   disconnect(ms: HeldMembership[], nodeId: string, graceMs: number, reason: 'disconnected' | 'timeout'): Promise<void>;
-  writeState(m: Membership, expectedVersion: number, data: Record<string, unknown>, announce: Announce<number>): Promise<StateWrite>;
+  writeState(
+    m: Membership,
+    expectedVersion: number,
+    data: Record<string, unknown>,
+    announce: Announce<number>,
+  ): Promise<StateWrite>;
   readState(room: string): Promise<RoomState>;
   /** Membership and state of a room, for a node that must heal its view after a bus gap. */
   readRoom(room: string): Promise<RoomRecord>;

@@ -189,12 +189,16 @@ export class SignalingServer {
           this.connectionsPerIp.release(addressKey);
           this.addressLimits.release(conn.address);
         });
-        opts.verifier.verify(token).then(
-          (claims) => (conn.claims = claims),
-          (err: unknown) => (conn.authError = err instanceof ProtocolError ? err : new ProtocolError('unauthorized', 'invalid token')),
-        ).finally(() => {
-          if (!isAborted) res.cork(() => res.upgrade(conn, key, protocol, extensions, context));
-        });
+        opts.verifier
+          .verify(token)
+          .then(
+            (claims) => (conn.claims = claims),
+            (err: unknown) =>
+              (conn.authError = err instanceof ProtocolError ? err : new ProtocolError('unauthorized', 'invalid token')),
+          )
+          .finally(() => {
+            if (!isAborted) res.cork(() => res.upgrade(conn, key, protocol, extensions, context));
+          });
       },
 
       open: (ws) => {
@@ -246,7 +250,11 @@ export class SignalingServer {
         }
         if (jsonDepthExceeds(text, opts.maxJsonDepth)) {
           countReceived('invalid');
-          return opts.rooms.replyError(session, undefined, new ProtocolError('bad-request', `JSON nested deeper than ${opts.maxJsonDepth}`));
+          return opts.rooms.replyError(
+            session,
+            undefined,
+            new ProtocolError('bad-request', `JSON nested deeper than ${opts.maxJsonDepth}`),
+          );
         }
         let msg;
         try {

@@ -44,7 +44,10 @@ describe('kill -9 of a node', () => {
 
     const killedAt = Date.now();
     await b!.kill();
-    const left = [await alice.waitForType('peer-left', () => true, 10_000), await alice.waitForType('peer-left', () => true, 10_000)];
+    const left = [
+      await alice.waitForType('peer-left', () => true, 10_000),
+      await alice.waitForType('peer-left', () => true, 10_000),
+    ];
     const elapsed = Date.now() - killedAt;
     expect(left.map((l) => l.peer.id).sort()).toEqual([bj.self.id, cj.self.id].sort());
     expect(left.every((l) => l.reason === 'disconnected')).toBe(true);
@@ -65,7 +68,10 @@ describe('kill -9 of a node', () => {
     const bj = await bob.join('phoenix');
     await b!.kill();
     const reborn = await startNode({ ...cluster.options, nodeId: b!.id });
-    expect(await alice.waitForType('peer-left', () => true, 10_000)).toMatchObject({ peer: { id: bj.self.id }, reason: 'disconnected' });
+    expect(await alice.waitForType('peer-left', () => true, 10_000)).toMatchObject({
+      peer: { id: bj.self.id },
+      reason: 'disconnected',
+    });
     const newcomer = await client(reborn.url);
     expect((await newcomer.join('phoenix')).peers.map((p) => p.id)).toEqual([aj.self.id]);
   });

@@ -12,7 +12,9 @@ const clients = new ClientTracker();
 const client = (node: RunningNode) => clients.connect(node);
 
 beforeAll(async () => {
-  const cluster = await startCluster(2, { env: { RESUME_GRACE_MS: String(GRACE_MS), NODE_HEARTBEAT_MS: '1000', IDLE_TIMEOUT_MS: '8000' } });
+  const cluster = await startCluster(2, {
+    env: { RESUME_GRACE_MS: String(GRACE_MS), NODE_HEARTBEAT_MS: '1000', IDLE_TIMEOUT_MS: '8000' },
+  });
   [a, b] = cluster.nodes as [RunningNode, RunningNode];
 });
 
@@ -105,7 +107,9 @@ describe('resume', () => {
     expect(got.map((m) => m.data.n)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(got.map((m) => m.from)).toEqual([...Array(5).fill(aj.self.id), cj.self.id, aj.self.id]);
     // The resumed connection saw joined first, then the kept signals.
-    expect(again.received.findIndex((m) => m.type === 'joined')).toBeLessThan(again.received.findIndex((m) => m.type === 'signal'));
+    expect(again.received.findIndex((m) => m.type === 'joined')).toBeLessThan(
+      again.received.findIndex((m) => m.type === 'signal'),
+    );
   });
 
   it('a resume token works once: replaying it gives a new participant', async () => {
@@ -143,7 +147,9 @@ describe('resume', () => {
     const left = await alice.waitForType('peer-left', () => true, GRACE_MS + 5000);
     expect(left).toEqual({ type: 'peer-left', room, peer: { id: bj.self.id }, reason: 'disconnected' });
     expect(Date.now() - droppedAt).toBeGreaterThanOrEqual(GRACE_MS);
-    expect(await alice.request({ type: 'signal', room, to: bj.self.id, data: 'too late' })).toMatchObject({ code: 'peer-not-found' });
+    expect(await alice.request({ type: 'signal', room, to: bj.self.id, data: 'too late' })).toMatchObject({
+      code: 'peer-not-found',
+    });
     const late = await client(b);
     expect(await late.join(room, { resume: bj.resume })).toMatchObject({ resumed: false });
   });

@@ -110,8 +110,14 @@ describe('signal', () => {
     const room = newRoom();
     const c = await client(a);
     await c.join(room);
-    expect(await c.request({ type: 'signal', room, to: 'nobody', data: 1 })).toMatchObject({ type: 'error', code: 'peer-not-found' });
-    expect(await c.request({ type: 'signal', room: newRoom(), to: 'x', data: 1 })).toMatchObject({ type: 'error', code: 'not-joined' });
+    expect(await c.request({ type: 'signal', room, to: 'nobody', data: 1 })).toMatchObject({
+      type: 'error',
+      code: 'peer-not-found',
+    });
+    expect(await c.request({ type: 'signal', room: newRoom(), to: 'x', data: 1 })).toMatchObject({
+      type: 'error',
+      code: 'not-joined',
+    });
   });
 
   it('delivers 200 signals in a row across nodes complete and in order', async () => {
@@ -122,7 +128,7 @@ describe('signal', () => {
     const bj = await bob.join(room);
     for (let i = 0; i < 200; i++) alice.send({ type: 'signal', room, to: bj.self.id, data: { i } });
     await bob.waitForType('signal', (m) => (m.data as { i: number }).i === 199, 10_000);
-    const order = bob.seen((m) => m.type === 'signal').map((m) => ((m as { data: { i: number } }).data).i);
+    const order = bob.seen((m) => m.type === 'signal').map((m) => (m as { data: { i: number } }).data.i);
     expect(order).toEqual(Array.from({ length: 200 }, (_, i) => i));
   });
 });
@@ -136,14 +142,19 @@ describe('broadcast', () => {
     const ack = await members[0]!.request({ type: 'broadcast', room, data: { hello: 'all' } });
     expect(ack.type).toBe('ack');
     for (const m of members.slice(1)) {
-      expect(await m.waitForType('broadcast')).toEqual({ type: 'broadcast', room, from: joined[0]!.self.id, data: { hello: 'all' } });
+      expect(await m.waitForType('broadcast')).toEqual({
+        type: 'broadcast',
+        room,
+        from: joined[0]!.self.id,
+        data: { hello: 'all' },
+      });
     }
     for (const m of members) await m.request({ type: 'ping' });
     expect(members[0]!.seen((m) => m.type === 'broadcast')).toEqual([]);
     for (const m of members.slice(1)) expect(m.seen((x) => x.type === 'broadcast')).toHaveLength(1);
   });
 
-  it('keeps one sender\'s broadcasts in order on the other node', async () => {
+  it("keeps one sender's broadcasts in order on the other node", async () => {
     const room = newRoom();
     const alice = await client(a);
     const bob = await client(b);

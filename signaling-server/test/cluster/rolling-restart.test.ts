@@ -5,7 +5,15 @@
 import { afterAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { SignalingClient } from '../../../client/src/index.js';
-import { createTestDatabase, freePort, killAllNodes, startNode, testRedisUrl, uniqueName, type RunningNode } from '../support/cluster.js';
+import {
+  createTestDatabase,
+  freePort,
+  killAllNodes,
+  startNode,
+  testRedisUrl,
+  uniqueName,
+  type RunningNode,
+} from '../support/cluster.js';
 
 const ROOMS = 20;
 const MEMBERS = 3;

@@ -51,7 +51,7 @@ function haproxy(text: string): { kind: string; name: string; lines: string[] }[
 }
 
 describe('docker-compose.yml', () => {
-  it('offers coturn from Debian\'s package behind the `turn` profile, sharing TURN_SECRET with the nodes', async () => {
+  it("offers coturn from Debian's package behind the `turn` profile, sharing TURN_SECRET with the nodes", async () => {
     const { coturn } = services;
     expect(coturn?.profiles).toEqual(['turn']); // `docker compose up` alone runs no TURN server
     expect(coturn?.build?.context).toBe('deploy/coturn');
@@ -64,7 +64,9 @@ describe('docker-compose.yml', () => {
     }
     expect(coturn?.environment.TURN_SECRET).toBe('');
     // Without a secret the container refuses to start instead of running an open relay.
-    const refused = await promisify(execFile)('sh', [`${ROOT}deploy/coturn/entrypoint.sh`], { env: { PATH: process.env.PATH } }).catch((e: { code: number; stderr: string }) => e);
+    const refused = await promisify(execFile)('sh', [`${ROOT}deploy/coturn/entrypoint.sh`], {
+      env: { PATH: process.env.PATH },
+    }).catch((e: { code: number; stderr: string }) => e);
     expect(refused).toMatchObject({ code: 2, stderr: expect.stringContaining('set TURN_SECRET') });
   });
 

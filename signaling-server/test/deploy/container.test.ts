@@ -62,7 +62,9 @@ function dockerignore(text: string): (path: string) => boolean {
       const pattern = (negate ? l.slice(1) : l).replace(/^\/+|\/+$/g, '');
       const source = pattern
         .split(/(\*\*|\*|\?)/)
-        .map((part) => (part === '**' ? '.*' : part === '*' ? '[^/]*' : part === '?' ? '[^/]' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+        .map((part) =>
+          part === '**' ? '.*' : part === '*' ? '[^/]*' : part === '?' ? '[^/]' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&'),
+        )
         .join('');
       return { negate, re: new RegExp(`^${source}$`) };
     });
@@ -103,7 +105,10 @@ describe('Dockerfile', () => {
     const copies = final('COPY').map((i) => i.args);
     expect(copies.some((c) => /^\.\s/.test(c))).toBe(false);
     for (const needed of ['db', 'signaling-server/public', 'signaling-server/dist', 'client/dist', 'package-lock.json']) {
-      expect(copies.some((c) => c.split(/\s+/).some((part) => part.replace(/^(\/app\/|\.\/)/, '') === needed)), needed).toBe(true);
+      expect(
+        copies.some((c) => c.split(/\s+/).some((part) => part.replace(/^(\/app\/|\.\/)/, '') === needed)),
+        needed,
+      ).toBe(true);
     }
   });
 
@@ -113,7 +118,9 @@ describe('Dockerfile', () => {
     const [uid, gid] = users[0]!.split(':').map(Number);
     expect(uid).toBeGreaterThan(0);
     expect(gid).toBeGreaterThan(0);
-    const env = final('ENV').map((i) => i.args).join(' ');
+    const env = final('ENV')
+      .map((i) => i.args)
+      .join(' ');
     expect(/DATA_DIR=(\S+)/.exec(env)?.[1]).toMatch(/^\/tmp\//);
   });
 
@@ -135,7 +142,13 @@ describe('Dockerfile', () => {
     expect(argv.join(' ')).toContain('/healthz');
     expect(check[0]!.args).toMatch(/--timeout=\d+s/);
     expect(final('EXPOSE').map((i) => i.args)).toEqual(['8080']);
-    expect(/PORT=(\d+)/.exec(final('ENV').map((i) => i.args).join(' '))?.[1]).toBe('8080');
+    expect(
+      /PORT=(\d+)/.exec(
+        final('ENV')
+          .map((i) => i.args)
+          .join(' '),
+      )?.[1],
+    ).toBe('8080');
   });
 });
 

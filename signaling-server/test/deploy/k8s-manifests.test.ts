@@ -458,7 +458,10 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     ] as const) {
       expect(env.get(name)?.value, name).toBeUndefined();
       expect(config[name], name).toBeUndefined();
-      expect(env.get(name)?.valueFrom?.secretKeyRef, name).toMatchObject({ name: expect.stringMatching(/^signaling-secrets/), key });
+      expect(env.get(name)?.valueFrom?.secretKeyRef, name).toMatchObject({
+        name: expect.stringMatching(/^signaling-secrets/),
+        key,
+      });
     }
     // Either both or neither: a node refuses to start with a TURN secret and no TURN URL.
     const secret = all(objs(), 'Secret').find((s) => String(s.metadata.name).startsWith('signaling-secrets'));

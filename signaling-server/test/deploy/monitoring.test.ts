@@ -14,7 +14,11 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (path: string) => readFileSync(`${ROOT}${path}`, 'utf8');
 
 /** Series the cluster's other exporters provide (kube-state-metrics, Prometheus itself). */
-const EXTERNAL = new Set(['up', 'kube_horizontalpodautoscaler_status_current_replicas', 'kube_horizontalpodautoscaler_spec_max_replicas']);
+const EXTERNAL = new Set([
+  'up',
+  'kube_horizontalpodautoscaler_status_current_replicas',
+  'kube_horizontalpodautoscaler_spec_max_replicas',
+]);
 
 /** The metric families the deployment contract names (dashboards, alerts and the HPA rely on them). */
 const CONTRACT = [
@@ -50,7 +54,20 @@ function seriesIn(expr: string): string[] {
   const withoutStrings = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
   const withoutMatchers = withoutStrings.replace(/\{[^}]*\}/g, '{}');
   const words = withoutMatchers.match(/\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()/g) ?? [];
-  const keywords = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'le']);
+  const keywords = new Set([
+    'by',
+    'without',
+    'on',
+    'ignoring',
+    'group_left',
+    'group_right',
+    'and',
+    'or',
+    'unless',
+    'bool',
+    'offset',
+    'le',
+  ]);
   // Durations such as [5m] leave `m`; grouping labels sit inside by (...), which the caller strips.
   return words.filter((w) => w === 'up' || (w.includes('_') && !keywords.has(w)));
 }

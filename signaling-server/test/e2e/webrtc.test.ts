@@ -87,7 +87,11 @@ it('two pages on different nodes call each other, and renegotiate after one node
   // Shared state edited on one node shows on the other.
   await ada.fill('#topic', 'Launch checklist');
   await ada.click('#topic-form button');
-  await grace.waitForFunction(() => (document.querySelector('#topic') as HTMLInputElement).value === 'Launch checklist', null, WAIT);
+  await grace.waitForFunction(
+    () => (document.querySelector('#topic') as HTMLInputElement).value === 'Launch checklist',
+    null,
+    WAIT,
+  );
 
   if (process.env.UPDATE_SCREENSHOTS === '1') {
     await grace.fill('#note', 'Ship the client SDK docs');

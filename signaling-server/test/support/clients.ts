@@ -6,7 +6,12 @@ import { TestClient } from './test-client.js';
 export class ClientTracker {
   private readonly clients: TestClient[] = [];
 
-  async connect(node: RunningNode | string, query = '', headers?: Record<string, string>, localAddress?: string): Promise<TestClient> {
+  async connect(
+    node: RunningNode | string,
+    query = '',
+    headers?: Record<string, string>,
+    localAddress?: string,
+  ): Promise<TestClient> {
     const url = typeof node === 'string' ? node : node.url;
     const client = await TestClient.connect(`${url}${query}`, { headers, localAddress });
     this.clients.push(client);

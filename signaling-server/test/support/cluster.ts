@@ -96,7 +96,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
     const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
-    const timer = setTimeout(() => reject(new Error(`node ${id} did not start in ${startTimeoutMs} ms\n${stderr}`)), startTimeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`node ${id} did not start in ${startTimeoutMs} ms\n${stderr}`)),
+      startTimeoutMs,
+    );
     let pending = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       pending += chunk;

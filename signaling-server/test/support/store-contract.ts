@@ -38,7 +38,9 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
     it('refuses a join past the limit, also when many race for the last places', async () => {
       const store = await create();
       const room = fresh('room');
-      const results = await Promise.allSettled(Array.from({ length: 12 }, () => store.join(request(room, { maxParticipants: 5 }), none)));
+      const results = await Promise.allSettled(
+        Array.from({ length: 12 }, () => store.join(request(room, { maxParticipants: 5 }), none)),
+      );
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
       for (const r of results.filter((r) => r.status === 'rejected')) {
         expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'room-full' });
@@ -74,7 +76,9 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect(left!.seq).toBeGreaterThan(b.seq);
       expect(announced).toEqual([left]);
       expect(await store.leave({ room, participantId: a.self.id }, 'node-a', async (d) => void announced.push(d))).toBeNull();
-      expect(await store.leave({ room: fresh('room'), participantId: b.self.id }, 'node-a', async (d) => void announced.push(d))).toBeNull();
+      expect(
+        await store.leave({ room: fresh('room'), participantId: b.self.id }, 'node-a', async (d) => void announced.push(d)),
+      ).toBeNull();
       expect(announced).toHaveLength(1);
       expect((await store.join(request(room), none)).peers).toEqual([b.self]);
     });
@@ -101,7 +105,12 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const req = request(room);
       const other = await store.join(request(room), none);
       await store.join(req, none);
-      await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'node-a', 60_000, 'disconnected');
+      await store.disconnect(
+        [{ room, participantId: req.participantId, resumeHash: req.resumeHash }],
+        'node-a',
+        60_000,
+        'disconnected',
+      );
       const base = { room, participantId: req.participantId, nodeId: 'node-b', identity: null };
       expect(await store.resume({ ...base, resumeHash: 'wrong', nextResumeHash: 'x' })).toBeNull();
       expect(await store.resume({ ...base, room: fresh('room'), resumeHash: req.resumeHash, nextResumeHash: 'x' })).toBeNull();
@@ -110,7 +119,9 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect(resumed!.peers.map((p) => p.id)).toEqual([other.self.id]);
       expect(await store.resume({ ...base, resumeHash: req.resumeHash, nextResumeHash: 'again' })).toBeNull();
       // Still connected on node-b: a resume elsewhere names node-b as the one to let go.
-      expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: 'next', nextResumeHash: 'n2' })).toMatchObject({ previousNodeId: 'node-b' });
+      expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: 'next', nextResumeHash: 'n2' })).toMatchObject({
+        previousNodeId: 'node-b',
+      });
     });
 
     it('counts each resume in the epoch, and takes a retried resume once its connection has ended', async () => {
@@ -124,7 +135,9 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: req.resumeHash, nextResumeHash: 'h1' })).toBeNull();
       // Its `joined` was lost and the connection ended: the same resume again is taken.
       await store.disconnect([{ room, participantId: req.participantId, resumeHash: 'h1' }], 'node-b', 60_000, 'disconnected');
-      expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: req.resumeHash, nextResumeHash: 'h1' })).toMatchObject({ epoch: 2 });
+      expect(await store.resume({ ...base, nodeId: 'node-c', resumeHash: req.resumeHash, nextResumeHash: 'h1' })).toMatchObject({
+        epoch: 2,
+      });
       expect(await store.resume({ ...base, resumeHash: 'h1', nextResumeHash: 'h2' })).toMatchObject({ epoch: 3 });
       expect(await store.resume({ ...base, resumeHash: req.resumeHash, nextResumeHash: 'h1' })).toBeNull();
     });
@@ -157,11 +170,21 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const announced: Departure[] = [];
       const reaped = await store.reap(60_000, async (d) => void announced.push(d));
       expect(reaped.map((d) => [d.participantId, d.reason]).sort()).toEqual(
-        [[quiet.participantId, 'timeout'], [lost.participantId, 'disconnected']].sort(),
+        [
+          [quiet.participantId, 'timeout'],
+          [lost.participantId, 'disconnected'],
+        ].sort(),
       );
       expect(announced).toEqual(reaped);
       expect(
-        await store.resume({ room, participantId: lost.participantId, resumeHash: lost.resumeHash, nextResumeHash: 'x', nodeId: 'b', identity: null }),
+        await store.resume({
+          room,
+          participantId: lost.participantId,
+          resumeHash: lost.resumeHash,
+          nextResumeHash: 'x',
+          nodeId: 'b',
+          identity: null,
+        }),
       ).toBeNull();
     });
 
@@ -171,9 +194,26 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const req = request(room);
       await store.join(req, none);
       // Resumed on the same node with a new hash while the old connection's grace was still queued.
-      await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'node-a', 60_000, 'disconnected');
-      await store.resume({ room, participantId: req.participantId, identity: null, resumeHash: req.resumeHash, nextResumeHash: 'h2', nodeId: 'node-a' });
-      await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'node-a', 0, 'disconnected');
+      await store.disconnect(
+        [{ room, participantId: req.participantId, resumeHash: req.resumeHash }],
+        'node-a',
+        60_000,
+        'disconnected',
+      );
+      await store.resume({
+        room,
+        participantId: req.participantId,
+        identity: null,
+        resumeHash: req.resumeHash,
+        nextResumeHash: 'h2',
+        nodeId: 'node-a',
+      });
+      await store.disconnect(
+        [{ room, participantId: req.participantId, resumeHash: req.resumeHash }],
+        'node-a',
+        0,
+        'disconnected',
+      );
       await pause(5);
       expect((await store.reap(60_000, none)).filter((d) => d.room === room)).toEqual([]);
     });
@@ -185,7 +225,12 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const dropped = async (identity: string | null) => {
         const req = request(room, { ...caps, identity });
         await store.join(req, none);
-        await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'node-a', 60_000, 'disconnected');
+        await store.disconnect(
+          [{ room, participantId: req.participantId, resumeHash: req.resumeHash }],
+          'node-a',
+          60_000,
+          'disconnected',
+        );
         return req;
       };
       // Five of one identity in grace hold one seat; two more (another identity, and anonymous) the
@@ -206,7 +251,13 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const room = fresh('room');
       const req = request(room, { identity: 'alice' });
       await store.join(req, none);
-      const attempt = { room, participantId: req.participantId, resumeHash: req.resumeHash, nextResumeHash: 'n', nodeId: 'node-b' };
+      const attempt = {
+        room,
+        participantId: req.participantId,
+        resumeHash: req.resumeHash,
+        nextResumeHash: 'n',
+        nodeId: 'node-b',
+      };
       expect(await store.resume({ ...attempt, identity: 'mallory' })).toBeNull();
       expect(await store.resume({ ...attempt, identity: null })).toBeNull();
       expect(await store.resume({ ...attempt, identity: 'alice' })).toMatchObject({ self: { id: req.participantId } });
@@ -217,7 +268,12 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const room = fresh('room');
       const req = request(room);
       await store.join(req, none);
-      await store.disconnect([{ room, participantId: req.participantId, resumeHash: req.resumeHash }], 'some-other-node', 0, 'disconnected');
+      await store.disconnect(
+        [{ room, participantId: req.participantId, resumeHash: req.resumeHash }],
+        'some-other-node',
+        0,
+        'disconnected',
+      );
       await pause(5);
       expect(await store.reap(60_000, none)).toEqual([]);
     });
@@ -231,7 +287,9 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       await store.join(onGone, none);
       await store.join(elsewhere, none);
       const departures = await store.evictNode(gone, none);
-      expect(departures).toEqual([{ room, participantId: onGone.participantId, reason: 'disconnected', seq: expect.any(Number) }]);
+      expect(departures).toEqual([
+        { room, participantId: onGone.participantId, reason: 'disconnected', seq: expect.any(Number) },
+      ]);
       expect((await store.join(request(room), none)).peers.map((p) => p.id)).toEqual([elsewhere.participantId]);
     });
 
@@ -244,7 +302,9 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       await store.join(req, none);
       await pause(20);
       const reaped = await store.reap(10, none);
-      expect(reaped.filter((d) => d.room === room)).toEqual([{ room, participantId: req.participantId, reason: 'disconnected', seq: expect.any(Number) }]);
+      expect(reaped.filter((d) => d.room === room)).toEqual([
+        { room, participantId: req.participantId, reason: 'disconnected', seq: expect.any(Number) },
+      ]);
     });
 
     it('judges no node dead when asked not to, but still reaps expired grace periods', async () => {
@@ -256,7 +316,12 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       const expired = request(room);
       await store.join(onSilent, none);
       await store.join(expired, none);
-      await store.disconnect([{ room, participantId: expired.participantId, resumeHash: expired.resumeHash }], 'node-a', 0, 'disconnected');
+      await store.disconnect(
+        [{ room, participantId: expired.participantId, resumeHash: expired.resumeHash }],
+        'node-a',
+        0,
+        'disconnected',
+      );
       await pause(20);
       const reaped = (await store.reap(null, none)).filter((d) => d.room === room);
       expect(reaped.map((d) => d.participantId)).toEqual([expired.participantId]);

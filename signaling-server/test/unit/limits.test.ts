@@ -231,7 +231,7 @@ describe('AddressRateLimits', () => {
     expect(limits.acquire('198.51.100.5').writes.take()).toBe(true);
   });
 
-  it('keeps an address\'s spent buckets across a reconnect, and forgets it once they would be full', () => {
+  it("keeps an address's spent buckets across a reconnect, and forgets it once they would be full", () => {
     const clock = fakeClock();
     const limits = new AddressRateLimits(rates, clock.now);
     const spent = limits.acquire('a');

@@ -10,7 +10,9 @@ const logModule = fileURLToPath(new URL('../../src/log.ts', import.meta.url));
 /** Runs `body` in a child node with `log` in scope; resolves with the parsed lines it printed. */
 function runLogging(body: string, onLine?: (line: Record<string, unknown>, child: ReturnType<typeof spawn>) => void) {
   const script = `const { createLogger } = await import(${JSON.stringify(logModule)}); const log = createLogger('info', 'n1'); ${body}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines: Record<string, unknown>[] = [];
   let rest = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {

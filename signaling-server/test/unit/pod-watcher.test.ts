@@ -12,7 +12,6 @@ import { isInCluster } from '../../src/cluster/in-cluster.js';
 import { PodWatcher, type PodWatcherOptions } from '../../src/cluster/pod-watcher.js';
 import { FakeKubeApi, NS, POSTGRES, SELECTOR, SIGNALING, TOKEN, fakeKubeConfig, type Gone } from '../support/fake-kube-api.js';
 
-
 /** Collects onPodGone calls and lets a test await a given pod. */
 class GoneRecorder extends EventEmitter {
   readonly names: string[] = [];
@@ -174,34 +173,37 @@ describe('PodWatcher', () => {
     api.releaseWatches();
   });
 
-  it.each<Gone>(['event', 'http'])('relists after 410 Gone (as %s) and reports pods deleted while it could not watch', async (goneAs) => {
-    const { api, watcher, gone, logs } = await setUp();
-    api.goneAs = goneAs;
-    api.addPod('signaling-a');
-    api.addPod('signaling-b');
-    api.addPod('signaling-c');
-    await watcher.start();
-    await within(api.request('watch'), 'the first watch');
+  it.each<Gone>(['event', 'http'])(
+    'relists after 410 Gone (as %s) and reports pods deleted while it could not watch',
+    async (goneAs) => {
+      const { api, watcher, gone, logs } = await setUp();
+      api.goneAs = goneAs;
+      api.addPod('signaling-a');
+      api.addPod('signaling-b');
+      api.addPod('signaling-c');
+      await watcher.start();
+      await within(api.request('watch'), 'the first watch');
 
-    api.holdWatches();
-    const before = api.requests.length;
-    api.dropWatches();
-    await within(api.request('watch', before), 'the resumed watch');
-    api.deletePod('signaling-b');
-    api.compact();
-    api.releaseWatches();
+      api.holdWatches();
+      const before = api.requests.length;
+      api.dropWatches();
+      await within(api.request('watch', before), 'the resumed watch');
+      api.deletePod('signaling-b');
+      api.compact();
+      api.releaseWatches();
 
-    const relist = await within(api.request('list', before), 'the relist');
-    expect(relist.query.get('resourceVersion')).toBeNull();
-    await within(gone.waitFor('signaling-b'), 'signaling-b found gone by the relist');
-    const rewatch = await within(api.request('watch', api.requests.indexOf(relist)), 'the watch after the relist');
-    expect(Number(rewatch.query.get('resourceVersion'))).toBeGreaterThan(0);
+      const relist = await within(api.request('list', before), 'the relist');
+      expect(relist.query.get('resourceVersion')).toBeNull();
+      await within(gone.waitFor('signaling-b'), 'signaling-b found gone by the relist');
+      const rewatch = await within(api.request('watch', api.requests.indexOf(relist)), 'the watch after the relist');
+      expect(Number(rewatch.query.get('resourceVersion'))).toBeGreaterThan(0);
 
-    api.deletePod('signaling-c');
-    await within(gone.waitFor('signaling-c'), 'signaling-c reported by the new watch');
-    expect(gone.names).toEqual(['signaling-b', 'signaling-c']);
-    expect(logs.some((l) => l.msg.includes('relisting'))).toBe(true);
-  });
+      api.deletePod('signaling-c');
+      await within(gone.waitFor('signaling-c'), 'signaling-c reported by the new watch');
+      expect(gone.names).toEqual(['signaling-b', 'signaling-c']);
+      expect(logs.some((l) => l.msg.includes('relisting'))).toBe(true);
+    },
+  );
 
   it('survives API errors: start() resolves, it logs, backs off and retries until the API answers', async () => {
     const { api, watcher, gone, logs } = await setUp();

@@ -12,9 +12,16 @@ const decodeError = (text: string) => {
 
 describe('decoding client messages', () => {
   it('accepts every message type of protocol v1', () => {
-    expect(decodeClientMessage('{"type":"join","id":1,"room":"a.b:c-d_e","name":"n","meta":{"x":1},"token":"t","resume":"r"}')).toMatchObject({ type: 'join' });
+    expect(
+      decodeClientMessage('{"type":"join","id":1,"room":"a.b:c-d_e","name":"n","meta":{"x":1},"token":"t","resume":"r"}'),
+    ).toMatchObject({ type: 'join' });
     expect(decodeClientMessage('{"type":"leave","room":"r"}')).toEqual({ type: 'leave', room: 'r' });
-    expect(decodeClientMessage('{"type":"signal","room":"r","to":"p","data":null}')).toEqual({ type: 'signal', room: 'r', to: 'p', data: null });
+    expect(decodeClientMessage('{"type":"signal","room":"r","to":"p","data":null}')).toEqual({
+      type: 'signal',
+      room: 'r',
+      to: 'p',
+      data: null,
+    });
     expect(decodeClientMessage('{"type":"broadcast","id":"x","room":"r","data":[1]}')).toMatchObject({ id: 'x' });
     expect(decodeClientMessage('{"type":"state","room":"r","data":{},"version":3}')).toMatchObject({ version: 3 });
     expect(decodeClientMessage('{"type":"ping"}')).toEqual({ type: 'ping' });

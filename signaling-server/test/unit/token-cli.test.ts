@@ -26,7 +26,10 @@ function runCli(args: string[], secret: string | undefined): Promise<Run> {
 describe('token CLI', () => {
   it('prints only a token that the server verifies, with the requested claims', async () => {
     const before = Math.floor(Date.now() / 1000);
-    const run = await runCli(['--room', 'lobby', '--sub', 'alice', '--name', 'Alice', '--grants', 'signal,broadcast', '--ttl', '120'], SECRET);
+    const run = await runCli(
+      ['--room', 'lobby', '--sub', 'alice', '--name', 'Alice', '--grants', 'signal,broadcast', '--ttl', '120'],
+      SECRET,
+    );
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
     const claims = await verifier.verify(run.stdout.trim());
