@@ -4,7 +4,15 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAllNodes, metric, startCluster, startNode, uniqueName, type RunningNode } from '../support/cluster.js';
+import {
+  createTestDatabase,
+  killAllNodes,
+  metric,
+  startCluster,
+  startNode,
+  uniqueName,
+  type RunningNode,
+} from '../support/cluster.js';
 import { ClientTracker } from '../support/clients.js';
 import { eventually } from '../support/eventually.js';
 import type { TestClient } from '../support/test-client.js';
@@ -35,6 +43,12 @@ afterEach(async () => {
   await killAllNodes();
 });
 
+/**
+ * A database of its own for each test: the participants an earlier test's killed nodes left would
+ * otherwise be reaped (a transaction of the reaper's that publishes) in the middle of this one.
+ */
+const freshDatabase = () => createTestDatabase(postgres.databaseUrl);
+
 const HEARTBEAT_MS = 1000;
 const ENV = { NODE_HEARTBEAT_MS: String(HEARTBEAT_MS), DB_TIMEOUT_MS: '2000', REDIS_TIMEOUT_MS: '5000' };
 
@@ -56,6 +70,8 @@ async function commitOnDeadConnection(node: RunningNode, sender: TestClient, req
   await redisAdmin.call('CLIENT', 'PAUSE', '4000', 'WRITE');
   try {
     const reply = sender.request(request, 10_000);
+    // Awaited by the caller, unless the wait below fails first.
+    reply.catch(() => {});
     // Past its first statement (it has written), not merely begun: the change is made, the publish waits.
     const idle = () => sessionsOf(node, `state = 'idle in transaction' AND backend_xid IS NOT NULL`);
     const [pid] = await eventually('the request waiting inside its transaction', 3000, idle, (p) => p.length === 1, 20);
@@ -70,7 +86,7 @@ const peerLeftOf = (c: TestClient, id: string) => c.seen((m) => m.type === 'peer
 
 describe('a join or leave whose COMMIT outcome is unknown', () => {
   it('a join that did not commit: the joiner gets unavailable and peers who saw it join see it leave', async () => {
-    const { nodes } = await startCluster(2, { databaseUrl: postgres.databaseUrl, redisUrl: redis.url, env: ENV });
+    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
     const [a, b] = nodes as [RunningNode, RunningNode];
     const room = uniqueName('commit-lost-');
     const watcher = await client(b);
@@ -87,7 +103,7 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
   }, 30_000);
 
   it('a join that committed while its connection died: it is removed again, and peers see it leave', async () => {
-    const { nodes } = await startCluster(2, { databaseUrl: postgres.databaseUrl, redisUrl: redis.url, env: ENV });
+    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
     const [a, b] = nodes as [RunningNode, RunningNode];
     const room = uniqueName('commit-kept-');
     const watcher = await client(b);
@@ -139,7 +155,7 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
   }, 30_000);
 
   it('a leave that did not commit: it is done again, so later joiners do not list the leaver', async () => {
-    const { nodes } = await startCluster(2, { databaseUrl: postgres.databaseUrl, redisUrl: redis.url, env: ENV });
+    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
     const [a, b] = nodes as [RunningNode, RunningNode];
     const room = uniqueName('leave-lost-');
     const watcher = await client(b);
@@ -169,7 +185,8 @@ describe('every COMMIT stalling (a synchronous standby gone) for longer than the
   it('judges no node dead: heartbeats stalled with everything else, and the rooms keep their members', async () => {
     // A query timeout longer than the stall: the reaper must see it as a stall, not as a failure.
     const env = { ...ENV, DB_TIMEOUT_MS: '15000' };
-    const { nodes } = await startCluster(2, { databaseUrl: postgres.databaseUrl, redisUrl: redis.url, env });
+    const databaseUrl = await freshDatabase();
+    const { nodes } = await startCluster(2, { databaseUrl, redisUrl: redis.url, env });
     const [a, b] = nodes as [RunningNode, RunningNode];
     const room = uniqueName('stall-');
     const alice = await client(a);
@@ -178,6 +195,8 @@ describe('every COMMIT stalling (a synchronous standby gone) for longer than the
     const bobJoined = await bob.join(room);
     await alice.waitForType('peer-joined', (m) => m.peer.id === bobJoined.self.id);
 
+    const nodesDb = new pg.Client({ connectionString: databaseUrl });
+    await nodesDb.connect();
     await db.query(`ALTER SYSTEM SET synchronous_standby_names = 'nobody'`);
     await db.query('SELECT pg_reload_conf()');
     try {
@@ -188,7 +207,7 @@ describe('every COMMIT stalling (a synchronous standby gone) for longer than the
         15_000,
         async () =>
           (
-            await db.query<{ stale: boolean }>(
+            await nodesDb.query<{ stale: boolean }>(
               `SELECT bool_and(heartbeat_at < now() - make_interval(secs => $2)) AS stale FROM nodes WHERE id = ANY($1)`,
               [[a.id, b.id], (3.2 * HEARTBEAT_MS) / 1000],
             )
@@ -199,6 +218,7 @@ describe('every COMMIT stalling (a synchronous standby gone) for longer than the
     } finally {
       await db.query('ALTER SYSTEM RESET synchronous_standby_names');
       await db.query('SELECT pg_reload_conf()');
+      await nodesDb.end();
     }
 
     // The reaper gets three periods (two rounds each) of database that answers again.

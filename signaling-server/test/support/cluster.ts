@@ -27,9 +27,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Creates an empty database on the test server and returns its URL. */
-export async function createTestDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: testDatabaseUrl() });
+/** Creates an empty database on the test server (or the server of `serverUrl`) and returns its URL. */
+export async function createTestDatabase(serverUrl = testDatabaseUrl()): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   const name = uniqueName('sig_test_');
   try {
@@ -37,7 +37,7 @@ export async function createTestDatabase(): Promise<string> {
   } finally {
     await admin.end();
   }
-  const url = new URL(testDatabaseUrl());
+  const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return url.toString();
 }
