@@ -23,12 +23,13 @@
 // (sharded-subscriber.ts), and the batches of a turn go out as one pipeline per slot. A failover is
 // not a restart: the promoted replica holds the logs, so after every lost subscription each room is
 // subscribed again and read back, and holes the failover left are found as any other (the first
-// entry read back does not follow the position asked for). With waitReplicas each pipeline ends
-// with WAIT, so a publish resolves only once a replica has it.
+// entry read back does not follow the position asked for). A master that restarts in place, with
+// no replica to take over, is a restart: its rooms are healed as on one Redis. With waitReplicas
+// each pipeline ends with WAIT, so a publish resolves only once a replica has it.
 import { Cluster, Redis, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
 import { groupBySlot, keySlot } from './key-slot.js';
-import { ShardedSubscriber, withTimeout } from './sharded-subscriber.js';
+import { ShardedSubscriber, serverRunId, withTimeout } from './sharded-subscriber.js';
 import {
   Route,
   START,
@@ -338,8 +339,9 @@ export class RedisBus implements RoomBus {
     const bus = new RedisBus(opts);
     await Promise.all([bus.pub.connect(), bus.sub?.connect()]);
     if (bus.shards) await bus.connectMasters();
-    // On a cluster a failover brings a new run id and keeps the data: no run id to compare there.
-    if (bus.sub) bus.runId = await bus.serverRunId();
+    // On a cluster a failover brings a new run id and keeps the data: the sharded subscriber tells
+    // a master that restarted in place (restoreShards).
+    if (bus.sub) bus.runId = await serverRunId(bus.pub as Redis);
     bus.isSubscribed = true;
     bus.opts.onStatus?.(bus.isUp());
     return bus;
@@ -659,11 +661,6 @@ export class RedisBus implements RoomBus {
     }
   }
 
-  private async serverRunId(): Promise<string> {
-    const info = await (this.pub as Redis).info('server');
-    return /^run_id:(\w+)/m.exec(info)?.[1] ?? 'unknown';
-  }
-
   private reportGap(room: string): void {
     for (const handler of this.gapHandlers) handler(room);
   }
@@ -678,7 +675,7 @@ export class RedisBus implements RoomBus {
     if (this.runId === '' || this.isSubscribed || this.isClosing) return;
     const rooms = [...this.logs.keys()];
     try {
-      const runId = await this.serverRunId();
+      const runId = await serverRunId(this.pub as Redis);
       if (runId !== this.runId) {
         // Redis restarted and kept nothing: whatever was on its way to this node is gone.
         this.opts.log.warn({ rooms: rooms.length }, 'redis restarted: healing every room from the database');
@@ -709,6 +706,7 @@ export class RedisBus implements RoomBus {
     while (!this.isClosing) {
       try {
         await this.shards!.restore();
+        this.healRestartedShards();
         // A promoted replica is a master the Cluster client has not connected to yet.
         await this.connectMasters();
         await Promise.all([...this.logs].map(([room, roomLog]) => this.readBack(room, roomLog)));
@@ -725,6 +723,21 @@ export class RedisBus implements RoomBus {
       }
     }
     this.isRestoring = false;
+  }
+
+  /**
+   * Rooms subscribed again on a master that restarted in place (no replica took its slots over)
+   * may have lost what it held, as on one Redis that restarted: their views are healed.
+   */
+  private healRestartedShards(): void {
+    const rooms = new Set<string>();
+    for (const channel of this.shards!.takeRestarted()) {
+      const room = this.channelRooms.get(channel);
+      if (room !== undefined) rooms.add(room);
+    }
+    if (rooms.size === 0) return;
+    this.opts.log.warn({ rooms: rooms.size }, 'a redis cluster master restarted: healing its rooms from the database');
+    for (const room of rooms) this.reportGap(room);
   }
 
   /** Reads in pages of READ_PAGE entries, so a long gap never makes Redis build one huge reply. */

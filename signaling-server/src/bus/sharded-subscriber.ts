@@ -6,6 +6,10 @@
 // user cannot tell when a lost subscription is back, the moment the bus must read the logs back
 // from. Here a lost connection or a channel whose slot moved to another master says so (onLost), and
 // restore() resolves only once every channel is subscribed again where its slot now lives.
+//
+// Each subscriber connection asks its server's run id first, so a channel subscribed again on the
+// same address but on a new redis-server process is known: that master restarted, and whatever it
+// held for the channel's room (the log, the positions) went with it unless it saved them.
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { keySlot } from './key-slot.js';
@@ -26,6 +30,12 @@ export class ShardedSubscriber {
   /** Each channel, with the master (`host:port`) it is subscribed on; '' while not subscribed. */
   private readonly channels = new Map<string, string>();
   private readonly connections = new Map<string, Promise<Redis>>();
+  /** The run id of the server each connection (by master) was made to. */
+  private readonly runIds = new Map<string, string>();
+  /** Each channel, with `<master> <run id>` of the server it was last subscribed on; kept across a loss. */
+  private readonly servers = new Map<string, string>();
+  /** Channels subscribed again on a restarted master since takeRestarted() last ran. */
+  private restarted = new Set<string>();
   private isClosing = false;
   /** False from a loss until a restore succeeds: a loss is logged once, not at every retry. */
   private isRestored = true;
@@ -46,12 +56,14 @@ export class ShardedSubscriber {
     this.channels.set(channel, '');
     const node = this.owner(channel);
     await withTimeout((await this.connection(node)).ssubscribe(channel), this.opts.timeoutMs, 'ssubscribe');
-    if (this.channels.has(channel)) this.channels.set(channel, node);
+    if (this.channels.has(channel)) this.subscribed(channel, node);
   }
 
   async remove(channel: string): Promise<void> {
     const node = this.channels.get(channel);
     this.channels.delete(channel);
+    this.servers.delete(channel);
+    this.restarted.delete(channel);
     const connection = node ? await this.connections.get(node)?.catch(() => undefined) : undefined;
     if (connection?.status === 'ready') await connection.sunsubscribe(channel);
   }
@@ -69,10 +81,21 @@ export class ShardedSubscriber {
       [...owners].map(async ([channel, node]) => {
         const connection = await this.connection(node);
         await withTimeout(connection.ssubscribe(channel), this.opts.timeoutMs, 'ssubscribe');
-        if (this.channels.has(channel)) this.channels.set(channel, node);
+        if (this.channels.has(channel)) this.subscribed(channel, node);
       }),
     );
     this.isRestored = true;
+  }
+
+  /**
+   * The channels subscribed again, since the last call, on a master at the address they were on
+   * before but a new server process (restarted): what it held for them may be gone. A failover or
+   * a slot move puts a channel on another address, whose data was replicated or migrated.
+   */
+  takeRestarted(): string[] {
+    const channels = [...this.restarted];
+    this.restarted = new Set();
+    return channels;
   }
 
   /** Every channel is subscribed on a connection that is up. */
@@ -83,6 +106,14 @@ export class ShardedSubscriber {
   async close(): Promise<void> {
     this.isClosing = true;
     for (const node of [...this.connections.keys()]) this.drop(node);
+  }
+
+  private subscribed(channel: string, node: string): void {
+    this.channels.set(channel, node);
+    const server = `${node} ${this.runIds.get(node) ?? ''}`;
+    const before = this.servers.get(channel);
+    if (before !== undefined && before !== server && before.startsWith(`${node} `)) this.restarted.add(channel);
+    this.servers.set(channel, server);
   }
 
   private owner(channel: string): string {
@@ -115,14 +146,20 @@ export class ShardedSubscriber {
     redis.on('smessage', this.opts.onMessage);
     // Losing the connection is logged once (lose()); its errors while a master is down are noise.
     redis.on('error', (err: Error) => this.opts.log.debug({ connection: `ssub ${node}`, err }, 'redis error'));
-    connection = redis.connect().then(
-      () => redis,
-      (err: Error) => {
-        if (this.connections.get(node) === connection) this.connections.delete(node);
-        redis.disconnect();
-        throw err;
-      },
-    );
+    connection = redis
+      .connect()
+      .then(() => withTimeout(serverRunId(redis), this.opts.timeoutMs, 'info'))
+      .then(
+        (runId) => {
+          this.runIds.set(node, runId);
+          return redis;
+        },
+        (err: Error) => {
+          if (this.connections.get(node) === connection) this.connections.delete(node);
+          redis.disconnect();
+          throw err;
+        },
+      );
     this.connections.set(node, connection);
     redis.once('close', () => {
       if (this.connections.get(node) !== connection) return;
@@ -141,6 +178,11 @@ export class ShardedSubscriber {
       () => {},
     );
   }
+}
+
+/** The server's run id: new each time redis-server starts. */
+export async function serverRunId(redis: Redis): Promise<string> {
+  return /^run_id:(\w+)/m.exec(await redis.info('server'))?.[1] ?? 'unknown';
 }
 
 export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {

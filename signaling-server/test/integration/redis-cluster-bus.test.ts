@@ -28,9 +28,11 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function bus(extra: { onUnreplicated?: (count: number) => void } = {}) {
+type BusExtras = Partial<Pick<Parameters<typeof RedisBus.connect>[0], 'onUnreplicated' | 'onStatus' | 'waitReplicas'>>;
+
+async function bus(extra: BusExtras = {}, on: LocalRedisCluster = redis) {
   const b = await RedisBus.connect({
-    clusterNodes: redis.seeds,
+    clusterNodes: on.seeds,
     nodeId: `node-${buses.length + 1}`,
     waitReplicas: 1,
     waitTimeoutMs: 500,
@@ -64,19 +66,20 @@ const until = (check: () => boolean, what: string, ms = 20_000) =>
   );
 
 /** The port of the master that serves the room's slot now. */
-const masterOf = (room: string): number => Number(admin.slots[keySlot(`${prefix}{r:${room}}:log`)]![0]!.split(':')[1]);
+const masterOf = (room: string, client = admin): number =>
+  Number(client.slots[keySlot(`${prefix}{r:${room}}:log`)]![0]!.split(':')[1]);
 
 /** `count` rooms named after `tag`, at least `perMaster` of them on each master. */
-async function roomsOnEveryMaster(tag: string, perMaster: number): Promise<string[]> {
-  const masters = await redis.masterPorts();
+async function roomsOnEveryMaster(tag: string, perMaster: number, on = redis, client = admin): Promise<string[]> {
+  const masters = await on.masterPorts();
   // After an earlier test's failover the admin client's map may still name the dead master.
-  await new Promise((resolve) => admin.refreshSlotsCache(resolve));
+  await new Promise((resolve) => client.refreshSlotsCache(resolve));
   const rooms: string[] = [];
   const counts = new Map(masters.map((m) => [m, 0]));
   for (let i = 0; [...counts.values()].some((c) => c < perMaster); i++) {
     if (i > 100_000) throw new Error(`no rooms on some of the masters ${masters} after ${i} names`);
     const room = `${tag}-${i}`;
-    const master = masterOf(room);
+    const master = masterOf(room, client);
     if (!counts.has(master) || counts.get(master)! >= perMaster) continue;
     counts.set(master, counts.get(master)! + 1);
     rooms.push(room);
@@ -215,3 +218,49 @@ it('follows a room whose slot moves to another master: its subscribers hear it t
   expect(masterOf(room)).toBe(to);
   expect(gaps).toEqual(new Set());
 }, 60_000);
+
+it('heals the rooms of a master that restarted empty, with no replica to take over, and no other room', async () => {
+  const bare = await startRedisCluster({ masters: 3, replicasPerMaster: 0, nodeTimeoutMs: 1000 });
+  const bareAdmin = new Cluster(bare.seeds.map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })));
+  let wentDown = false;
+  const [sender, receiver] = [
+    await bus({ waitReplicas: 0 }, bare),
+    await bus({ waitReplicas: 0, onStatus: (up) => (wentDown ||= !up) }, bare),
+  ];
+  try {
+    const got = collect(receiver);
+    const gaps = new Set<string>();
+    receiver.onGap((room) => gaps.add(room));
+    const rooms = await roomsOnEveryMaster('restart', 3, bare, bareAdmin);
+    for (const room of rooms) await receiver.subscribe(room);
+    for (const room of rooms) await sender.publish(room, 'before');
+    await until(() => rooms.every((r) => got.get(r)?.length === 1), 'every message before the restart');
+    const victim = masterOf(rooms[0]!, bareAdmin);
+
+    // Its logs and positions are gone: read back, they look like rooms where nothing happened.
+    await bare.restartMaster(victim);
+    await until(() => wentDown && receiver.isUp(), 'the receiver reports itself up again');
+    expect(gaps).toEqual(new Set(rooms.filter((r) => masterOf(r, bareAdmin) === victim)));
+
+    for (const room of rooms) {
+      await eventually(
+        `publishing to ${room}`,
+        10_000,
+        () =>
+          sender.publish(room, 'after').then(
+            () => true,
+            () => false,
+          ),
+        Boolean,
+        50,
+      );
+    }
+    await until(() => rooms.every((r) => got.get(r)?.length === 2), 'every message after the restart');
+    for (const room of rooms) expect(got.get(room)!.map((m) => m.payload)).toEqual(['before', 'after']);
+  } finally {
+    await Promise.all([sender, receiver].map((b) => b.close()));
+    buses.splice(buses.indexOf(sender), 2);
+    bareAdmin.disconnect();
+    await bare.stop();
+  }
+}, 90_000);

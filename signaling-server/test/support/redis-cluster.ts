@@ -1,7 +1,7 @@
 // A private Redis Cluster for tests: masters and replicas as redis-server child processes on free
 // loopback ports, each with its own temporary directory (cluster config file), no persistence,
 // joined with `redis-cli --cluster create`. A master can be killed (SIGKILL) to make a replica take
-// its slots over. Never the shared Redis.
+// its slots over, or killed and started again in place, empty. Never the shared Redis.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,12 @@ export interface LocalRedisCluster {
    * slots and every live node says cluster_state:ok. Resolves with the killed port.
    */
   killMaster(port?: number): Promise<number>;
+  /**
+   * SIGKILLs a master and starts it again on its port with its cluster config file and nothing
+   * else (no persistence): it serves its slots again, empty, as a Redis Cluster without replicas
+   * does after a master's restart. Resolves once every node says cluster_state:ok.
+   */
+  restartMaster(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -80,9 +86,10 @@ function infoField(info: string, field: string): string | undefined {
   return new RegExp(`^${field}:(\\S+)`, 'm').exec(info)?.[1];
 }
 
-async function startServer(nodeTimeoutMs: number): Promise<Server> {
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), `redis-cluster-${port}-`));
+/** Starts a cluster-enabled redis-server; `at` starts it again where an earlier one ran. */
+async function startServer(nodeTimeoutMs: number, at?: { port: number; dir: string }): Promise<Server> {
+  const port = at?.port ?? (await freePort());
+  const dir = at?.dir ?? (await mkdtemp(join(tmpdir(), `redis-cluster-${port}-`)));
   const { proc, output } = spawnRedisServer(port, [
     '--dir',
     dir,
@@ -227,7 +234,20 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
     return target!;
   };
 
-  return { seeds: servers.map((s) => `${HOST}:${s.port}`), nodes, masterPorts, killMaster, stop };
+  const restartMaster = async (port: number) => {
+    const server = servers.find((s) => s.port === port);
+    if (!server || !(await masterPorts()).includes(port)) throw new Error(`redis cluster: ${port} is not a live master`);
+    server.proc.kill('SIGKILL');
+    await server.exited;
+    servers.splice(servers.indexOf(server), 1, await startServer(nodeTimeoutMs, server));
+    await until(
+      async () => (await Promise.all(live().map((s) => isHealthy(s.port)))).every(Boolean),
+      `${port} serving its slots again`,
+      30_000,
+    );
+  };
+
+  return { seeds: servers.map((s) => `${HOST}:${s.port}`), nodes, masterPorts, killMaster, restartMaster, stop };
 }
 
 /** Every replica has its link to its master up and has loaded the master's data. */
