@@ -1,6 +1,7 @@
 // RedisBus against a real Redis: what one bus publishes reaches every bus subscribed to the room,
 // its own included, in publish order, and nothing reaches a bus that did not subscribe; a
 // subscriber whose connection is cut reads back what it missed from the room's log, once, in order.
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -127,6 +128,69 @@ it('reads back, in order and once, what a subscriber missed while its connection
     await until(() => receiver.isUp(), 'the receiver reports itself up again');
     expect(got.map(([, p]) => p)).toEqual(sent);
     expect(gaps).toBe(0);
+  });
+});
+
+/**
+ * A TCP relay in front of Redis that can swallow what Redis answers, then cut every connection
+ * through it: a command that Redis ran but whose reply never arrived, as when a network path or
+ * a proxy drops the connection at that moment.
+ */
+async function startRelay(redisUrl: string) {
+  const target = new URL(redisUrl);
+  const sockets = new Set<Socket>();
+  let isSwallowing = false;
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => isSwallowing || client.write(chunk));
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    swallowReplies: () => (isSwallowing = true),
+    cutAll: () => {
+      isSwallowing = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+it('acks and delivers once a publish whose connection dropped after Redis ran it, before the reply', async () => {
+  await onPrivateRedis(async (url) => {
+    const relay = await startRelay(url);
+    const sender = await bus(relay.url);
+    try {
+      const receiver = await bus(url);
+      const got = collect(receiver);
+      await receiver.subscribe('lost-reply');
+      await sender.publish('lost-reply', 'before');
+      relay.swallowReplies();
+      const published = sender.publish('lost-reply', 'once');
+      // Redis ran it: the receiver, connected directly, has it.
+      await until(() => got.length === 2, 'the message at the receiver');
+      // The publisher reconnects and sends the call again, as ioredis does with unanswered commands.
+      relay.cutAll();
+      const position = await published;
+      await sender.publish('lost-reply', 'after');
+      await until(() => got.length >= 3, 'the next message');
+      expect(got.map(([, p]) => p)).toEqual(['before', 'once', 'after']);
+      // The ack names the position the message really has in the log.
+      const { entries } = await sender.read('lost-reply', '0-0', '+');
+      expect(entries.find((e) => e.payload === 'once')?.position).toBe(position);
+    } finally {
+      await sender.close();
+      relay.cutAll();
+      await relay.close();
+    }
   });
 });
 
