@@ -136,7 +136,7 @@ export function createMetrics() {
     }),
     unsettledCommits: new Counter({
       name: 'signaling_unsettled_commits_total',
-      help: 'Joins and leaves whose COMMIT outcome was unknown and which were settled in the background, by operation',
+      help: 'Joins and leaves whose outcome was unknown to their peers (a failed COMMIT, a publish failed after it was sent), settled in the background, by operation',
       labelNames: ['op'] as const,
       registers,
     }),

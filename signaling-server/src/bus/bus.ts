@@ -40,6 +40,17 @@ export const enum Route {
 /** Receives each message once, in the room's log order, with its position. */
 export type BusHandler = (room: string, payload: string, position: Position) => void;
 
+/**
+ * A publish that failed after it was sent (no reply in time, the connection lost under it): the
+ * message may be in the log, and delivered, all the same. A caller that rolls back what the
+ * message announced must settle it (as for a COMMIT whose outcome is unknown).
+ */
+export class PublishOutcomeUnknown extends Error {
+  constructor(cause: unknown) {
+    super(`a publish may have gone out: it failed after it was sent (${String(cause)})`, { cause });
+  }
+}
+
 /** Messages of a room may have been lost for this node: they are not in the log any more. */
 export type GapHandler = (room: string) => void;
 
@@ -60,7 +71,8 @@ export type GapHandler = (room: string) => void;
  * - Retention: the log keeps a room's messages for the retention the bus was built with, so a
  *   participant's gap can be read back with read() when it resumes; read() returns every message,
  *   whatever its route.
- * - Failure: publish() rejects fast when the bus is unreachable (the message was not logged);
+ * - Failure: publish() rejects fast when the bus is unreachable (the message was not logged),
+ *   and with PublishOutcomeUnknown when it failed after it was sent (it may have been logged);
  *   subscribe() rejects after its timeout; isUp() is false while either direction is down or a
  *   subscription is being restored.
  */

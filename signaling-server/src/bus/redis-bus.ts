@@ -27,11 +27,12 @@
 // no replica to take over, is a restart: its rooms are healed as on one Redis. With waitReplicas
 // each pipeline ends with WAIT, so a publish resolves only once a replica has it.
 import { randomBytes } from 'node:crypto';
-import { Cluster, Redis, type RedisOptions, type Result } from 'ioredis';
+import { Cluster, Redis, ReplyError, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
 import { groupBySlot, keySlot } from './key-slot.js';
 import { ShardedSubscriber, serverRunId, withTimeout } from './sharded-subscriber.js';
 import {
+  PublishOutcomeUnknown,
   Route,
   START,
   comparePositions,
@@ -199,6 +200,17 @@ return p[1] or p[2] or '0-0'
  * change.
  */
 const HOLDERS_TTL_MS = 24 * 3600_000;
+
+/** ioredis refuses a command it cannot write now (no offline queue): it was never sent. */
+const NOT_SENT = /enableOfflineQueue options is false/;
+
+/**
+ * A failed script call as its publishes' callers see it: an error reply, or a command ioredis
+ * refused to send, ran nowhere; a timeout or a connection lost under it may have run.
+ */
+function publishFailure(err: Error): Error {
+  return err instanceof ReplyError || NOT_SENT.test(err.message) ? err : new PublishOutcomeUnknown(err);
+}
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -487,7 +499,9 @@ export class RedisBus implements RoomBus {
     if (replicas < this.waitReplicas) this.opts.onUnreplicated?.(countMessages(batches));
     if (batches.length === 1 && replicas === 0) {
       const [b] = batches as [Batch];
-      this.pub.logAndPublish(...this.scriptArgs(b.room), ...b.messages).then(b.resolve, b.reject);
+      this.pub
+        .logAndPublish(...this.scriptArgs(b.room), ...b.messages)
+        .then(b.resolve, (err: Error) => b.reject(publishFailure(err)));
       return;
     }
     const pipeline = this.pub.pipeline();
@@ -502,7 +516,7 @@ export class RedisBus implements RoomBus {
         }
         batches.forEach((b, i) => {
           const [err, ids] = results?.[i] ?? [new Error('no reply')];
-          if (err) b.reject(err);
+          if (err) b.reject(publishFailure(err));
           else b.resolve(ids as string[]);
         });
         // A slot moved (a failover): ioredis redirects single commands, not a pipeline that also
@@ -510,7 +524,7 @@ export class RedisBus implements RoomBus {
         if (this.shards && results?.some(([err]) => err?.message.startsWith('MOVED'))) (this.pub as Cluster).refreshSlotsCache();
       },
       (err: Error) => {
-        for (const b of batches) b.reject(err);
+        for (const b of batches) b.reject(publishFailure(err));
       },
     );
   }

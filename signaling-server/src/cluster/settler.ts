@@ -1,6 +1,7 @@
 // Settles joins and leaves whose COMMIT outcome is unknown (the COMMIT timed out or its connection
-// died). Their event went out before the commit, so peers already saw `peer-joined` or `peer-left`
-// for a change that may not have happened. A join is retracted (removed if it did commit; in any
+// died), and those rolled back because their event's publish failed after it was sent (no reply in
+// time: Redis may run it later). Their event went out, or may still, so peers may see `peer-joined`
+// or `peer-left` for a change that did not happen. A join is retracted (removed if it did commit; in any
 // case a `peer-left` with a fresh seq, since its joiner was told `unavailable`); a leave is redone
 // (a no-op if it did commit). Retried until the database takes it.
 import type { Logger } from 'pino';

@@ -2,6 +2,7 @@
 // bumps rooms.seq, so joins, leaves and reaps of one room are serialised cluster-wide and nodes can
 // order membership events without asking the database again.
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { PublishOutcomeUnknown } from '../bus/bus.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
 import type { Database } from './schema.js';
@@ -62,7 +63,8 @@ export class PostgresStore implements RoomStore {
   /**
    * Runs `work` in a transaction. A COMMIT that fails (it timed out, its connection died) may
    * still have committed, after the change's event went out: the change is reported for settling
-   * and the caller gets CommitOutcomeUnknown.
+   * and the caller gets CommitOutcomeUnknown. So is a change rolled back because its event's
+   * publish failed after it was sent (PublishOutcomeUnknown): peers may get the event anyway.
    */
   private async transact<T>(change: UnsettledChange, work: (tx: Tx) => Promise<T>): Promise<T> {
     const tx = await this.db.startTransaction().execute();
@@ -74,6 +76,11 @@ export class PostgresStore implements RoomStore {
         .rollback()
         .execute()
         .catch(() => {}); // a dead connection rolls back by itself
+      if (err instanceof PublishOutcomeUnknown) {
+        // Rolled back, but its event may still reach the peers: settled as a COMMIT that failed.
+        this.opts.onCommitUnknown?.(change);
+        throw new CommitOutcomeUnknown(change.op, err);
+      }
       throw err;
     }
     try {

@@ -92,15 +92,17 @@ export type HeartbeatResult = 'alive' | 'judged-dead';
 
 /**
  * Thrown when a COMMIT failed (timed out, or its connection died): the change may or may not have
- * happened, and its event was already published. The store reports it to its `onCommitUnknown`
- * hook before throwing, so that someone settles it (cluster/settler.ts).
+ * happened, and its event was already published. Also when the change was rolled back because its
+ * event's publish failed after it was sent: the event may reach peers all the same. The store
+ * reports it to its `onCommitUnknown` hook before throwing, so that someone settles it
+ * (cluster/settler.ts).
  */
 export class CommitOutcomeUnknown extends Error {
   constructor(
     readonly op: 'join' | 'leave',
     cause: unknown,
   ) {
-    super(`the outcome of a ${op} is unknown: its COMMIT failed (${String(cause)})`, { cause });
+    super(`the outcome of a ${op} is unknown to its peers (${String(cause)})`, { cause });
   }
 }
 

@@ -154,6 +154,28 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
     expect((await newcomer.join(room)).peers.map((p) => p.id)).toEqual([watching.self.id]);
   }, 30_000);
 
+  it('a join whose publish timed out and went out later: it is rolled back, and peers see it leave', async () => {
+    const env = { ...ENV, REDIS_TIMEOUT_MS: '1000' };
+    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env });
+    const [a, b] = nodes as [RunningNode, RunningNode];
+    const room = uniqueName('publish-late-');
+    const watcher = await client(b);
+    const watching = await watcher.join(room);
+    const joiner = await client(a);
+    await joiner.request({ type: 'ping' });
+
+    // Redis holds every write longer than the node waits for the publish: the join gives up and
+    // rolls back, and its peer-joined goes out when Redis lets go.
+    await redisAdmin.call('CLIENT', 'PAUSE', '2500', 'WRITE');
+    expect(await joiner.request({ type: 'join', room }, 10_000)).toMatchObject({ type: 'error', code: 'unavailable' });
+    const phantom = await watcher.waitForType('peer-joined', () => true, 10_000);
+    expect(await watcher.waitForType('peer-left', (m) => m.peer.id === phantom.peer.id, 10_000)).toMatchObject({
+      reason: 'disconnected',
+    });
+    const newcomer = await client(a);
+    expect((await newcomer.join(room)).peers.map((p) => p.id)).toEqual([watching.self.id]);
+  }, 30_000);
+
   it('a leave that did not commit: it is done again, so later joiners do not list the leaver', async () => {
     const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
     const [a, b] = nodes as [RunningNode, RunningNode];
