@@ -240,8 +240,9 @@ export class PostgresStore implements RoomStore {
     data: Record<string, unknown>,
     announce: Announce<number>,
   ): Promise<StateWrite> {
-    return this.timed('state', () =>
-      this.db.transaction().execute(async (tx): Promise<StateWrite> => {
+    return this.timed('state', async () => {
+      let lateEvent: PublishOutcomeUnknown | undefined;
+      const written = await this.db.transaction().execute(async (tx): Promise<StateWrite> => {
         // The compare-and-set takes the room's row lock; the log entry rides along in the same statement.
         const { rows } = await sql<{ version: number }>`
           WITH updated AS (
@@ -257,10 +258,21 @@ export class PostgresStore implements RoomStore {
         const updated = rows[0];
         if (!updated) return { ok: false, current: await readRoomState(tx, m.room) };
         await this.opts.recordChange?.(tx, { kind: 'state', room: m.room, version: updated.version, by: m.participantId });
-        await announce(updated.version);
+        try {
+          await announce(updated.version);
+        } catch (err) {
+          if (!(err instanceof PublishOutcomeUnknown)) throw err;
+          // Peers may get this version yet (Redis may run the publish late): kept, the database
+          // holds what they hold, where a rollback would leave them a version it never stored.
+          lateEvent = err;
+        }
         return { ok: true, version: updated.version };
-      }),
-    );
+      });
+      // Stored, but the writer cannot be told its peers have it: its retry meets version-conflict
+      // with the value it wrote.
+      if (lateEvent) throw lateEvent;
+      return written;
+    });
   }
 
   readState(room: string): Promise<RoomState> {

@@ -176,6 +176,31 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
     expect((await newcomer.join(room)).peers.map((p) => p.id)).toEqual([watching.self.id]);
   }, 30_000);
 
+  it('a state write whose publish timed out and went out later: it is kept, so peers and newcomers agree', async () => {
+    const env = { ...ENV, REDIS_TIMEOUT_MS: '1000' };
+    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env });
+    const [a, b] = nodes as [RunningNode, RunningNode];
+    const room = uniqueName('state-late-');
+    const writer = await client(a);
+    await writer.join(room);
+    const watcher = await client(b);
+    await watcher.join(room);
+
+    await redisAdmin.call('CLIENT', 'PAUSE', '2500', 'WRITE');
+    const write = { type: 'state', room, version: 0, data: { topic: 'late' } };
+    expect(await writer.request(write, 10_000)).toMatchObject({ type: 'error', code: 'unavailable' });
+    const seen = await watcher.waitForType('state', () => true, 10_000);
+    expect(seen).toMatchObject({ version: 1, data: { topic: 'late' } });
+    const newcomer = await client(a);
+    expect((await newcomer.join(room)).state).toEqual({ version: 1, data: { topic: 'late' } });
+    // The writer's retry finds the value it wrote.
+    expect(await writer.request(write)).toMatchObject({
+      type: 'error',
+      code: 'version-conflict',
+      state: { version: 1, data: { topic: 'late' } },
+    });
+  }, 30_000);
+
   it('a leave that did not commit: it is done again, so later joiners do not list the leaver', async () => {
     const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
     const [a, b] = nodes as [RunningNode, RunningNode];
