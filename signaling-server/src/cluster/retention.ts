@@ -66,7 +66,8 @@ export class Retention {
       pruned.nodes = await this.inBatches('nodes', (n) => pruner.pruneNodes(this.opts.nodeRetentionMs, n));
       if (pruned.room_events + pruned.rooms + pruned.nodes > 0) log.info({ pruned }, 'pruned old rows');
     } catch (err) {
-      log.warn({ err: String(err), pruned }, 'retention round failed');
+      this.opts.metrics.backgroundErrors.labels('retention').inc();
+      log.warn({ err, pruned }, 'retention round failed');
     } finally {
       this.isRunning = false;
     }

@@ -87,7 +87,8 @@ export class WebhookDispatcher {
       }
       await this.observeQueue();
     } catch (err) {
-      this.opts.log.warn({ err: String(err) }, 'webhook round failed');
+      this.opts.metrics.backgroundErrors.labels('webhooks').inc();
+      this.opts.log.warn({ err }, 'webhook round failed');
     } finally {
       this.isRunning = false;
     }

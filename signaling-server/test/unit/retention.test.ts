@@ -46,6 +46,22 @@ describe('Retention', () => {
     expect((await metrics.pruned.get()).values.find((v) => v.labels.table === 'rooms')?.value).toBe(200);
   });
 
+  it('counts a failed round, keeps what it pruned before the failure, and prunes again next round', async () => {
+    const { pruner, rows } = backlog({ room_events: 5, rooms: 5, nodes: 0 });
+    let isDown = true;
+    const failing: PruneStore = {
+      ...pruner,
+      pruneRooms: (olderThanMs, limit) =>
+        isDown ? Promise.reject(new Error('connection lost')) : pruner.pruneRooms(olderThanMs, limit),
+    };
+    const { r, metrics } = retention(new MemoryStore(), failing, 'n1');
+    expect(await r.tick()).toEqual({ room_events: 5, rooms: 0, nodes: 0 });
+    expect((await metrics.backgroundErrors.get()).values.find((v) => v.labels.task === 'retention')?.value).toBe(1);
+    isDown = false;
+    expect((await r.tick()).rooms).toBe(5);
+    expect(rows).toEqual({ room_events: 0, rooms: 0, nodes: 0 });
+  });
+
   it('prunes on one node at a time: the one holding the lease', async () => {
     const store = new MemoryStore();
     const first = backlog({ room_events: 5, rooms: 0, nodes: 0 });
