@@ -204,8 +204,9 @@ export class LocalRooms implements MemberDirectory {
   ): void {
     const view = this.views.get(room);
     if (!view) return;
-    view.applyEvent(seq, joined, participantId);
-    this.deliverToMembers(room, { kind: 'membership', num: seq, target: participantId, frame });
+    if (view.applyEvent(seq, joined, participantId)) {
+      this.deliverToMembers(room, { kind: 'membership', num: seq, target: participantId, frame });
+    }
     if (!joined && !isOwn) {
       // Another node removed a participant this node still holds: it judged this node dead while
       // it was cut off. Its connection is closed with 1012 so the client re-joins (here or

@@ -40,14 +40,20 @@ export class RoomView {
     }
   }
 
-  applyEvent(seq: number, joined: boolean, participantId: string): void {
+  /**
+   * Applies a membership event. False for a departure of someone the view does not hold (its
+   * `peer-left` came already, or its join never went out: a retracted join, a redone leave):
+   * there is nobody to tell about.
+   */
+  applyEvent(seq: number, joined: boolean, participantId: string): boolean {
     if (!this.isInitialized) {
       this.early.push({ seq, joined, id: participantId });
-      return;
+      return true;
     }
-    if (seq <= this.seq) return;
+    if (seq <= this.seq) return true;
     this.seq = seq;
     if (joined) this.members.add(participantId);
-    else this.members.delete(participantId);
+    else if (!this.members.delete(participantId)) return false;
+    return true;
   }
 }

@@ -26,4 +26,15 @@ describe('RoomView', () => {
     expect(v.has('a')).toBe(false);
     expect(v.has('c')).toBe(true);
   });
+
+  it('says a departure of someone it does not hold has nobody to tell: already gone, or never seen', () => {
+    const v = view();
+    v.applySnapshot(1, ['a']);
+    expect(v.applyEvent(2, false, 'a')).toBe(true);
+    // The same participant removed again (a leave redone, a removal retried) and one whose join never went out.
+    expect(v.applyEvent(3, false, 'a')).toBe(false);
+    expect(v.applyEvent(4, false, 'never-joined')).toBe(false);
+    expect(v.applyEvent(5, true, 'b')).toBe(true);
+    expect(v.applyEvent(6, false, 'b')).toBe(true);
+  });
 });
