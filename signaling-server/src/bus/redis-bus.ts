@@ -26,7 +26,6 @@
 // entry read back does not follow the position asked for). A master that restarts in place, with
 // no replica to take over, is a restart: its rooms are healed as on one Redis. With waitReplicas
 // each pipeline ends with WAIT, so a publish resolves only once a replica has it.
-import { randomBytes } from 'node:crypto';
 import { Cluster, Redis, ReplyError, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
 import { groupBySlot, keySlot } from './key-slot.js';
@@ -71,11 +70,10 @@ const RETRY_RESTORE_MS = 200;
 
 // KEYS: the room's log; its positions (a hash: `last`, the log's last position; `wide`, the last
 // position published on the room channel; `n:<node>`, the last position published on that node's
-// channel since `wide`); `b:<node>`, the id of that node's last batch and the positions it got,
-// "<batch>|<position>,<position>..."); who holds each participant (a hash participant -> "<epoch> <node>").
+// channel since `wide`); who holds each participant (a hash participant -> "<epoch> <node>").
 // ARGV: the publish command (PUBLISH or SPUBLISH), the retention in ms, the oldest position to
 // keep (MINID), the room channel, the prefix of the node channels, this node's id, how long the
-// holders hash lives after its last change (ms), the batch's id (unique per process and call), then for each message: its route ('' the room,
+// holders hash lives after its last change (ms), then for each message: its route ('' the room,
 // 't' to the participant's node, 'g' the participant is gone, 'h<epoch>' this node holds the
 // participant), the participant, the message.
 //
@@ -85,23 +83,14 @@ const RETRY_RESTORE_MS = 200;
 // channel); for the room channel, the room channel's last position, followed (\x1d-separated) by
 // each node and position sent to that node alone since: a node follows its own, if listed.
 //
-// A call whose connection dropped before its reply is sent again after the reconnect (ioredis),
-// though Redis may have run it: a call whose batch id is the node's last in this room ran already,
-// and answers the positions it got then, so nothing is logged or published twice.
-//
 // Every redis.call costs a few µs beyond its command (measured: INFO commandstats), so positions
 // are read with one HMGET and written with one HSET at the end, and the holders hash is only
 // touched where a route needs it.
 const PUBLISH_SCRIPT = `
-local command, retention, minid, roomChannel, nodeChannels, self, holdersTtl, batch =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local positions = redis.call('HMGET', KEYS[2], 'last', 'wide', 'b:' .. self)
-local prev, wide, done = positions[1] or '0-0', positions[2] or '0-0', positions[3]
-if done and string.sub(done, 1, #batch + 1) == batch .. '|' then
-  local ran = {}
-  for id in string.gmatch(string.sub(done, #batch + 2), '[^,]+') do ran[#ran + 1] = id end
-  return ran
-end
+local command, retention, minid, roomChannel, nodeChannels, self, holdersTtl =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local positions = redis.call('HMGET', KEYS[2], 'last', 'wide')
+local prev, wide = positions[1] or '0-0', positions[2] or '0-0'
 -- Nodes sent messages of their own in this call since its last room message, and whether the
 -- hash's n: fields were already read and dropped by a room message of this call.
 local sent, isCleared, isHolderChanged = {}, false, false
@@ -111,7 +100,7 @@ local function send()
     redis.call(command, group == '' and roomChannel or nodeChannels .. group, table.concat(parts, '\\30'))
   end
 end
-for i = 9, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local route, who, message = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'p', prev, 'm', message)
   ids[#ids + 1] = id
@@ -173,7 +162,7 @@ for i = 9, #ARGV, 3 do
   parts[#parts + 1] = id .. '\\31' .. message
 end
 send()
-local fields = { 'last', prev, 'wide', wide, 'b:' .. self, batch .. '|' .. table.concat(ids, ',') }
+local fields = { 'last', prev, 'wide', wide }
 for n, at in pairs(sent) do
   fields[#fields + 1] = 'n:' .. n
   fields[#fields + 1] = at
@@ -299,12 +288,6 @@ export class RedisBus implements RoomBus {
   /** The Redis server's run id: a new one after a reconnect means it restarted with nothing. */
   private runId = '';
   private isClosing = false;
-  /**
-   * Batch ids: random per process, so a node restarted with the same NODE_ID never reuses one, and
-   * a call sent again after a reconnect is known by the script (see PUBLISH_SCRIPT).
-   */
-  private readonly batchPrefix = `${randomBytes(6).toString('base64url')}:`;
-  private batchCount = 0;
 
   private constructor(private readonly opts: RedisBusOptions) {
     const common: RedisOptions = {
@@ -345,7 +328,16 @@ export class RedisBus implements RoomBus {
       });
     } else {
       this.publishCommand = 'PUBLISH';
-      this.pub = new Redis(opts.url!, { ...common, enableOfflineQueue: false, connectionName: `${name}:pub` });
+      this.pub = new Redis(opts.url!, {
+        ...common,
+        enableOfflineQueue: false,
+        // A command whose connection drops before its reply fails (PublishOutcomeUnknown for a
+        // publish) and is never sent again after the reconnect: Redis may have run it already, and
+        // a publish run twice is delivered twice. Its caller settles it (a join is retracted, a
+        // leave redone, a state write kept) or answers `unavailable`, as on a Redis Cluster.
+        maxRetriesPerRequest: 0,
+        connectionName: `${name}:pub`,
+      });
       // The subscriber keeps its offline queue so SUBSCRIBE issued during an outage runs on reconnect.
       const sub = new Redis(opts.url!, { ...common, commandTimeout: undefined, connectionName: `${name}:sub` });
       sub.on('message', (channel: string, payload: string) => this.receive(channel, payload));
@@ -413,7 +405,7 @@ export class RedisBus implements RoomBus {
   }
 
   /**
-   * The script's keys and leading arguments for a batch of `room`, its id last; the messages follow. The room's
+   * The script's keys and leading arguments for a batch of `room`; the messages follow. The room's
    * names are built once (five strings): the hot path only looks them up.
    */
   private scriptArgs(room: string): (string | number)[] {
@@ -444,7 +436,6 @@ export class RedisBus implements RoomBus {
       nodeChannels,
       this.opts.nodeId,
       HOLDERS_TTL_MS,
-      `${this.batchPrefix}${++this.batchCount}`,
     ];
   }
 

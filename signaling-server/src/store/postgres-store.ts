@@ -43,6 +43,23 @@ export interface PostgresStoreOptions {
   recordChange?: ChangeRecorder;
 }
 
+/** Tries `announce` every REANNOUNCE_MS until it is taken, at most REANNOUNCE_ATTEMPTS times. */
+async function announceUntilTaken(announce: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; attempt < REANNOUNCE_ATTEMPTS; attempt++) {
+    if (
+      await announce().then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
+    await new Promise((resolve) => setTimeout(resolve, REANNOUNCE_MS).unref());
+  }
+}
+const REANNOUNCE_MS = 500;
+/** 30 s: a bus back within that (a reconnect, a failover) gets the state to every peer. */
+const REANNOUNCE_ATTEMPTS = 60;
+
 const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::text::jsonb`;
 const msInterval = (ms: number) => sql<string>`make_interval(secs => ${ms / 1000}::float8)`;
 
@@ -268,9 +285,14 @@ export class PostgresStore implements RoomStore {
         }
         return { ok: true, version: updated.version };
       });
-      // Stored, but the writer cannot be told its peers have it: its retry meets version-conflict
-      // with the value it wrote.
-      if (lateEvent) throw lateEvent;
+      if (lateEvent && written.ok) {
+        // Stored, but the publish may never have run (its connection dropped first): announced
+        // again in the background until the bus takes it. Peers that got the first copy drop
+        // this one (same version). The writer cannot be told its peers have it: its retry meets
+        // version-conflict with the value it wrote.
+        void announceUntilTaken(() => announce(written.version));
+        throw lateEvent;
+      }
       return written;
     });
   }

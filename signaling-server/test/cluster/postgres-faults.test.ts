@@ -201,6 +201,36 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
     });
   }, 30_000);
 
+  it('a state write whose publish was lost with its connection: stored, and announced again once the bus is back', async () => {
+    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
+    const [a, b] = nodes as [RunningNode, RunningNode];
+    const room = uniqueName('state-lost-');
+    const writer = await client(a);
+    await writer.join(room);
+    const watcher = await client(b);
+    await watcher.join(room);
+
+    await redisAdmin.call('CLIENT', 'PAUSE', '4000', 'WRITE');
+    let reply;
+    try {
+      reply = writer.request({ type: 'state', room, version: 0, data: { topic: 'resent' } }, 10_000);
+      reply.catch(() => {});
+      // Written and publishing: the publish waits in Redis, and its connection is cut before it runs.
+      const idle = () => sessionsOf(a, `state = 'idle in transaction' AND backend_xid IS NOT NULL`);
+      await eventually('the write waiting for its publish', 3000, idle, (p) => p.length === 1, 20);
+      const clients = String(await redisAdmin.call('CLIENT', 'LIST'));
+      const publisher = new RegExp(`^id=(\\d+) .*name=${a.id}:pub `, 'm').exec(clients)?.[1];
+      expect(publisher, 'node a publishes on a connection of its own').toBeDefined();
+      await redisAdmin.call('CLIENT', 'KILL', 'ID', publisher!);
+    } finally {
+      await redisAdmin.call('CLIENT', 'UNPAUSE');
+    }
+    expect(await reply).toMatchObject({ type: 'error', code: 'unavailable' });
+    expect(await watcher.waitForType('state', () => true, 10_000)).toMatchObject({ version: 1, data: { topic: 'resent' } });
+    const newcomer = await client(a);
+    expect((await newcomer.join(room)).state).toEqual({ version: 1, data: { topic: 'resent' } });
+  }, 30_000);
+
   it('a leave that did not commit: it is done again, so later joiners do not list the leaver, and peers hear it once', async () => {
     const databaseUrl = await freshDatabase();
     const { nodes } = await startCluster(2, { databaseUrl, redisUrl: redis.url, env: ENV });
