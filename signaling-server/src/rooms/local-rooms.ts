@@ -204,9 +204,10 @@ export class LocalRooms implements MemberDirectory {
   ): void {
     const view = this.views.get(room);
     if (!view) return;
-    if (view.applyEvent(seq, joined, participantId)) {
-      this.deliverToMembers(room, { kind: 'membership', num: seq, target: participantId, frame });
-    }
+    const event: HeldEvent = { kind: 'membership', num: seq, target: participantId, frame };
+    // A departure of someone the view does not hold is news to no joined member (told already, or
+    // never told of it); a joining member may still need it, against its own snapshot.
+    this.deliverToMembers(room, event, view.applyEvent(seq, joined, participantId));
     if (!joined && !isOwn) {
       // Another node removed a participant this node still holds: it judged this node dead while
       // it was cut off. Its connection is closed with 1012 so the client re-joins (here or
@@ -254,12 +255,15 @@ export class LocalRooms implements MemberDirectory {
     }
   }
 
-  private deliverToMembers(room: string, event: HeldEvent): void {
+  /** With `isNews` false, joined members only count the event as seen (a later heal relies on it). */
+  private deliverToMembers(room: string, event: HeldEvent, isNews = true): void {
     const view = this.views.get(room);
     if (!view) return;
     for (const member of view.locals) {
       if (member.status === 'joining') member.held.push(event);
-      else if (member.status === 'joined') this.deliverHeld(member, event);
+      else if (member.status !== 'joined') continue;
+      else if (isNews) this.deliverHeld(member, event);
+      else if (event.kind === 'membership') member.seq = Math.max(member.seq, event.num);
     }
   }
 
