@@ -30,8 +30,8 @@ export class ShardedSubscriber {
   /** Each channel, with the master (`host:port`) it is subscribed on; '' while not subscribed. */
   private readonly channels = new Map<string, string>();
   private readonly connections = new Map<string, Promise<Redis>>();
-  /** The run id of the server each connection (by master) was made to. */
-  private readonly runIds = new Map<string, string>();
+  /** The run id of the server each connection was made to. */
+  private readonly runIds = new WeakMap<Redis, string>();
   /** Each channel, with `<master> <run id>` of the server it was last subscribed on; kept across a loss. */
   private readonly servers = new Map<string, string>();
   /** Channels subscribed again on a restarted master since takeRestarted() last ran. */
@@ -55,8 +55,9 @@ export class ShardedSubscriber {
   async add(channel: string): Promise<void> {
     this.channels.set(channel, '');
     const node = this.owner(channel);
-    await withTimeout((await this.connection(node)).ssubscribe(channel), this.opts.timeoutMs, 'ssubscribe');
-    if (this.channels.has(channel)) this.subscribed(channel, node);
+    const connection = await this.connection(node);
+    await withTimeout(connection.ssubscribe(channel), this.opts.timeoutMs, 'ssubscribe');
+    if (this.channels.has(channel)) this.subscribed(channel, node, connection);
   }
 
   async remove(channel: string): Promise<void> {
@@ -81,7 +82,7 @@ export class ShardedSubscriber {
       [...owners].map(async ([channel, node]) => {
         const connection = await this.connection(node);
         await withTimeout(connection.ssubscribe(channel), this.opts.timeoutMs, 'ssubscribe');
-        if (this.channels.has(channel)) this.subscribed(channel, node);
+        if (this.channels.has(channel)) this.subscribed(channel, node, connection);
       }),
     );
     this.isRestored = true;
@@ -108,9 +109,10 @@ export class ShardedSubscriber {
     for (const node of [...this.connections.keys()]) this.drop(node);
   }
 
-  private subscribed(channel: string, node: string): void {
+  /** Records where the channel is subscribed now: the master, and the server process behind it. */
+  private subscribed(channel: string, node: string, connection: Redis): void {
     this.channels.set(channel, node);
-    const server = `${node} ${this.runIds.get(node) ?? ''}`;
+    const server = `${node} ${this.runIds.get(connection) ?? ''}`;
     const before = this.servers.get(channel);
     if (before !== undefined && before !== server && before.startsWith(`${node} `)) this.restarted.add(channel);
     this.servers.set(channel, server);
@@ -151,7 +153,7 @@ export class ShardedSubscriber {
       .then(() => withTimeout(serverRunId(redis), this.opts.timeoutMs, 'info'))
       .then(
         (runId) => {
-          this.runIds.set(node, runId);
+          this.runIds.set(redis, runId);
           return redis;
         },
         (err: Error) => {
