@@ -205,8 +205,8 @@ export class LocalRooms implements MemberDirectory {
     const view = this.views.get(room);
     if (!view) return;
     const event: HeldEvent = { kind: 'membership', num: seq, target: participantId, frame };
-    // A departure of someone the view does not hold is news to no joined member (told already, or
-    // never told of it); a joining member may still need it, against its own snapshot.
+    // A departure this view applied before is news to no joined member (they were told); a
+    // joining member may still need it, against its own snapshot.
     this.deliverToMembers(room, event, view.applyEvent(seq, joined, participantId));
     if (!joined && !isOwn) {
       // Another node removed a participant this node still holds: it judged this node dead while

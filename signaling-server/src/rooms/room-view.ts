@@ -4,10 +4,15 @@
 // already covered by a newer snapshot.
 import type { LocalMember } from './session.js';
 
+/** How many departures a view remembers, to tell each only once. */
+const DEPARTED_KEPT = 256;
+
 export class RoomView {
   readonly locals = new Set<LocalMember>();
   readonly subscription: Promise<void>;
   private readonly members = new Set<string>();
+  /** Participants this view saw leave by an event (the latest DEPARTED_KEPT): their clients were told. */
+  private readonly departed = new Set<string>();
   private seq = -1;
   private isInitialized = false;
   /** Events seen before the first snapshot, applied on top of it. */
@@ -41,9 +46,8 @@ export class RoomView {
   }
 
   /**
-   * Applies a membership event. False for a departure of someone the view does not hold (its
-   * `peer-left` came already, or its join never went out: a retracted join, a redone leave):
-   * there is nobody to tell about.
+   * Applies a membership event. False for a departure this view already applied from an earlier
+   * event (a leave redone, a removal retried): the members were told then.
    */
   applyEvent(seq: number, joined: boolean, participantId: string): boolean {
     if (!this.isInitialized) {
@@ -52,8 +56,17 @@ export class RoomView {
     }
     if (seq <= this.seq) return true;
     this.seq = seq;
-    if (joined) this.members.add(participantId);
-    else if (!this.members.delete(participantId)) return false;
-    return true;
+    if (joined) {
+      this.members.add(participantId);
+      return true;
+    }
+    if (this.members.delete(participantId)) {
+      if (this.departed.size >= DEPARTED_KEPT) this.departed.delete(this.departed.values().next().value!);
+      this.departed.add(participantId);
+      return true;
+    }
+    // Not held: told already if it left by an event here. Otherwise the view lost it some other way
+    // (a newer snapshot, a heal) and members may still list it: they are told.
+    return !this.departed.has(participantId);
   }
 }

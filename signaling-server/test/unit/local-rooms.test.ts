@@ -59,9 +59,8 @@ describe('LocalRooms', () => {
     joined(rooms, m, 1, ['m', 'x']);
     rooms.receive(ROOM, event(false, 'x', 2), false);
     rooms.receive(ROOM, event(false, 'x', 3), false); // a leave redone
-    rooms.receive(ROOM, event(false, 'never-joined', 4), false); // a join retracted whose event never went out
+    rooms.receive(ROOM, event(false, 'x', 4), false); // a removal retried
     expect(about(m.sent, 'peer-left', 'x')).toBe(1);
-    expect(about(m.sent, 'peer-left', 'never-joined')).toBe(0);
   });
 
   it('makes no ghost when a heal reads the database before a departure the view never saw a join of', () => {
@@ -81,6 +80,19 @@ describe('LocalRooms', () => {
     );
     expect(about(m.sent, 'peer-joined', 'x')).toBe(0);
     expect(rooms.isInRoom(ROOM, 'x')).toBe(false);
+  });
+
+  it('tells joined members of a departure the view lost by a newer snapshot, not by an event', () => {
+    const rooms = localRooms();
+    const n = joining(rooms, 'n');
+    joined(rooms, n, 5, ['n']);
+    rooms.receive(ROOM, event(true, 'p', 6), false); // a join whose commit failed: n is told
+    // m joins here with a snapshot that no longer has p (rolled back); its retraction comes later.
+    const m = joining(rooms, 'm');
+    joined(rooms, m, 7, ['n', 'm']);
+    rooms.receive(ROOM, event(false, 'p', 8), false);
+    expect(about(n.sent, 'peer-joined', 'p')).toBe(1);
+    expect(about(n.sent, 'peer-left', 'p')).toBe(1);
   });
 
   it('tells a joining member of a departure its own snapshot still lists, though the view had dropped it', () => {
