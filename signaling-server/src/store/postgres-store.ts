@@ -43,13 +43,17 @@ export interface PostgresStoreOptions {
   recordChange?: ChangeRecorder;
 }
 
-/** Tries `announce` every REANNOUNCE_MS until it is taken, at most REANNOUNCE_ATTEMPTS times. */
+/**
+ * Tries `announce` every REANNOUNCE_MS until the bus has taken it, at most REANNOUNCE_ATTEMPTS
+ * times. One whose outcome is unknown counts as taken: it waits in Redis (a stall), and copies
+ * piled up behind it would all run when Redis goes on.
+ */
 async function announceUntilTaken(announce: () => Promise<unknown>): Promise<void> {
   for (let attempt = 0; attempt < REANNOUNCE_ATTEMPTS; attempt++) {
     if (
       await announce().then(
         () => true,
-        () => false,
+        (err: unknown) => err instanceof PublishOutcomeUnknown,
       )
     )
       return;
