@@ -151,6 +151,18 @@ describe('docker compose up', () => {
         members.push({ client, room, id: joined.self.id, firstNode: node });
       }
     }
+    // Each member knows its peer before the watch starts: a peer-joined still on its way is not churn.
+    await until(
+      'every member seeing its peer',
+      async () =>
+        members.every((m) =>
+          members.some((o) => o.room === m.room && o !== m && m.client.room(m.room)?.peers.some((p) => p.id === o.id)),
+        )
+          ? true
+          : undefined,
+      10_000,
+      50,
+    );
     const churn: string[] = [];
     for (const m of members) {
       m.client.on('peer-joined', (e) => churn.push(`peer-joined ${e.peer.id} seen by ${m.id}`));
