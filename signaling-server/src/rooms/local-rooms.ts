@@ -227,20 +227,15 @@ export class LocalRooms implements MemberDirectory {
   /**
    * The bus lost some of the room's events for this node: brings the view and every local member
    * up to the database's snapshot, with the peer-joined, peer-left and state events they missed.
-   * False when the snapshot is older than what the view applied since: read it again.
    */
-  heal(room: string, seq: number, peers: Peer[], state: RoomState): boolean {
+  heal(room: string, seq: number, peers: Peer[], state: RoomState): void {
     const view = this.views.get(room);
-    if (!view) return true;
+    if (!view) return;
     const before = view.ids();
-    if (
-      !view.healTo(
-        seq,
-        peers.map((p) => p.id),
-      )
-    ) {
-      return false;
-    }
+    view.applySnapshot(
+      seq,
+      peers.map((p) => p.id),
+    );
     const after = new Set(peers.map((p) => p.id));
     const frames: { about: string; frame: string }[] = [];
     for (const peer of peers) if (!before.has(peer.id)) frames.push({ about: peer.id, frame: encode.peerJoined(room, peer) });
@@ -249,8 +244,7 @@ export class LocalRooms implements MemberDirectory {
     const stateFrame = state.version > 0 ? encode.state(room, state.version, state.data ?? {}, '') : null;
     for (const member of view.locals) {
       if (member.status !== 'joined') continue;
-      // A member at the snapshot's seq may still have missed events before it: the gap.
-      if (member.seq <= seq) {
+      if (member.seq < seq) {
         for (const f of frames) if (f.about !== member.id) member.session.link.send(f.frame);
         member.seq = seq;
       }
@@ -259,7 +253,6 @@ export class LocalRooms implements MemberDirectory {
         member.version = state.version;
       }
     }
-    return true;
   }
 
   /** With `isNews` false, joined members only count the event as seen (a later heal relies on it). */

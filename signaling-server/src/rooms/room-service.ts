@@ -33,10 +33,6 @@ import { SignalRouter } from './signal-router.js';
 
 const DEFAULT_MAX_QUEUED_REQUESTS = 32;
 
-/** A heal whose read is behind the view reads again after this many ms (times the attempt). */
-const STALE_HEAL_READ_MS = 50;
-const MAX_STALE_HEAL_READS = 20;
-
 export interface RoomServiceOptions {
   nodeId: string;
   store: RoomStore;
@@ -216,33 +212,21 @@ export class RoomService {
     }
     this.healing.add(room);
     try {
-      let failures = 0;
-      for (let staleReads = 0; ;) {
-        let record;
+      for (let attempt = 1; ; attempt++) {
         try {
-          record = await this.store.readRoom(room);
+          const record = await this.store.readRoom(room);
+          this.local.heal(room, record.seq, record.peers, record.state);
+          this.metrics.viewResyncs.labels('healed').inc();
+          this.log.warn({ room }, 'healed a room view after a bus gap');
+          return;
         } catch (err) {
-          if (++failures >= 5) {
+          if (attempt >= 5) {
             this.metrics.viewResyncs.labels('failed').inc();
             this.log.error({ err, room }, 'could not heal a room view after a bus gap');
             return;
           }
-          await new Promise((resolve) => setTimeout(resolve, (this.opts.retryMs ?? 1000) * failures).unref());
-          continue;
+          await new Promise((resolve) => setTimeout(resolve, (this.opts.retryMs ?? 1000) * attempt).unref());
         }
-        if (this.local.heal(room, record.seq, record.peers, record.state)) {
-          this.metrics.viewResyncs.labels('healed').inc();
-          this.log.warn({ room }, 'healed a room view after a bus gap');
-          return;
-        }
-        // Behind events the view applied meanwhile (they go out before their commit): read again
-        // once those have committed.
-        if (++staleReads >= MAX_STALE_HEAL_READS) {
-          this.metrics.viewResyncs.labels('failed').inc();
-          this.log.error({ room }, 'could not heal a room view after a bus gap: the room kept changing');
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, STALE_HEAL_READ_MS * staleReads).unref());
       }
     } finally {
       this.healing.delete(room);

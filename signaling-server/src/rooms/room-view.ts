@@ -34,8 +34,8 @@ export class RoomView {
   }
 
   /**
-   * A snapshot from the database (a join's, a resume's). Whoever it lists, a member may know of
-   * now, even when the view keeps its newer state: a later departure of them is told again.
+   * A snapshot from the database (a join's, a resume's, a heal's). Whoever it lists, a member may
+   * know of now, even when the view keeps its newer state: a later departure of them is told again.
    */
   applySnapshot(seq: number, participantIds: string[]): void {
     for (const id of participantIds) this.departed.delete(id);
@@ -48,22 +48,6 @@ export class RoomView {
       for (const e of this.early) this.applyEvent(e.seq, e.joined, e.id);
       this.early = [];
     }
-  }
-
-  /**
-   * After a gap: the database's snapshot replaces the view, unless the view has applied events
-   * newer than it (they go out before their commit, so a read can be behind them): then false,
-   * and the view is left as it is.
-   */
-  healTo(seq: number, participantIds: string[]): boolean {
-    if (this.isInitialized && seq < this.seq) return false;
-    for (const id of participantIds) this.departed.delete(id);
-    this.members.clear();
-    for (const id of participantIds) this.members.add(id);
-    this.seq = seq;
-    this.isInitialized = true;
-    this.early = [];
-    return true;
   }
 
   /**

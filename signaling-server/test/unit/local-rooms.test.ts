@@ -108,22 +108,6 @@ describe('LocalRooms', () => {
     expect(about(first.sent, 'peer-left', 'y')).toBe(1);
   });
 
-  it('heals a member already at the snapshot seq with what the gap lost, and ignores a read behind the view', () => {
-    const rooms = localRooms();
-    const m = joining(rooms, 'm');
-    joined(rooms, m, 10, ['m', 'x']);
-    // The peer-left of x (11) was lost in a gap; y's join (12) arrived.
-    rooms.receive(ROOM, event(true, 'y', 12), false);
-    const peers = (ids: string[]) => ids.map((id) => ({ id, name: '', meta: {} }));
-    const noState = { version: 0, data: null };
-    // A read from before y's commit is behind the view: nothing changes, and the caller reads again.
-    expect(rooms.heal(ROOM, 11, peers(['m', 'y']), noState)).toBe(false);
-    expect(about(m.sent, 'peer-left', 'x')).toBe(0);
-    expect(rooms.heal(ROOM, 12, peers(['m', 'y']), noState)).toBe(true);
-    expect(about(m.sent, 'peer-left', 'x')).toBe(1);
-    expect(rooms.isInRoom(ROOM, 'x')).toBe(false);
-  });
-
   it('tells a departure again once a snapshot listed the participant, though the view had it leave', () => {
     const rooms = localRooms();
     const first = joining(rooms, 'first');
