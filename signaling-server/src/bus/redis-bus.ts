@@ -239,6 +239,7 @@ interface Batch {
   chars: number;
   promise: Promise<string[]>;
   resolve: (ids: string[]) => void;
+  /** Fails the batch's publishes as their callers see it (publishFailure). */
   reject: (err: Error) => void;
 }
 
@@ -490,9 +491,7 @@ export class RedisBus implements RoomBus {
     if (replicas < this.waitReplicas) this.opts.onUnreplicated?.(countMessages(batches));
     if (batches.length === 1 && replicas === 0) {
       const [b] = batches as [Batch];
-      this.pub
-        .logAndPublish(...this.scriptArgs(b.room), ...b.messages)
-        .then(b.resolve, (err: Error) => b.reject(publishFailure(err)));
+      this.pub.logAndPublish(...this.scriptArgs(b.room), ...b.messages).then(b.resolve, b.reject);
       return;
     }
     const pipeline = this.pub.pipeline();
@@ -507,7 +506,7 @@ export class RedisBus implements RoomBus {
         }
         batches.forEach((b, i) => {
           const [err, ids] = results?.[i] ?? [new Error('no reply')];
-          if (err) b.reject(publishFailure(err));
+          if (err) b.reject(err);
           else b.resolve(ids as string[]);
         });
         // A slot moved (a failover): ioredis redirects single commands, not a pipeline that also
@@ -515,7 +514,7 @@ export class RedisBus implements RoomBus {
         if (this.shards && results?.some(([err]) => err?.message.startsWith('MOVED'))) (this.pub as Cluster).refreshSlotsCache();
       },
       (err: Error) => {
-        for (const b of batches) b.reject(publishFailure(err));
+        for (const b of batches) b.reject(err);
       },
     );
   }
@@ -808,7 +807,7 @@ function newBatch(room: string): Batch {
   let reject!: (err: Error) => void;
   const promise = new Promise<string[]>((res, rej) => {
     resolve = res;
-    reject = rej;
+    reject = (err) => rej(publishFailure(err));
   });
   return { room, messages: [], chars: 0, promise, resolve, reject };
 }

@@ -50,8 +50,9 @@ export class Reaper {
     try {
       const leaseSentAt = performance.now();
       const isLeader = await store.acquireLease(REAPER_LEASE, nodeId, heartbeatMs);
+      const leaseMs = performance.now() - leaseSentAt;
       // Undetected, a stall just shorter than the tick plus this bound leaves a beat 1.75 periods old.
-      if (performance.now() - leaseSentAt > heartbeatMs / 4) this.noteStall(performance.now() - leaseSentAt);
+      if (leaseMs > heartbeatMs / 4) this.noteStall(leaseMs);
       if (isLeader !== this.isLeader) log.info({ isLeader }, isLeader ? 'leading the reaper' : 'no longer leading the reaper');
       this.isLeader = isLeader;
       if (!isLeader) return [];

@@ -52,6 +52,12 @@ const freshDatabase = () => createTestDatabase(postgres.databaseUrl);
 const HEARTBEAT_MS = 1000;
 const ENV = { NODE_HEARTBEAT_MS: String(HEARTBEAT_MS), DB_TIMEOUT_MS: '2000', REDIS_TIMEOUT_MS: '5000' };
 
+/** Two nodes on a database of their own (or the given one) and the private Redis. */
+async function twoNodes(env: Record<string, string> = ENV, databaseUrl?: string): Promise<[RunningNode, RunningNode]> {
+  const { nodes } = await startCluster(2, { databaseUrl: databaseUrl ?? (await freshDatabase()), redisUrl: redis.url, env });
+  return nodes as [RunningNode, RunningNode];
+}
+
 /** The sessions of a node (`signaling <node id>`) in the given state, or waiting for the given event. */
 async function sessionsOf(node: RunningNode, condition: string): Promise<number[]> {
   const { rows } = await db.query<{ pid: number }>(
@@ -86,8 +92,7 @@ const peerLeftOf = (c: TestClient, id: string) => c.seen((m) => m.type === 'peer
 
 describe('a join or leave whose COMMIT outcome is unknown', () => {
   it('a join that did not commit: the joiner gets unavailable and peers who saw it join see it leave', async () => {
-    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
-    const [a, b] = nodes as [RunningNode, RunningNode];
+    const [a, b] = await twoNodes();
     const room = uniqueName('commit-lost-');
     const watcher = await client(b);
     const watching = await watcher.join(room);
@@ -103,8 +108,7 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
   }, 30_000);
 
   it('a join that committed while its connection died: it is removed again, and peers see it leave', async () => {
-    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
-    const [a, b] = nodes as [RunningNode, RunningNode];
+    const [a, b] = await twoNodes();
     const room = uniqueName('commit-kept-');
     const watcher = await client(b);
     const watching = await watcher.join(room);
@@ -156,8 +160,7 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
 
   it('a join whose publish timed out and went out later: it is rolled back, and peers see it leave', async () => {
     const env = { ...ENV, REDIS_TIMEOUT_MS: '1000' };
-    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env });
-    const [a, b] = nodes as [RunningNode, RunningNode];
+    const [a, b] = await twoNodes(env);
     const room = uniqueName('publish-late-');
     const watcher = await client(b);
     const watching = await watcher.join(room);
@@ -178,8 +181,7 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
 
   it('a state write whose publish timed out and went out later: it is kept, so peers and newcomers agree', async () => {
     const env = { ...ENV, REDIS_TIMEOUT_MS: '1000' };
-    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env });
-    const [a, b] = nodes as [RunningNode, RunningNode];
+    const [a, b] = await twoNodes(env);
     const room = uniqueName('state-late-');
     const writer = await client(a);
     await writer.join(room);
@@ -202,8 +204,7 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
   }, 30_000);
 
   it('a state write whose publish was lost with its connection: stored, and announced again once the bus is back', async () => {
-    const { nodes } = await startCluster(2, { databaseUrl: await freshDatabase(), redisUrl: redis.url, env: ENV });
-    const [a, b] = nodes as [RunningNode, RunningNode];
+    const [a, b] = await twoNodes();
     const room = uniqueName('state-lost-');
     const writer = await client(a);
     await writer.join(room);
@@ -233,8 +234,7 @@ describe('a join or leave whose COMMIT outcome is unknown', () => {
 
   it('a leave that did not commit: it is done again, so later joiners do not list the leaver, and peers hear it once', async () => {
     const databaseUrl = await freshDatabase();
-    const { nodes } = await startCluster(2, { databaseUrl, redisUrl: redis.url, env: ENV });
-    const [a, b] = nodes as [RunningNode, RunningNode];
+    const [a, b] = await twoNodes(ENV, databaseUrl);
     const room = uniqueName('leave-lost-');
     const watcher = await client(b);
     const watching = await watcher.join(room);
@@ -275,8 +275,7 @@ describe('every COMMIT stalling (a synchronous standby gone) for longer than the
     // A query timeout longer than the stall: the reaper must see it as a stall, not as a failure.
     const env = { ...ENV, DB_TIMEOUT_MS: '15000' };
     const databaseUrl = await freshDatabase();
-    const { nodes } = await startCluster(2, { databaseUrl, redisUrl: redis.url, env });
-    const [a, b] = nodes as [RunningNode, RunningNode];
+    const [a, b] = await twoNodes(env, databaseUrl);
     const room = uniqueName('stall-');
     const alice = await client(a);
     const aliceJoined = await alice.join(room);
