@@ -42,6 +42,12 @@ export interface SignalingClientOptions {
    * within `requestTimeoutMs`. Default: the server's `heartbeatMs`; 0 disables.
    */
   heartbeatMs?: number;
+  /**
+   * How many times `connect()` tries (the first attempt included) before it fails with
+   * `connect-failed`, while no node has sent `welcome` yet. Default 10. Once connected, only
+   * `reconnect.maxAttempts` bounds reconnecting.
+   */
+  maxConnectAttempts?: number;
   /** Reconnect delays (exponential with jitter) and the attempt limit; `false` turns reconnecting off. */
   reconnect?: (BackoffOptions & { maxAttempts?: number }) | false;
   /** Messages held while disconnected, beyond which the oldest fail with `queue-full`. Default 1000. */
@@ -98,6 +104,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
         heartbeatMs: options.heartbeatMs,
         heartbeatTimeoutMs: requestTimeoutMs,
         reconnect: options.reconnect === false ? undefined : (options.reconnect ?? {}),
+        maxConnectAttempts: Math.max(1, options.maxConnectAttempts ?? 10),
       },
       {
         welcome: (m) => this.handleWelcome(m),
@@ -375,9 +382,16 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private async rejoinRooms(generation: number): Promise<void> {
     this.connectionState = 'rejoining';
     const names = this.rooms.names();
-    const results = await Promise.allSettled(
-      names.map((room) => this.sendNow({ type: 'join', ...this.rooms.rejoinRequest(room) }) as Promise<JoinedMessage>),
-    );
+    // A node reports a bad `?token=` right after `welcome` and closes: with no re-join to wait for,
+    // a ping's answer (which comes after that report) tells that the token was taken, so that
+    // `connect()` fails with `unauthorized` instead of resolving just before the close.
+    const probe = names.length === 0 && this.connection.carriesToken ? this.sendNow({ type: 'ping' }) : undefined;
+    const [results] = await Promise.all([
+      Promise.allSettled(
+        names.map((room) => this.sendNow({ type: 'join', ...this.rooms.rejoinRequest(room) }) as Promise<JoinedMessage>),
+      ),
+      probe?.catch(() => undefined),
+    ]);
     if (generation !== this.generation) return; // that socket is gone; the next welcome starts over
     const lost = new Map<string, SignalingError>();
     for (const [i, result] of results.entries()) {

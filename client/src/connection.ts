@@ -2,7 +2,7 @@
 // waits for `welcome`, notices silence, honours drains, and reconnects with backoff. It knows
 // nothing of rooms or requests; the client above re-joins and re-sends through its hooks.
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { SignalingError } from './errors.js';
+import { type ConnectFailure, SignalingError } from './errors.js';
 import {
   parseServerMessage,
   type ErrorMessage,
@@ -10,7 +10,7 @@ import {
   type ServerMessage,
   type WelcomeMessage,
 } from './protocol.js';
-import { type WebSocketConstructor, type WebSocketLike, discard, withToken } from './socket.js';
+import { type WebSocketConstructor, type WebSocketLike, describeSocketError, discard, withToken } from './socket.js';
 
 export type ReconnectReason = 'closed' | 'drain' | 'heartbeat' | 'connect-timeout' | 'connect-failed' | 'rejoin-failed';
 
@@ -25,6 +25,8 @@ export interface ConnectionOptions {
   heartbeatTimeoutMs: number;
   /** undefined: never reconnect. */
   reconnect?: BackoffOptions & { maxAttempts?: number };
+  /** Attempts (the first included) before a connection that never had a `welcome` gives up. */
+  maxConnectAttempts: number;
 }
 
 export interface ConnectionHooks {
@@ -32,7 +34,8 @@ export interface ConnectionHooks {
   message(message: ServerMessage): void;
   /** The socket is gone; `willReconnect` says whether another attempt follows. */
   down(event: { code: number; reason: string; willReconnect: boolean }): void;
-  reconnecting(event: { attempt: number; delayMs: number; reason: ReconnectReason }): void;
+  /** `failure` is present when the attempt before ended without a `welcome`. */
+  reconnecting(event: { attempt: number; delayMs: number; reason: ReconnectReason; failure?: ConnectFailure }): void;
   /** No more attempts will be made; `error` says why. */
   closed(event: { code: number; reason: string; error: SignalingError }): void;
 }
@@ -59,6 +62,15 @@ export class Connection {
   private drainCloseTimer: ReturnType<typeof setTimeout> | undefined;
   /** What the node last said about ending this socket (`kicked`, an `error` without id), which explains its close. */
   private lastWord: KickedMessage | ErrorMessage | undefined;
+  /** Per socket: the upgrade completed, its `welcome` came, what its error event said, whether it carried a token. */
+  private isUpgraded = false;
+  private isWelcomed = false;
+  private socketError: { message: string; status?: number } | undefined;
+  private hasToken = false;
+  /** Some socket has had a `welcome`: from then on only `reconnect.maxAttempts` bounds the attempts. */
+  private hasBeenWelcomed = false;
+  /** Why the last attempt without a `welcome` failed. */
+  private lastFailure: ConnectFailure | undefined;
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -81,6 +93,11 @@ export class Connection {
     } catch {
       return false; // still connecting or going away; its close event follows
     }
+  }
+
+  /** Whether the current socket carried a `?token=`, which the node may refuse right after `welcome`. */
+  get carriesToken(): boolean {
+    return this.hasToken;
   }
 
   /** The connection has proved usable, so the next failure starts the backoff afresh. */
@@ -116,25 +133,33 @@ export class Connection {
   private async open(): Promise<void> {
     this.urlIndex = (this.urlIndex + 1) % this.options.urls.length;
     const url = this.options.urls[this.urlIndex]!;
+    this.isUpgraded = this.isWelcomed = false;
     let socket: WebSocketLike;
     try {
       const { token } = this.options;
       const value = typeof token === 'function' ? await token() : token;
       if (this.isClosed) return;
       socket = new this.options.WebSocket(withToken(url, value));
-    } catch {
+      this.hasToken = Boolean(value);
+    } catch (error) {
+      this.lastFailure = { message: error instanceof Error ? error.message : String(error), closeCode: 1006 };
       this.scheduleReconnect('connect-failed');
       return;
     }
     this.socket = socket;
     this.lastWord = undefined;
+    this.socketError = undefined;
+    socket.onopen = () => {
+      if (this.socket === socket) this.isUpgraded = true;
+    };
     this.lastReceivedAt = Date.now();
     socket.onmessage = (event: { data: unknown }) => this.handleFrame(event.data);
     socket.onclose = (event: { code?: number; reason?: string }) => {
       if (this.socket === socket) this.handleClose(event.code ?? 1006, event.reason ?? '', 'closed');
     };
-    socket.onerror = () => {
-      // A close event follows; that is where the end of the socket is handled.
+    socket.onerror = (event: unknown) => {
+      // A close event follows, where the end of the socket is handled; keep what this one says.
+      if (this.socket === socket) this.socketError ??= describeSocketError(event);
     };
     this.welcomeTimer = setTimeout(() => {
       if (this.socket === socket) this.drop(4000, 'no welcome in time', 'connect-timeout');
@@ -148,6 +173,8 @@ export class Connection {
     if (!message) return;
     if (message.type === 'welcome') {
       clearTimeout(this.welcomeTimer);
+      this.isWelcomed = this.hasBeenWelcomed = true;
+      this.lastFailure = undefined;
       this.startHeartbeat(this.options.heartbeatMs ?? message.heartbeatMs);
       this.hooks.welcome(message);
     } else if (message.type === 'reconnect') {
@@ -212,6 +239,10 @@ export class Connection {
   }
 
   private handleClose(code: number, reason: string, why: ReconnectReason): void {
+    if (!this.isWelcomed) {
+      this.lastFailure = this.describeFailure(code);
+      if (why === 'closed') why = 'connect-failed';
+    }
     this.detach();
     if (this.drainCloseTimer !== undefined) {
       // The draining node closed as expected, after the wait it asked for: go to the next one now.
@@ -234,8 +265,23 @@ export class Connection {
     // else: a drain already scheduled the next socket
   }
 
+  /** What is known about why the current socket ended before its `welcome`. */
+  private describeFailure(closeCode: number): ConnectFailure {
+    const word = this.lastWord;
+    if (word?.type === 'error') return { message: `${word.code}: ${word.message}`, closeCode, code: word.code };
+    if (closeCode === 4000) return { message: `no welcome within ${this.options.connectTimeoutMs} ms`, closeCode };
+    if (this.socketError) return { ...this.socketError, closeCode };
+    if (this.isUpgraded) return { message: `the node closed the connection before its welcome (${closeCode})`, closeCode };
+    return {
+      message: `could not connect (${closeCode}; a browser does not say why: nothing listening, an upgrade refused by HTTP status, TLS or the network)`,
+      closeCode,
+    };
+  }
+
   /** The error a final close leaves the client with: the node's own explanation when it gave one. */
   private explainClose(code: number, text: string): SignalingError {
+    const failure = this.lastFailure;
+    if (!this.isWelcomed && failure) return new SignalingError('connect-failed', failure.message, undefined, failure);
     const word = this.lastWord;
     if (code === KICKED_CLOSE_CODE) {
       const room = word?.type === 'kicked' ? ` from ${word.room}` : '';
@@ -247,12 +293,23 @@ export class Connection {
   }
 
   private scheduleReconnect(why: ReconnectReason): void {
-    if (this.backoff.attempt >= this.maxAttempts) {
-      this.close(1006, `gave up after ${this.backoff.attempt} reconnect attempts`);
+    const isConnecting = !this.hasBeenWelcomed;
+    const limit = isConnecting ? Math.min(this.maxAttempts, this.options.maxConnectAttempts - 1) : this.maxAttempts;
+    if (this.backoff.attempt >= limit) {
+      const attempts = this.backoff.attempt + 1;
+      const failure = this.lastFailure;
+      if (isConnecting && failure) {
+        const text = `gave up after ${attempts} connection attempts: ${failure.message}`;
+        this.close(failure.closeCode, text, new SignalingError('connect-failed', text, undefined, failure));
+      } else {
+        this.close(1006, `gave up after ${this.backoff.attempt} reconnect attempts`);
+      }
       return;
     }
     const delayMs = this.backoff.next();
-    this.hooks.reconnecting({ attempt: this.backoff.attempt, delayMs, reason: why });
+    // A failure is reported with the attempt it delayed; a connection that had its welcome has none.
+    const failure = this.isWelcomed ? undefined : this.lastFailure;
+    this.hooks.reconnecting({ attempt: this.backoff.attempt, delayMs, reason: why, ...(failure ? { failure } : {}) });
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       void this.open();

@@ -1,6 +1,6 @@
 // The events a SignalingClient emits, by name. Room events are only emitted for rooms the client
 // is in; `isReconciled` marks peer changes inferred from a re-join rather than told by the server.
-import type { SignalingError } from './errors.js';
+import type { ConnectFailure, SignalingError } from './errors.js';
 import type { IceServer, JsonObject, Peer, PeerLeftReason } from './protocol.js';
 import type { RoomSnapshot } from './rooms.js';
 
@@ -11,11 +11,16 @@ export interface SignalingEvents {
   connected: { node: string; isReconnect: boolean };
   /** The connection ended. */
   disconnected: { code: number; reason: string; willReconnect: boolean };
-  /** The next connection attempt is due in `delayMs` (`attempt` is 0 for a server-requested drain). */
+  /**
+   * The next connection attempt is due in `delayMs` (`attempt` is 0 for a server-requested drain).
+   * `failure` says why the attempt before ended without a `welcome` (reasons `connect-failed` and
+   * `connect-timeout`).
+   */
   reconnecting: {
     attempt: number;
     delayMs: number;
     reason: 'closed' | 'drain' | 'heartbeat' | 'connect-timeout' | 'connect-failed' | 'rejoin-failed';
+    failure?: ConnectFailure;
   };
   /**
    * The client stopped for good: `close()`, a kick from its last room (`error.code` `kicked`), a

@@ -19,6 +19,7 @@ export type ServerErrorCode =
   | 'peer-not-found'
   | 'version-conflict'
   | 'rate-limited'
+  | 'forbidden-origin'
   | 'unavailable'
   | 'internal';
 

@@ -20,6 +20,19 @@ export function defaultWebSocket(): WebSocketConstructor | undefined {
   return typeof ctor === 'function' ? (ctor as WebSocketConstructor) : undefined;
 }
 
+/**
+ * What an error event says about a failed connection. `ws` gives a message, which names the HTTP
+ * status of a refused upgrade; browsers give nothing (they hide why on purpose).
+ */
+export function describeSocketError(event: unknown): { message: string; status?: number } | undefined {
+  const e = event as { message?: unknown; error?: { message?: unknown } } | null | undefined;
+  const message = [e?.message, e?.error?.message].find((m): m is string => typeof m === 'string' && m !== '');
+  if (message === undefined) return undefined;
+  const status = /Unexpected server response: (\d{3})/.exec(message)?.[1];
+  if (status === undefined) return { message };
+  return { message: `the upgrade was answered with HTTP ${status}`, status: Number(status) };
+}
+
 /** Adds `?token=` to a URL without disturbing its other query parameters. */
 export function withToken(url: string, token: string | undefined): string {
   if (!token) return url;

@@ -20,10 +20,14 @@ describe('reconnecting', () => {
       reconnect: { initialDelayMs: 20, factor: 2, maxDelayMs: 80, jitter: 0.5, maxAttempts: 4 },
     });
     const log = record(client, ['reconnecting', 'closed']);
-    await expect(client.connect()).rejects.toMatchObject({ code: 'closed' });
+    await expect(client.connect()).rejects.toMatchObject({ code: 'connect-failed', failure: { closeCode: 1006 } });
 
-    const delays = log.filter(([t]) => t === 'reconnecting').map(([, e]) => e as { attempt: number; delayMs: number });
+    const delays = log
+      .filter(([t]) => t === 'reconnecting')
+      .map(([, e]) => e as { attempt: number; delayMs: number; reason: string; failure: { message: string } });
     expect(delays.map((d) => d.attempt)).toEqual([1, 2, 3, 4]);
+    expect(delays.map((d) => d.reason)).toEqual(['connect-failed', 'connect-failed', 'connect-failed', 'connect-failed']);
+    expect(delays[0]!.failure.message).toMatch(/ECONNREFUSED/);
     for (const [i, base] of [20, 40, 80, 80].entries()) {
       expect(delays[i]!.delayMs).toBeGreaterThanOrEqual(base / 2);
       expect(delays[i]!.delayMs).toBeLessThanOrEqual(base);

@@ -70,12 +70,12 @@ client.on('connected', ({ node }) => {
   clearInterval(retryTimer);
   showStatus('open', `Online · node ${node}`);
 });
-client.on('reconnecting', ({ delayMs, reason }) => {
+client.on('reconnecting', ({ delayMs, reason, failure }) => {
   clearInterval(retryTimer);
   const until = Date.now() + delayMs;
   const tick = () => {
     const left = Math.max(0, until - Date.now());
-    const why = reason === 'drain' ? 'Node draining' : 'Connection lost';
+    const why = reason === 'drain' ? 'Node draining' : failure ? `Cannot connect (${failure.message})` : 'Connection lost';
     showStatus('reconnecting', `${why} · reconnecting${left > 0 ? ` in ${(left / 1000).toFixed(1)} s` : '…'}`);
   };
   tick();

@@ -13,6 +13,8 @@ export const ERROR_CODES = [
   'peer-not-found',
   'version-conflict',
   'rate-limited',
+  // Addition (docs/protocol.md): a browser's upgrade from an origin not in ALLOWED_ORIGINS.
+  'forbidden-origin',
   'unavailable',
   'internal',
 ] as const;

@@ -50,6 +50,7 @@ export interface ServerOptions {
 }
 
 interface Connection {
+  isRefused: false;
   session: Session | null;
   isClosed: boolean;
   /** performance.now() of the last frame or pong from the client. */
@@ -67,6 +68,23 @@ interface Connection {
   bytes: TokenBucket;
   strikes: AbuseCounter;
 }
+
+/**
+ * An upgrade refused inside the WebSocket rather than by HTTP status, for browsers, which hide the
+ * status of a failed upgrade (their page sees a bare 1006): the socket gets one `error` frame and
+ * the close code, and never a session.
+ */
+interface RefusedUpgrade {
+  isRefused: true;
+  code: 'forbidden-origin' | 'rate-limited';
+  message: string;
+  closeCode: number;
+}
+
+type SocketData = Connection | RefusedUpgrade;
+
+/** The refused socket's close: 1008 (policy) for an origin, 1013 (try again later) for a busy address. */
+const REFUSAL_CLOSE_CODES = { 'forbidden-origin': 1008, 'rate-limited': 1013 } as const;
 
 /** The per-address and per-connection refusals after the message rate, each with its own metric. */
 type RateRefusal = 'byte-rate' | 'address-byte-rate' | 'write-rate' | 'bus-rate';
@@ -134,7 +152,7 @@ export class SignalingServer {
       counter.inc();
     };
     this.app = uws.App();
-    this.app.ws<Connection>('/ws', {
+    this.app.ws<SocketData>('/ws', {
       compression: uws.DISABLED,
       // Up to TOO_LARGE_FACTOR times the limit a frame is answered with `too-large`; up to
       // CLOSE_FACTOR times it closes with 1009; uWS drops anything larger before buffering it.
@@ -159,16 +177,24 @@ export class SignalingServer {
           refused('draining');
           return void res.writeStatus('503 Service Unavailable').end('draining');
         }
+        // Every browser sends Origin with an upgrade and cannot read the HTTP status of a refusal;
+        // other clients (which send none) keep the plain HTTP status.
+        const refuseUpgrade = (code: RefusedUpgrade['code'], status: string, message: string) => {
+          if (origin === '') return void res.writeStatus(status).end(message);
+          const refusal: RefusedUpgrade = { isRefused: true, code, message, closeCode: REFUSAL_CLOSE_CODES[code] };
+          res.upgrade<SocketData>(refusal, key, protocol, extensions, context);
+        };
         if (this.allowedOrigins && origin !== '' && !this.allowedOrigins.has(origin)) {
           refused('origin');
-          return void res.writeStatus('403 Forbidden').end('origin not allowed');
+          return refuseUpgrade('forbidden-origin', '403 Forbidden', 'origin not allowed');
         }
         if (!this.connectionsPerIp.tryAcquire(addressKey)) {
           refused('ip-limit');
-          return void res.writeStatus('429 Too Many Requests').end('too many connections from this address');
+          return refuseUpgrade('rate-limited', '429 Too Many Requests', 'too many connections from this address');
         }
         const { perSec, burst, strikes, strikeWindowMs } = opts.rateLimit;
         const conn: Connection = {
+          isRefused: false,
           session: null,
           isClosed: false,
           lastSeen: performance.now(),
@@ -201,8 +227,14 @@ export class SignalingServer {
           });
       },
 
-      open: (ws) => {
-        const conn = ws.getUserData();
+      open: (socket) => {
+        const data = socket.getUserData();
+        if (data.isRefused) {
+          socket.send(encode.error(undefined, data.code, data.message));
+          return void socket.end(data.closeCode, data.message);
+        }
+        const ws = socket as WebSocket<Connection>;
+        const conn = data;
         conn.session = opts.rooms.connect(new UwsLink(ws, conn, backpressureDropped), conn.claims);
         this.sockets.add(ws);
         metrics.connections.set(this.sockets.size);
@@ -213,8 +245,10 @@ export class SignalingServer {
         }
       },
 
-      message: (ws, message, isBinary) => {
-        const conn = ws.getUserData();
+      message: (socket, message, isBinary) => {
+        const conn = socket.getUserData();
+        if (conn.isRefused) return;
+        const ws = socket as WebSocket<Connection>;
         const session = conn.session!;
         conn.lastSeen = performance.now();
         // Cheapest first, and all before parsing: messages, then bytes of this connection, then
@@ -285,11 +319,14 @@ export class SignalingServer {
       },
 
       pong: (ws) => {
-        ws.getUserData().lastSeen = performance.now();
+        const conn = ws.getUserData();
+        if (!conn.isRefused) conn.lastSeen = performance.now();
       },
 
-      close: (ws) => {
-        const conn = ws.getUserData();
+      close: (socket) => {
+        const conn = socket.getUserData();
+        if (conn.isRefused) return;
+        const ws = socket as WebSocket<Connection>;
         conn.isClosed = true;
         this.connectionsPerIp.release(conn.addressKey);
         this.addressLimits.release(conn.address);

@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { killAllNodes, startCluster, type RunningNode } from '../support/cluster.js';
 import { ClientTracker } from '../support/clients.js';
-import { TestClient } from '../support/test-client.js';
 
 const SECRET = 'test-secret-that-is-long-enough-for-hs256';
 let a: RunningNode;
@@ -93,7 +92,14 @@ describe('tokens', () => {
 
 describe('connections', () => {
   it('refuses browser origins not on the list, and accepts listed ones and non-browser clients', async () => {
-    await expect(TestClient.connect(a.url, { headers: { Origin: 'https://evil.example' } })).rejects.toThrow('HTTP 403');
+    // Inside the WebSocket, where a browser's page can read it (docs/protocol.md, "Connecting").
+    const evil = new WebSocket(a.url, { headers: { Origin: 'https://evil.example' } });
+    const frames: string[] = [];
+    evil.on('message', (data) => frames.push(data.toString()));
+    expect(await new Promise((resolve) => evil.once('close', resolve))).toBe(1008);
+    expect(frames.map((f) => JSON.parse(f))).toEqual([
+      { type: 'error', code: 'forbidden-origin', message: 'origin not allowed' },
+    ]);
     await client(a, '', { Origin: 'https://app.example' });
   });
 
