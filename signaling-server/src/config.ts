@@ -11,11 +11,24 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+/** A switch: `on`/`off`, `true`/`false`, `yes`/`no` or `1`/`0`, in any case; empty is the default. */
+const SWITCH_ON = ['on', 'true', 'yes', '1'];
+const SWITCH_OFF = ['off', 'false', 'no', '0'];
 const bool = (def: boolean) =>
   z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const word = v?.trim().toLowerCase() ?? '';
+      if (word === '') return def;
+      if (SWITCH_ON.includes(word)) return true;
+      if (SWITCH_OFF.includes(word)) return false;
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a switch: write on or off (or true/false, yes/no, 1/0), not ${v!.slice(0, 40)}`,
+      });
+      return z.NEVER;
+    });
 
 /** One RFC 7064/7065 URL: `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]`, and their `s` forms. */
 const ICE_URL = /^(stuns?|turns?):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\?transport=(udp|tcp))?$/;

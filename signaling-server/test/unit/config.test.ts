@@ -29,6 +29,22 @@ describe('configuration', () => {
     expect(() => loadConfig({ DB_SYNCHRONOUS_COMMIT: 'sometimes' })).toThrow(/DB_SYNCHRONOUS_COMMIT/);
   });
 
+  it('reads every switch as on/off, true/false, yes/no or 1/0, in any case, and refuses anything else', () => {
+    for (const on of ['on', 'ON', 'true', 'True', 'yes', '1']) {
+      expect(loadConfig({ ADMIN_API_JWT: on, ALLOW_UWS_FALLBACK: on })).toMatchObject({
+        ADMIN_API_JWT: true,
+        ALLOW_UWS_FALLBACK: true,
+      });
+    }
+    for (const off of ['off', 'OFF', 'false', 'no', '0', '']) {
+      expect(loadConfig({ ADMIN_API_JWT: off, ALLOW_UWS_FALLBACK: off })).toMatchObject({
+        ADMIN_API_JWT: false,
+        ALLOW_UWS_FALLBACK: false,
+      });
+    }
+    expect(() => loadConfig({ ADMIN_API_JWT: 'enabled' })).toThrow(/ADMIN_API_JWT: not a switch: write on or off/);
+  });
+
   it('reads TRUSTED_PROXIES as a list of CIDRs and refuses one that is not', () => {
     expect(loadConfig({}).TRUSTED_PROXIES).toEqual([]);
     expect(loadConfig({ TRUSTED_PROXIES: ' 10.0.0.0/8, fd00::/8,192.0.2.1 ' }).TRUSTED_PROXIES).toEqual([
