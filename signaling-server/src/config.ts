@@ -11,11 +11,24 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+/** A switch: `on`/`off`, `true`/`false`, `yes`/`no` or `1`/`0`, in any case; empty is the default. */
+const SWITCH_ON = ['on', 'true', 'yes', '1'];
+const SWITCH_OFF = ['off', 'false', 'no', '0'];
 const bool = (def: boolean) =>
   z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const word = v?.trim().toLowerCase() ?? '';
+      if (word === '') return def;
+      if (SWITCH_ON.includes(word)) return true;
+      if (SWITCH_OFF.includes(word)) return false;
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a switch: write on or off (or true/false, yes/no, 1/0), not ${v!.slice(0, 40)}`,
+      });
+      return z.NEVER;
+    });
 
 /** One RFC 7064/7065 URL: `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]`, and their `s` forms. */
 const ICE_URL = /^(stuns?|turns?):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\?transport=(udp|tcp))?$/;
@@ -46,6 +59,45 @@ const clusterNodes = optionalString.transform((v, ctx) => {
   // ioredis takes an IPv6 seed without the brackets.
   return nodes.map((n) => n.replace(/^\[(.*)\](:\d+)$/, '$1$2'));
 });
+
+/**
+ * Browser origins, each exactly as a browser sends it in `Origin` (`https://app.example.com`,
+ * no path, no trailing slash): anything else would match no browser and refuse every one (403).
+ */
+const allowedOrigins = optionalString.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const origins = v
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o.length > 0);
+  for (const entry of origins) {
+    const problem = originProblem(entry);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }
+  return origins;
+});
+
+function originProblem(entry: string): string | undefined {
+  const shown = entry.slice(0, 100);
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(entry)) return `${shown} has no scheme: write it as https://${shown}`;
+  // Other schemes (an app's `capacitor://localhost`) are compared as written.
+  if (!/^https?:/i.test(entry)) return undefined;
+  let origin: string;
+  try {
+    origin = new URL(entry).origin;
+  } catch {
+    return `${shown} is not an origin: write it as scheme://host[:port], e.g. https://app.example.com`;
+  }
+  if (origin !== entry) return `${shown} is not an origin as browsers send it: write ${origin}`;
+  return undefined;
+}
+
+/** RFC 7518 §3.2: an HS256 key has at least as many bits as the hash, 256. */
+const MIN_HS256_SECRET_BYTES = 32;
+const hs256Secret = optionalString.refine(
+  (v) => v === undefined || Buffer.byteLength(v) >= MIN_HS256_SECRET_BYTES,
+  `shorter than ${MIN_HS256_SECRET_BYTES} bytes, too short for HS256: make one with openssl rand -base64 32`,
+);
 
 const ConfigSchema = z
   .object({
@@ -143,19 +195,12 @@ const ConfigSchema = z
     K8S_POD_WATCH: z.enum(['auto', 'on', 'off']).default('auto'),
     K8S_POD_SELECTOR: optionalString,
     POD_NAMESPACE: optionalString,
-    AUTH_JWT_SECRET: optionalString,
+    AUTH_JWT_SECRET: hs256Secret,
     /** The previous HS256 secret, accepted too while a rotation is under way. */
-    AUTH_JWT_SECRET_PREVIOUS: optionalString,
+    AUTH_JWT_SECRET_PREVIOUS: hs256Secret,
     AUTH_JWT_PUBLIC_KEY: optionalString,
     AUTH_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
-    ALLOWED_ORIGINS: optionalString.transform((v) =>
-      v === undefined
-        ? undefined
-        : v
-            .split(',')
-            .map((o) => o.trim())
-            .filter((o) => o.length > 0),
-    ),
+    ALLOWED_ORIGINS: allowedOrigins,
     ALLOW_UWS_FALLBACK: bool(false),
     /** Operator API keys: comma-separated `read:KEY` / `write:KEY` (api/admin-auth.ts). */
     ADMIN_API_KEYS: optionalString,

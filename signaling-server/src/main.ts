@@ -36,6 +36,7 @@ import { PostgresStore } from './store/postgres-store.js';
 import { PostgresPruneStore } from './store/retention-store.js';
 import { SignalingServer } from './transport/server.js';
 import { StaticFiles } from './transport/static-files.js';
+import { StartupError, addressOf, reasonOf, startupStep } from './startup-error.js';
 import { loadUws } from './transport/uws.js';
 
 async function start(config: Config, log: Logger) {
@@ -44,22 +45,12 @@ async function start(config: Config, log: Logger) {
   const metrics = createMetrics();
   for (const warning of timerWarnings(config)) log.warn(warning);
 
-  const database = await openDatabase({
-    url: config.DATABASE_URL,
-    dataDir: config.DATA_DIR,
-    timeoutMs: config.DB_TIMEOUT_MS,
-    poolSize: config.DB_POOL_SIZE,
-    synchronousCommit: config.DB_SYNCHRONOUS_COMMIT,
-    nodeId: config.NODE_ID,
-    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
-    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
-    onConnectionError: (err) => {
-      metrics.backgroundErrors.labels('db-connection').inc();
-      log.warn({ err }, 'a database connection failed; the next query opens another');
-    },
-  });
-  const applied = await migrateToLatest(database.db);
-  if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+  const database = await startupStep(
+    config.DATABASE_URL ? 'DATABASE_URL' : 'DATA_DIR',
+    config.DATABASE_URL ? `cannot use the database at ${addressOf(config.DATABASE_URL)}` : 'cannot open the embedded database',
+    () => openAndMigrate(config, log, metrics),
+  );
+  // With webhooks on
   // With webhooks on, each membership and state change also writes its events to the outbox.
   const webhookUrls = config.WEBHOOK_URLS ?? [];
   const webhookKey = webhookUrls.length > 0 ? parseWebhookSecret(config.WEBHOOK_SECRET!) : null;
@@ -74,20 +65,24 @@ async function start(config: Config, log: Logger) {
   let bus: RoomBus;
   let gapRecords: GapRecords;
   if (hasRedis(config)) {
-    const redisBus = await RedisBus.connect({
-      url: config.REDIS_URL,
-      nodeId: config.NODE_ID,
-      clusterNodes: config.REDIS_CLUSTER_NODES,
-      waitReplicas: config.REDIS_CLUSTER_WAIT_REPLICAS,
-      waitTimeoutMs: config.REDIS_CLUSTER_WAIT_TIMEOUT_MS,
-      prefix: config.REDIS_PREFIX,
-      timeoutMs: config.REDIS_TIMEOUT_MS,
-      retentionMs: config.BUS_LOG_RETENTION_MS,
-      log,
-      onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
-      onRecovered: (_room, count) => metrics.busRecovered.inc(count),
-      onUnreplicated: (count) => metrics.busUnreplicated.inc(count),
-    });
+    const redisVariable = config.REDIS_URL ? 'REDIS_URL' : 'REDIS_CLUSTER_NODES';
+    const redisAddress = config.REDIS_URL ? addressOf(config.REDIS_URL) : config.REDIS_CLUSTER_NODES!.join(',');
+    const redisBus = await startupStep(redisVariable, `cannot connect to Redis at ${redisAddress}`, () =>
+      RedisBus.connect({
+        url: config.REDIS_URL,
+        nodeId: config.NODE_ID,
+        clusterNodes: config.REDIS_CLUSTER_NODES,
+        waitReplicas: config.REDIS_CLUSTER_WAIT_REPLICAS,
+        waitTimeoutMs: config.REDIS_CLUSTER_WAIT_TIMEOUT_MS,
+        prefix: config.REDIS_PREFIX,
+        timeoutMs: config.REDIS_TIMEOUT_MS,
+        retentionMs: config.BUS_LOG_RETENTION_MS,
+        log,
+        onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
+        onRecovered: (_room, count) => metrics.busRecovered.inc(count),
+        onUnreplicated: (count) => metrics.busUnreplicated.inc(count),
+      }),
+    );
     bus = redisBus;
     gapRecords = new RedisGapRecords(redisBus.client, config.REDIS_PREFIX);
   } else {
@@ -323,6 +318,32 @@ async function start(config: Config, log: Logger) {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+/** The database, migrated: its first query is the migration, so an unreachable database fails here. */
+async function openAndMigrate(config: Config, log: Logger, metrics: ReturnType<typeof createMetrics>) {
+  const database = await openDatabase({
+    url: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    timeoutMs: config.DB_TIMEOUT_MS,
+    poolSize: config.DB_POOL_SIZE,
+    synchronousCommit: config.DB_SYNCHRONOUS_COMMIT,
+    nodeId: config.NODE_ID,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    onConnectionError: (err) => {
+      metrics.backgroundErrors.labels('db-connection').inc();
+      log.warn({ err }, 'a database connection failed; the next query opens another');
+    },
+  });
+  try {
+    const applied = await migrateToLatest(database.db);
+    if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+  } catch (err) {
+    await database.close().catch(() => {});
+    throw err;
+  }
+  return database;
+}
+
 /** The operator API's version in its OpenAPI document. */
 const API_VERSION = '1.0.0';
 
@@ -350,6 +371,9 @@ try {
 }
 const log = createLogger(config.LOG_LEVEL, config.NODE_ID);
 start(config, log).catch((err) => {
-  log.fatal({ err }, 'failed to start');
+  // One line a person reads on stderr; the log keeps the stack for whoever digs.
+  const line = `cannot start: ${err instanceof StartupError ? err.message : reasonOf(err)}`;
+  log.fatal({ err, variable: err instanceof StartupError ? err.variable : undefined }, line);
+  process.stderr.write(`${line}\n`);
   process.exit(1);
 });

@@ -72,7 +72,7 @@ export const CloseResult = z.object({ removed: z.number().int().describe('partic
 export const SendBody = z.object({
   data: z
     .unknown()
-    .refine((v) => v !== undefined, 'data is required')
+    .refine((v) => v !== undefined, 'required')
     .describe('any JSON: the `data` of the `server` message'),
   to: z.array(ParticipantId).min(1).max(500).optional().describe('participant ids; absent: the whole room'),
 });

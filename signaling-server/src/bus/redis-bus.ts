@@ -359,7 +359,22 @@ export class RedisBus implements RoomBus {
 
   static async connect(opts: RedisBusOptions): Promise<RedisBus> {
     const bus = new RedisBus(opts);
-    await Promise.all([bus.pub.connect(), bus.sub?.connect()]);
+    // ioredis rejects connect() with "Connection is closed."; the why (ECONNREFUSED, a bad
+    // password) came first as an 'error' event.
+    let firstError: Error | undefined;
+    const remember = (err: Error) => void (firstError ??= err);
+    bus.pub.on('error', remember);
+    bus.sub?.on('error', remember);
+    try {
+      await Promise.all([bus.pub.connect(), bus.sub?.connect()]);
+    } catch (err) {
+      bus.pub.disconnect();
+      bus.sub?.disconnect();
+      throw firstError ?? err;
+    } finally {
+      bus.pub.off('error', remember);
+      bus.sub?.off('error', remember);
+    }
     if (bus.shards) await bus.connectMasters();
     // On a cluster a failover brings a new run id and keeps the data: the sharded subscriber tells
     // a master that restarted in place (restoreShards).

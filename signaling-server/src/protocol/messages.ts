@@ -7,11 +7,11 @@ import { ProtocolError, ERROR_CODES } from './errors.js';
 export const PROTOCOL_VERSION = 1;
 
 export const RequestId = z.union([z.string().max(64), z.number().int().refine(Number.isSafeInteger)]);
-export const RoomName = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'room: 1-128 chars of [A-Za-z0-9_.:-]');
+export const RoomName = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, '1-128 characters of [A-Za-z0-9_.:-]');
 export const ParticipantId = z.string().min(1).max(64);
 const JsonObject = z.record(z.string(), z.unknown());
 /** Any JSON value, but present: `data: undefined` (a missing field) is a bad request. */
-const JsonValue = z.unknown().refine((v) => v !== undefined, 'data is required');
+const JsonValue = z.unknown().refine((v) => v !== undefined, 'required');
 
 export const MAX_NAME_CHARS = 64;
 

@@ -13,7 +13,7 @@ export function loadUws(allowFallback: boolean): { uws: Uws; isNative: boolean }
     throw new Error(
       `the native uWebSockets.js binary did not load for ${process.platform}-${process.arch} ` +
         `(Node ABI ${process.versions.modules}); refusing to run on the slow JavaScript fallback. ` +
-        'Use Node 20 on glibc 2.27+, or set ALLOW_UWS_FALLBACK=true to run anyway.',
+        'Use Node 20 on glibc 2.27+, or set ALLOW_UWS_FALLBACK=on to run anyway.',
     );
   }
   return { uws, isNative };
