@@ -14,6 +14,7 @@ export const ErrorBody = z.object({
     'not-found',
     'method-not-allowed',
     'version-conflict',
+    'too-large',
     'api-disabled',
     'unavailable',
     'internal',

@@ -93,13 +93,16 @@ function serveApi(res: HttpResponse, req: HttpRequest, opts: HttpRoutesOptions):
   res.onAborted(() => (state.isAborted = true));
   readBody(res, opts.maxBodyBytes).then(
     (body) => {
-      if (body === null) {
-        if (!state.isAborted) res.cork(() => res.writeStatus('413 Payload Too Large').end());
-        return;
-      }
-      const work = opts.api
-        ? opts.api.handle({ method, path, query, headers, body })
-        : Promise.resolve({ status: 404, body: { error: 'not-found', message: 'no API on this node' } });
+      // The same JSON error shape as the API's own (api/schemas.ts ErrorBody).
+      const work =
+        body === null
+          ? Promise.resolve({
+              status: 413,
+              body: { error: 'too-large', message: `the request body is over ${opts.maxBodyBytes} bytes` },
+            })
+          : opts.api
+            ? opts.api.handle({ method, path, query, headers, body })
+            : Promise.resolve({ status: 404, body: { error: 'not-found', message: 'no API on this node' } });
       reply(res, state, opts.log, () => work.then(toAnswer));
     },
     () => undefined,
