@@ -224,6 +224,33 @@ const ConfigSchema = z
     WEBHOOK_TIMEOUT_MS: int(5_000, 100),
     WEBHOOK_RETRY_MS: int(1_000, 10),
     WEBHOOK_MAX_AGE_MS: int(3_600_000, 1_000),
+    /** The application's join hook: POSTed on every join (docs/security.md, "Join hook"); unset: off. */
+    JOIN_HOOK_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    /** Standard Webhooks secret the hook requests are signed with, `whsec_<base64>`; required with JOIN_HOOK_URL. */
+    JOIN_HOOK_SECRET: optionalString,
+    JOIN_HOOK_TIMEOUT_MS: int(2_000, 50, 60_000),
+    /** Ask the hook again when a participant resumes (else it keeps the access it joined with). */
+    JOIN_HOOK_ON_RESUME: bool(false),
+    /** Admit joins the hook could not decide (timeout, error, breaker open) as the token alone says. */
+    JOIN_HOOK_FAIL_OPEN: bool(false),
+    /** Request headers (besides the cookies) passed to the hook; comma-separated names. */
+    JOIN_HOOK_HEADERS: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter((h) => h.length > 0),
+      )
+      .pipe(z.array(z.string().regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'not a header name'))),
+    /** Hook requests one node has out at once; more wait (JOIN_HOOK_MAX_QUEUED of them, JOIN_HOOK_TIMEOUT_MS each at most). */
+    JOIN_HOOK_MAX_CONCURRENCY: int(32, 1, 10_000),
+    JOIN_HOOK_MAX_QUEUED: int(256, 0, 100_000),
+    /** Failed hook requests in a row that open the circuit breaker. */
+    JOIN_HOOK_BREAKER_FAILURES: int(5, 1),
+    /** How long an open breaker refuses before one trial request goes out. */
+    JOIN_HOOK_BREAKER_COOLDOWN_MS: int(5_000, 10),
     /** Comma-separated STUN/TURN URLs handed to clients in `joined`. */
     ICE_SERVERS: iceUrls,
     /** The TURN REST API shared secret the TURN server also has; credentials are HMACs under it. */
@@ -275,6 +302,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (parsed.data.WEBHOOK_URLS?.length && !parsed.data.WEBHOOK_SECRET) {
     throw new ConfigError('invalid configuration: WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
+  }
+  if (parsed.data.JOIN_HOOK_URL && !parsed.data.JOIN_HOOK_SECRET) {
+    throw new ConfigError('invalid configuration: JOIN_HOOK_SECRET: required when JOIN_HOOK_URL is set');
   }
   const data = parsed.data;
   const config: Config = {

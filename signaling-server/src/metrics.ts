@@ -134,6 +134,41 @@ export function createMetrics() {
       help: 'Times this node found the cluster had judged it dead while it was alive, and closed its connections',
       registers,
     }),
+    joinHookRequests: new Counter({
+      name: 'signaling_join_hook_requests_total',
+      help: 'Join hook requests sent, by outcome (allow, deny, timeout, error, malformed)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    joinHookSeconds: new Histogram({
+      name: 'signaling_join_hook_duration_seconds',
+      help: 'Time from sending a join hook request to its answer (or its failure)',
+      buckets: ms,
+      registers,
+    }),
+    joinHookRejected: new Counter({
+      name: 'signaling_join_hook_rejected_total',
+      help: 'Join hook requests never sent, by reason (breaker-open, queue-full, wait-timeout)',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    joinHookBreakerState: new Gauge({
+      name: 'signaling_join_hook_breaker_state',
+      help: "State of this node's join hook circuit breaker: 0 closed, 1 half-open, 2 open",
+      registers,
+    }),
+    joinHookInFlight: new Gauge({
+      name: 'signaling_join_hook_in_flight',
+      help: 'Join hook requests this node has out, and waiting for a slot, by state',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    joinHookDecisions: new Counter({
+      name: 'signaling_join_hook_decisions_total',
+      help: 'Joins, resumes and re-checks the join hook decided, by purpose and decision (allowed, denied, failed-open, failed-closed, kept, removed)',
+      labelNames: ['purpose', 'decision'] as const,
+      registers,
+    }),
     unsettledCommits: new Counter({
       name: 'signaling_unsettled_commits_total',
       help: 'Joins and leaves whose outcome was unknown to their peers (a failed COMMIT, a publish failed after it was sent), settled in the background, by operation',

@@ -38,7 +38,7 @@ export interface TokenVerifierOptions {
   jwksTimeoutMs?: number;
 }
 
-const GRANTS = ['signal', 'broadcast', 'state'] as const satisfies readonly Grant[];
+export const GRANTS = ['signal', 'broadcast', 'state'] as const satisfies readonly Grant[];
 
 /** Same alphabet and length as a `join` room in the protocol. */
 const ROOM_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;

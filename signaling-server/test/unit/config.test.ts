@@ -138,4 +138,22 @@ describe('configuration', () => {
     const slow = timerWarnings(loadConfig({ DB_TIMEOUT_MS: '2000', NODE_HEARTBEAT_MS: '1000' }));
     expect(slow).toEqual([expect.stringMatching(/^DB_TIMEOUT_MS \(2000\) is at least two NODE_HEARTBEAT_MS periods/)]);
   });
+  it('leaves the join hook off by default and needs its secret with its URL', () => {
+    const config = loadConfig({});
+    expect(config.JOIN_HOOK_URL).toBeUndefined();
+    expect(config).toMatchObject({
+      JOIN_HOOK_TIMEOUT_MS: 2000,
+      JOIN_HOOK_ON_RESUME: false,
+      JOIN_HOOK_FAIL_OPEN: false,
+      JOIN_HOOK_HEADERS: [],
+      JOIN_HOOK_MAX_CONCURRENCY: 32,
+      JOIN_HOOK_MAX_QUEUED: 256,
+      JOIN_HOOK_BREAKER_FAILURES: 5,
+      JOIN_HOOK_BREAKER_COOLDOWN_MS: 5000,
+    });
+    expect(() => loadConfig({ JOIN_HOOK_URL: 'https://app.example/hook' })).toThrow(/JOIN_HOOK_SECRET/);
+    expect(() => loadConfig({ JOIN_HOOK_URL: 'ftp://app.example/hook' })).toThrow(/JOIN_HOOK_URL/);
+    expect(loadConfig({ JOIN_HOOK_HEADERS: ' X-Tenant ,user-agent' }).JOIN_HOOK_HEADERS).toEqual(['x-tenant', 'user-agent']);
+    expect(() => loadConfig({ JOIN_HOOK_HEADERS: 'bad header' })).toThrow(/JOIN_HOOK_HEADERS/);
+  });
 });
