@@ -131,6 +131,12 @@ const ConfigSchema = z
     /** Postgres's synchronous_commit for this node's sessions; unset keeps the server's setting. */
     DB_SYNCHRONOUS_COMMIT: optionalString.pipe(z.enum(['on', 'off', 'local', 'remote_write', 'remote_apply']).optional()),
     REDIS_TIMEOUT_MS: int(3_000, 100),
+    /** How often every Redis connection is sent a PING; 0 turns the probe off. */
+    REDIS_PROBE_INTERVAL_MS: int(1_000, 0),
+    /** How long that PING may take before the connection counts as dead and is opened again. */
+    REDIS_PROBE_TIMEOUT_MS: int(2_000, 50),
+    /** TCP keepalive's idle time on every Redis connection; 0 leaves the system's (hours). */
+    REDIS_KEEPALIVE_MS: int(1_000, 0),
     // At most 1 MiB: a node reads frames up to 16 times this before refusing them.
     MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 1024 * 1024),
     MAX_ROOMS_PER_CONNECTION: int(16, 1),

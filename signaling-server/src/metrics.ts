@@ -56,6 +56,12 @@ export function createMetrics() {
       registers,
     }),
     busUp: new Gauge({ name: 'signaling_bus_up', help: '1 when the bus (Redis) is connected', registers }),
+    busSilentConnections: new Counter({
+      name: 'signaling_bus_silent_connections_total',
+      help: 'Redis connections that missed their PING deadline (REDIS_PROBE_TIMEOUT_MS) and were destroyed and opened again, by connection (pub, sub, ssub)',
+      labelNames: ['connection'] as const,
+      registers,
+    }),
     dbUp: new Gauge({ name: 'signaling_db_up', help: '1 when the database answered its last check', registers }),
     draining: new Gauge({ name: 'signaling_draining', help: '1 while this node drains', registers }),
     busReceived: new Counter({
