@@ -40,7 +40,7 @@ import { StartupError, addressOf, reasonOf, startupStep } from './startup-error.
 import { loadUws } from './transport/uws.js';
 
 async function start(config: Config, log: Logger) {
-  const { uws, isNative } = loadUws(config.ALLOW_UWS_FALLBACK);
+  const { uws, isNative } = await loadUws(config.ALLOW_UWS_FALLBACK);
   if (!isNative) log.warn('running on the uWebSockets.js JavaScript fallback (ALLOW_UWS_FALLBACK): expect far lower throughput');
   const metrics = createMetrics();
   for (const warning of timerWarnings(config)) log.warn(warning);

@@ -1,26 +1,34 @@
-// Ends every run with one plain line that CI and people can read without knowing vitest's own
-// summary format: "Tests: N passed, N failed[, N skipped]; test files: N of N failed[; N errors
-// outside tests]". Files are counted apart from tests because a file can fail with no failed test:
-// at import (nothing collected), in beforeAll (its tests are skipped) or in afterAll (they passed).
+// Ends every run with one plain line, "Tests: N passed, N failed[, N skipped]", that CI and people
+// can read without knowing vitest's own summary format. A test file can fail with no failed test in
+// it: at import (nothing collected), in beforeAll (its tests are skipped) or in afterAll (they
+// passed). Each such file counts as one failure in that line, as does each error outside any test,
+// so the line never says "0 failed" for a failed run. The line before it counts the files, worded
+// so that it is not read as the closing line.
 import type { Reporter, TestModule } from 'vitest/node';
 
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>): void {
-    const tests = { passed: 0, failed: 0, skipped: 0 };
+    let passed = 0;
+    let failed = unhandledErrors.length;
+    let skipped = 0;
     let failedFiles = 0;
     for (const module of testModules) {
-      if (module.state() === 'failed') failedFiles++;
+      let failedTests = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
-        if (state === 'passed') tests.passed++;
-        else if (state === 'failed') tests.failed++;
-        else tests.skipped++;
+        if (state === 'passed') passed++;
+        else if (state === 'failed') failedTests++;
+        else skipped++;
       }
+      if (module.state() === 'failed') {
+        failedFiles++;
+        if (failedTests === 0) failed++;
+      }
+      failed += failedTests;
     }
-    const skipped = tests.skipped > 0 ? `, ${tests.skipped} skipped` : '';
-    const outside = unhandledErrors.length > 0 ? `; ${unhandledErrors.length} errors outside tests` : '';
     process.stdout.write(
-      `\nTests: ${tests.passed} passed, ${tests.failed} failed${skipped}; test files: ${failedFiles} of ${testModules.length} failed${outside}\n`,
+      `\nTest files failed: ${failedFiles} of ${testModules.length}\n` +
+        `Tests: ${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`,
     );
   }
 }
