@@ -2,6 +2,7 @@
 // the OpenAPI document (openapi.ts) is generated from them, so the two cannot drift.
 import { z } from 'zod';
 import { ParticipantId, RoomName } from '../protocol/messages.js';
+import { MAX_STATE_VERSION, StorableObject } from '../protocol/storable.js';
 
 const JsonObject = z.record(z.string(), z.unknown());
 const Timestamp = z.string().describe('ISO 8601 time');
@@ -23,13 +24,22 @@ export const ErrorBody = z.object({
   state: z.object({ version: z.number().int(), data: JsonObject.nullable() }).optional(),
 });
 
+/** A page's cursor is the last room name of the page before, base64url-encoded. */
+export const encodeCursor = (name: string): string => Buffer.from(name).toString('base64url');
+export const decodeCursor = (cursor: string): string => Buffer.from(cursor, 'base64url').toString('utf8');
+
 export const RoomParams = z.object({ room: RoomName });
 export const ParticipantParams = z.object({ room: RoomName, id: ParticipantId });
 export const NodeParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
 
 export const RoomListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().max(256).optional().describe('nextCursor of the previous page'),
+  cursor: z
+    .string()
+    .max(256)
+    .refine((cursor) => RoomName.safeParse(decodeCursor(cursor)).success, 'not a cursor this API handed out')
+    .optional()
+    .describe('nextCursor of the previous page'),
 });
 export const ClusterQuery = z.object({ dead: z.enum(['true', 'false']).default('false').describe('include dead nodes') });
 
@@ -83,8 +93,8 @@ export const SendResult = z.object({
 });
 
 export const StateBody = z.object({
-  version: z.number().int().min(0).describe('the version the write expects the room to be at'),
-  data: JsonObject,
+  version: z.number().int().min(0).max(MAX_STATE_VERSION).describe('the version the write expects the room to be at'),
+  data: StorableObject,
 });
 export const StateResult = z.object({ version: z.number().int() });
 
