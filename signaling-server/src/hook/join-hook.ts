@@ -201,15 +201,18 @@ export class JoinHook {
 /** The response body as text, or null when it is longer than `limit` bytes. */
 async function readBounded(res: Response, limit: number): Promise<string | null> {
   if (!res.body) return '';
+  const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
     if (size > limit) {
-      await res.body.cancel().catch(() => {});
+      await reader.cancel().catch(() => {});
       return null;
     }
-    chunks.push(chunk);
+    chunks.push(value);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
