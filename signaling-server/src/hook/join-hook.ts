@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { GRANTS } from '../auth/token-verifier.js';
+import { GRANTS, type Grant } from '../auth/token-verifier.js';
 import type { Metrics } from '../metrics.js';
 import { MAX_NAME_CHARS } from '../protocol/messages.js';
 import { signWebhook } from '../webhooks/signature.js';
@@ -28,7 +28,7 @@ export interface HookRequest {
   /** The join's token (or the connection's), as sent, when there is one. */
   token: string | null;
   /** The verified claims of that token, when tokens are on. */
-  claims: { sub: string; room: string; name?: string; grants: string[]; exp: number } | null;
+  claims: { sub: string; room: string; name?: string; grants: Grant[]; exp: number } | null;
   /** The upgrade request's cookies and the headers JOIN_HOOK_HEADERS names. */
   cookies: Record<string, string>;
   headers: Record<string, string>;
