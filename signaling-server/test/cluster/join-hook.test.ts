@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestDatabase,
   freePort,
@@ -203,6 +203,11 @@ describe('a backend that fails: joins are refused (fail closed) in bounded time'
     expect(await metric(a, 'signaling_join_hook_breaker_state')).toBe(0);
     await expectNextJoinAllowed(a);
   });
+});
+
+afterEach(async () => {
+  // A failed breaker test must not leave the backend down for the tests after it.
+  await backend.restart();
 });
 
 describe('resumes and re-checks', () => {

@@ -52,8 +52,9 @@ export class JoinHookBackend {
     return backend;
   }
 
-  /** Listens again on the same port after stop(). */
+  /** Listens again on the same port after stop(); nothing when it listens. */
   async restart(): Promise<void> {
+    if (this.server) return;
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
     this.attach(server);
@@ -69,11 +70,24 @@ export class JoinHookBackend {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** The first request so far that matches, or the next one that does. */
-  untilCall(predicate: (c: HookCall) => boolean): Promise<HookCall> {
+  /** The first request so far that matches, or the next one that does (within `timeoutMs`). */
+  untilCall(predicate: (c: HookCall) => boolean, timeoutMs = 5000): Promise<HookCall> {
     const seen = this.calls.find(predicate);
     if (seen) return Promise.resolve(seen);
-    return new Promise((resolve) => this.waiters.push({ predicate, resolve }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`no such join hook request within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = {
+        predicate,
+        resolve: (c: HookCall) => {
+          clearTimeout(timer);
+          resolve(c);
+        },
+      };
+      this.waiters.push(waiter);
+    });
   }
 
   private attach(server: Server): void {
