@@ -227,6 +227,19 @@ describe('resumes and re-checks', () => {
     expect(body.participants[0]).toMatchObject({ identity: 'walker', source: 'hook', grants: ['broadcast'], node: b.id });
   });
 
+  it('a resume token that does not work does not get past the hook: the join is asked about as a new one', async () => {
+    const room = newRoom('hook-badresume');
+    backend.answer = () => allow();
+    const first = await clients.connect(a);
+    const joined = await first.join(room);
+    await first.request({ type: 'leave', room });
+    backend.answer = (req) => ({ body: { allow: false, reason: `no ${req.type}` } });
+    for (const resume of [joined.resume, 'not-a-resume-token']) {
+      const again = await clients.connect(b);
+      expect(await joinReply(again, room, { resume })).toMatchObject({ code: 'forbidden', message: 'no join' });
+    }
+  });
+
   it('a participant whose access was revoked is removed at its re-check, with the reason, and its peers see it leave', async () => {
     const room = newRoom('hook-recheck');
     let isRevoked = false;
