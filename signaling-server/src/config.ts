@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { parseCidr } from './limits/client-address.js';
 import { DEFAULT_POOL_SIZE } from './store/database.js';
+import { parseWebhookSecret } from './webhooks/signature.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 const optionalString = z
@@ -309,8 +310,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.data.WEBHOOK_URLS?.length && !parsed.data.WEBHOOK_SECRET) {
     throw new ConfigError('invalid configuration: WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
   }
-  if (parsed.data.JOIN_HOOK_URL && !parsed.data.JOIN_HOOK_SECRET) {
-    throw new ConfigError('invalid configuration: JOIN_HOOK_SECRET: required when JOIN_HOOK_URL is set');
+  if (parsed.data.JOIN_HOOK_URL) {
+    if (!parsed.data.JOIN_HOOK_SECRET) {
+      throw new ConfigError('invalid configuration: JOIN_HOOK_SECRET: required when JOIN_HOOK_URL is set');
+    }
+    try {
+      parseWebhookSecret(parsed.data.JOIN_HOOK_SECRET, 'JOIN_HOOK_SECRET');
+    } catch (err) {
+      throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
+    }
   }
   const data = parsed.data;
   const config: Config = {

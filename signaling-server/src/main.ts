@@ -8,6 +8,8 @@ import { ApiRouter, type Route } from './api/router.js';
 import { createPayloadVerifier, createTokenVerifier } from './auth/token-verifier.js';
 import { NodeCommands } from './cluster/node-commands.js';
 import { NodeLoadReporter } from './cluster/node-load.js';
+import { JoinHook } from './hook/join-hook.js';
+import { AccessRechecks } from './rooms/access-rechecks.js';
 import { RoomAdmin } from './rooms/room-admin.js';
 import { ClusterReader } from './store/cluster-reader.js';
 import { parseWebhookSecret } from './webhooks/signature.js';
@@ -116,6 +118,28 @@ async function start(config: Config, log: Logger) {
   // The URLs only: the secret and the credentials made from it are never logged.
   if (iceServers) log.info({ iceUrls: config.ICE_SERVERS, turnTtlSeconds: config.TURN_TTL }, 'handing out ICE servers');
 
+  // The operator's removals and the join hook's re-checks take the same path: RoomAdmin's.
+  const admin = new RoomAdmin({ nodeId: config.NODE_ID, store, bus, metrics, log });
+  const joinHook = config.JOIN_HOOK_URL
+    ? new JoinHook({
+        url: config.JOIN_HOOK_URL,
+        key: parseWebhookSecret(config.JOIN_HOOK_SECRET!, 'JOIN_HOOK_SECRET'),
+        timeoutMs: config.JOIN_HOOK_TIMEOUT_MS,
+        maxInFlight: config.JOIN_HOOK_MAX_CONCURRENCY,
+        maxWaiting: config.JOIN_HOOK_MAX_QUEUED,
+        breakerFailures: config.JOIN_HOOK_BREAKER_FAILURES,
+        breakerCoolDownMs: config.JOIN_HOOK_BREAKER_COOLDOWN_MS,
+        maxMetaBytes: config.MAX_META_BYTES,
+        metrics,
+        log,
+      })
+    : null;
+  if (joinHook) {
+    // The URL's origin only: a path or query may hold a credential.
+    const hookOrigin = new URL(config.JOIN_HOOK_URL!).origin;
+    log.info({ hookOrigin, onResume: config.JOIN_HOOK_ON_RESUME, failOpen: config.JOIN_HOOK_FAIL_OPEN }, 'join hook on');
+  }
+
   let isDraining = false;
   let server: SignalingServer | null = null;
   const rooms = new RoomService({
@@ -135,6 +159,12 @@ async function start(config: Config, log: Logger) {
     maxQueuedRequests: config.MAX_QUEUED_REQUESTS,
     maxMetaBytes: config.MAX_META_BYTES,
     verifier,
+    ...(joinHook
+      ? {
+          joinHook: { hook: joinHook, isAskedOnResume: config.JOIN_HOOK_ON_RESUME, isFailOpen: config.JOIN_HOOK_FAIL_OPEN },
+          rechecks: new AccessRechecks({ hook: joinHook, remover: admin, metrics, log }),
+        }
+      : {}),
     gapRecords,
     handoverWaitMs: config.HANDOVER_WAIT_MS,
     checkpointMs: config.CHECKPOINT_MS,
@@ -212,7 +242,7 @@ async function start(config: Config, log: Logger) {
   const routes: Route[] = operatorRoutes({
     nodeId: config.NODE_ID,
     reader,
-    admin: new RoomAdmin({ nodeId: config.NODE_ID, store, bus, metrics, log }),
+    admin,
     commands,
     drainSelf: () => requestStop('api-drain'),
     log,
@@ -258,6 +288,7 @@ async function start(config: Config, log: Logger) {
       forwardedHeader: config.FORWARDED_HEADER,
       ipv6PrefixLength: config.IPV6_PREFIX_LENGTH,
     }),
+    joinHookHeaders: joinHook ? config.JOIN_HOOK_HEADERS : null,
     isReady: async () => {
       if (isDraining || !bus.isUp()) return false;
       await store.ping();

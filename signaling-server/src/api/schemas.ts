@@ -1,6 +1,8 @@
 // zod schemas of the operator API's requests and responses. The router validates with them and
 // the OpenAPI document (openapi.ts) is generated from them, so the two cannot drift.
 import { z } from 'zod';
+import { ACCESS_SOURCES } from '../auth/access.js';
+import { GRANTS } from '../auth/token-verifier.js';
 import { ParticipantId, RoomName } from '../protocol/messages.js';
 import { MAX_STATE_VERSION, StorableObject } from '../protocol/storable.js';
 
@@ -61,7 +63,12 @@ export const Participant = z.object({
   room: z.string(),
   name: z.string(),
   meta: JsonObject,
-  identity: z.string().nullable().describe('token subject, when tokens are in use'),
+  identity: z.string().nullable().describe("the token's or the join hook's subject, when either named one"),
+  source: z
+    .enum(ACCESS_SOURCES)
+    .nullable()
+    .describe('where the identity and grants came from; null for a participant that joined before this was recorded'),
+  grants: z.array(z.enum(GRANTS)).nullable().describe('what the participant may do'),
   node: z.string().describe('the node that holds (or last held) its socket'),
   status: z.enum(['connected', 'disconnected']),
   graceUntil: Timestamp.nullable().describe('while disconnected: when its grace period ends'),

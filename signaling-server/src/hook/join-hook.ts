@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { GRANTS } from '../auth/token-verifier.js';
+import { GRANTS, type Grant } from '../auth/token-verifier.js';
 import type { Metrics } from '../metrics.js';
 import { MAX_NAME_CHARS } from '../protocol/messages.js';
 import { signWebhook } from '../webhooks/signature.js';
@@ -28,7 +28,7 @@ export interface HookRequest {
   /** The join's token (or the connection's), as sent, when there is one. */
   token: string | null;
   /** The verified claims of that token, when tokens are on. */
-  claims: { sub: string; room: string; name?: string; grants: string[]; exp: number } | null;
+  claims: { sub: string; room: string; name?: string; grants: Grant[]; exp: number } | null;
   /** The upgrade request's cookies and the headers JOIN_HOOK_HEADERS names. */
   cookies: Record<string, string>;
   headers: Record<string, string>;
@@ -201,15 +201,18 @@ export class JoinHook {
 /** The response body as text, or null when it is longer than `limit` bytes. */
 async function readBounded(res: Response, limit: number): Promise<string | null> {
   if (!res.body) return '';
+  const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
     if (size > limit) {
-      await res.body.cancel().catch(() => {});
+      await reader.cancel().catch(() => {});
       return null;
     }
-    chunks.push(chunk);
+    chunks.push(value);
   }
   return Buffer.concat(chunks).toString('utf8');
 }

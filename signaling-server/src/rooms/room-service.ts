@@ -21,14 +21,15 @@ import {
 } from '../protocol/messages.js';
 import type { SeatCaps } from '../store/seats.js';
 import type { Departure, HeldMembership, RoomStore } from '../store/store.js';
-import { Admission } from './admission.js';
+import { AccessRechecks } from './access-rechecks.js';
+import { Admission, hookRequestOf, type JoinHookPolicy } from './admission.js';
 import { dependency } from './dependency.js';
 import { Kind, type ReceivedEnvelope } from './envelope.js';
 import { LocalRooms } from './local-rooms.js';
 import { formatResumeToken } from './resume-token.js';
 import { RoomChannel } from './room-channel.js';
 import type { RoomView } from './room-view.js';
-import { LocalMember, Session, topicOf, type ClientLink, type LocalFanout } from './session.js';
+import { LocalMember, Session, topicOf, type ClientLink, type ConnectionRequest, type LocalFanout } from './session.js';
 import { SignalRouter } from './signal-router.js';
 
 const DEFAULT_MAX_QUEUED_REQUESTS = 32;
@@ -48,6 +49,10 @@ export interface RoomServiceOptions {
   maxMetaBytes: number;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
+  /** The application's join hook (JOIN_HOOK_URL); absent: tokens alone decide. */
+  joinHook?: JoinHookPolicy;
+  /** Asks the join hook again when its answer said when; present with joinHook. */
+  rechecks?: AccessRechecks;
   /** Where away participants' gaps start, and delivery checkpoints. */
   gapRecords: GapRecords;
   /** How long a resumed participant waits for its previous node's handover. */
@@ -105,14 +110,16 @@ export class RoomService {
       local: this.local,
       log,
       verifier,
+      joinHook: opts.joinHook,
+      metrics,
       maxParticipantsPerRoom,
       graceSeats: opts.graceSeats,
       onUncertainResume: (m) => void this.startGrace([m], 'disconnected'),
     });
   }
 
-  connect(link: ClientLink, claims?: TokenClaims): Session {
-    return new Session(link, claims);
+  connect(link: ClientLink, claims?: TokenClaims, request?: ConnectionRequest): Session {
+    return new Session(link, claims, request);
   }
 
   get participantCount(): number {
@@ -179,6 +186,7 @@ export class RoomService {
   /** Stops the node's timers; call before closing the bus. */
   close(): void {
     this.router.close();
+    this.opts.rechecks?.close();
   }
 
   // ---- what arrives on the bus -----------------------------------------------------------------
@@ -317,10 +325,10 @@ export class RoomService {
     const started = performance.now();
     const { session, room } = member;
     try {
-      const claims = await this.admission.authorize(session, msg);
-      member.grants = claims?.grants;
+      const auth = await this.admission.authorize(session, msg);
       await dependency(view.subscription, this.log);
-      const { snapshot, secret, isResumed } = await this.admission.admit(member, msg, meta, claims);
+      const { snapshot, secret, isResumed, access, hookRequest } = await this.admission.admit(member, msg, meta, auth);
+      member.grants = access.grants;
       member.seq = snapshot.seq;
       member.version = snapshot.state.version;
       view.applySnapshot(snapshot.seq, [snapshot.self.id, ...snapshot.peers.map((p) => p.id)]);
@@ -340,6 +348,10 @@ export class RoomService {
       this.local.deliverHolds(member);
       this.router.releaseEarly(member);
       this.router.markJoined(member.id);
+      if (access.recheckAt !== null && this.opts.rechecks) {
+        const request = hookRequest ?? hookRequestOf('recheck', session, msg, auth.claims);
+        this.opts.rechecks.schedule(member, access.recheckAt, request);
+      }
       this.metrics.joinSeconds.observe((performance.now() - started) / 1000);
       this.log.info({ room, participant: member.id, resumed: isResumed }, 'joined');
     } catch (err) {
@@ -362,6 +374,7 @@ export class RoomService {
     try {
       const left = this.store.leave({ room, participantId: member.id }, this.nodeId, (d) => this.announceDeparture(d));
       await dependency(left, this.log);
+      this.opts.rechecks?.cancel(member);
       this.local.drop(member);
       if (!session.isClosed) session.link.send(encode.left(requestId, room));
       this.log.info({ room, participant: member.id }, 'left');
@@ -378,6 +391,7 @@ export class RoomService {
 
   /** Lets go of a member whose connection ended without `leave`; its gap is kept for its resume. */
   private enterGrace(member: LocalMember): HeldMembership {
+    this.opts.rechecks?.cancel(member);
     this.router.goAway(member);
     this.local.drop(member);
     return { room: member.room, participantId: member.id, resumeHash: member.resumeHash };
@@ -467,6 +481,6 @@ export class RoomService {
 
 function requireGrant(member: LocalMember, action: Grant): void {
   if (member.grants && !member.grants.has(action)) {
-    throw new ProtocolError('forbidden', `the token does not grant ${action}`);
+    throw new ProtocolError('forbidden', `${action} is not granted to this participant`);
   }
 }

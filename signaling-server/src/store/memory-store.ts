@@ -1,6 +1,7 @@
 // RoomStore in memory: the twin of PostgresStore for unit tests of the rooms layer. It keeps the
 // same rules (room-full, compare-and-set, grace, single-use resume, serialised membership changes
 // with announcements before they take effect) without a database.
+import type { StoredAccess } from '../auth/access.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
 import type {
@@ -23,6 +24,7 @@ import { seatsTaken } from './seats.js';
 interface Row {
   peer: Peer;
   identity: string | null;
+  access: StoredAccess | null;
   room: string;
   nodeId: string;
   status: 'connected' | 'disconnected';
@@ -62,6 +64,7 @@ export class MemoryStore implements RoomStore {
       this.participants.set(req.participantId, {
         peer: snapshot.self,
         identity: req.identity,
+        access: req.access ?? null,
         room: req.room,
         nodeId: req.nodeId,
         status: 'connected',
@@ -81,7 +84,8 @@ export class MemoryStore implements RoomStore {
       const isLive = row && (row.status === 'connected' || row.graceUntil > this.now());
       const isRetry = row?.status === 'disconnected' && row.resumeHash === req.nextResumeHash;
       const isKnownHash = row?.resumeHash === req.resumeHash || isRetry;
-      if (!row || row.room !== req.room || !isLive || !isKnownHash || row.identity !== req.identity) return null;
+      const isOtherIdentity = req.identity !== undefined && row?.identity !== req.identity;
+      if (!row || row.room !== req.room || !isLive || !isKnownHash || isOtherIdentity) return null;
       const previousNodeId = row.status === 'connected' && row.nodeId !== req.nodeId ? row.nodeId : null;
       const lastNodeId = row.nodeId;
       const epoch = row.epoch + 1;
@@ -92,9 +96,11 @@ export class MemoryStore implements RoomStore {
         graceUntil: 0,
         resumeHash: req.nextResumeHash,
         epoch,
+        access: req.access ?? row.access,
       });
       const peers = this.peersOf(req.room).filter((p) => p.id !== req.participantId);
-      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId, lastNodeId, epoch };
+      const { identity, access } = row;
+      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId, lastNodeId, epoch, identity, access };
     });
   }
 

@@ -25,6 +25,8 @@ export interface Database {
     grace_until: ColumnType<Date | null, Date | string | null, Date | string | null>;
     resume_hash: string;
     epoch: Generated<number>;
+    /** auth/access.ts StoredAccess; NULL on rows from before db/007. */
+    access: ColumnType<unknown, string | null | undefined, string | null>;
     joined_at: Generated<Timestamp>;
   };
   room_events: {

@@ -13,7 +13,7 @@ import type { Metrics } from '../metrics.js';
 import { DecodeError, decodeClientMessage, encode } from '../protocol/messages.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { RoomService } from '../rooms/room-service.js';
-import type { ClientLink, Session } from '../rooms/session.js';
+import type { ClientLink, ConnectionRequest, Session } from '../rooms/session.js';
 import { registerHttpRoutes, type ApiHandler } from './http-routes.js';
 import type { StaticFiles } from './static-files.js';
 import type { Uws } from './uws.js';
@@ -47,6 +47,8 @@ export interface ServerOptions {
   addressRates: AddressRates;
   /** Tells the client's address behind trusted proxies; per-address limits count by its limitKey. */
   clientAddress: ClientAddressResolver;
+  /** With a join hook: the request headers it is told (besides the cookies). Null: no hook, nothing recorded. */
+  joinHookHeaders: string[] | null;
 }
 
 interface Connection {
@@ -61,6 +63,8 @@ interface Connection {
   addressKey: string;
   address: AddressBuckets;
   claims: TokenClaims | undefined;
+  /** What the join hook is told about the upgrade request. */
+  request: ConnectionRequest;
   /** Why the connect-time token was refused; the connection is closed with 1008 right after open. */
   authError: ProtocolError | undefined;
   bucket: TokenBucket;
@@ -177,6 +181,7 @@ export class SignalingServer {
           addressKey,
           address: this.addressLimits.acquire(addressKey),
           claims: undefined,
+          request: readRequest(req, ip, token, opts.joinHookHeaders),
           authError: undefined,
           bucket: new TokenBucket(perSec, burst),
           bytes: new TokenBucket(opts.connectionBytes.perSec, opts.connectionBytes.burst),
@@ -203,7 +208,7 @@ export class SignalingServer {
 
       open: (ws) => {
         const conn = ws.getUserData();
-        conn.session = opts.rooms.connect(new UwsLink(ws, conn, backpressureDropped), conn.claims);
+        conn.session = opts.rooms.connect(new UwsLink(ws, conn, backpressureDropped), conn.claims, conn.request);
         this.sockets.add(ws);
         metrics.connections.set(this.sockets.size);
         ws.send(encode.welcome(opts.nodeId, heartbeatMs));
@@ -398,6 +403,21 @@ function readOrigin(res: HttpResponse, req: HttpRequest, resolver: ClientAddress
   const header = resolver.forwardedHeader;
   if (header !== null) req.forEach((key, value) => key === header && origin.forwardedFor.push(value));
   return origin;
+}
+
+/** The upgrade request as the join hook sees it; headers and cookies only when there is a hook. */
+function readRequest(req: HttpRequest, address: string, token: string | null, hookHeaders: string[] | null): ConnectionRequest {
+  const request: ConnectionRequest = { address, token, cookies: {}, headers: {} };
+  if (hookHeaders === null) return request;
+  for (const name of hookHeaders) {
+    const value = req.getHeader(name);
+    if (value !== '') request.headers[name] = value;
+  }
+  for (const pair of req.getHeader('cookie').split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) request.cookies[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return request;
 }
 
 /**

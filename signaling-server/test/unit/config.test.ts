@@ -152,6 +152,13 @@ describe('configuration', () => {
       JOIN_HOOK_BREAKER_COOLDOWN_MS: 5000,
     });
     expect(() => loadConfig({ JOIN_HOOK_URL: 'https://app.example/hook' })).toThrow(/JOIN_HOOK_SECRET/);
+    expect(() => loadConfig({ JOIN_HOOK_URL: 'https://app.example/hook', JOIN_HOOK_SECRET: 'hunter2' })).toThrow(
+      /JOIN_HOOK_SECRET must be whsec_/,
+    );
+    const secret = `whsec_${Buffer.alloc(24, 1).toString('base64')}`;
+    expect(loadConfig({ JOIN_HOOK_URL: 'https://app.example/hook', JOIN_HOOK_SECRET: secret }).JOIN_HOOK_URL).toBe(
+      'https://app.example/hook',
+    );
     expect(() => loadConfig({ JOIN_HOOK_URL: 'ftp://app.example/hook' })).toThrow(/JOIN_HOOK_URL/);
     expect(loadConfig({ JOIN_HOOK_HEADERS: ' X-Tenant ,user-agent' }).JOIN_HOOK_HEADERS).toEqual(['x-tenant', 'user-agent']);
     expect(() => loadConfig({ JOIN_HOOK_HEADERS: 'bad header' })).toThrow(/JOIN_HOOK_HEADERS/);
