@@ -64,6 +64,8 @@ const ConfigSchema = z
     /** How long a publish waits for those replicas before it counts anyway (as unreplicated). */
     REDIS_CLUSTER_WAIT_TIMEOUT_MS: int(100, 1),
     REDIS_PREFIX: z.string().default('sig:'),
+    /** A warning that repeats (a failed publish under a fault) is logged at most once per this interval, with the count left out. */
+    LOG_REPEAT_INTERVAL_MS: int(10_000, 0),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DATA_DIR: z.string().min(1).default('./data'),
     RESUME_GRACE_MS: int(10_000, 0),

@@ -28,6 +28,7 @@ import { Settler } from './cluster/settler.js';
 import { ClientAddressResolver } from './limits/client-address.js';
 import { ConfigError, drainCloseReserveMs, hasRedis, loadConfig, timerWarnings, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
+import { RepeatedWarnings } from './log-repeats.js';
 import { createMetrics } from './metrics.js';
 import { RoomService } from './rooms/room-service.js';
 import { openDatabase } from './store/database.js';
@@ -42,6 +43,7 @@ async function start(config: Config, log: Logger) {
   const { uws, isNative } = loadUws(config.ALLOW_UWS_FALLBACK);
   if (!isNative) log.warn('running on the uWebSockets.js JavaScript fallback (ALLOW_UWS_FALLBACK): expect far lower throughput');
   const metrics = createMetrics();
+  const warnings = new RepeatedWarnings(log, config.LOG_REPEAT_INTERVAL_MS);
   for (const warning of timerWarnings(config)) log.warn(warning);
 
   const database = await openDatabase({
@@ -87,6 +89,7 @@ async function start(config: Config, log: Logger) {
       probeTimeoutMs: config.REDIS_PROBE_TIMEOUT_MS,
       keepAliveMs: config.REDIS_KEEPALIVE_MS,
       log,
+      warnings,
       onSilent: (connection) => metrics.busSilentConnections.labels(connection).inc(),
       onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
       onRecovered: (_room, count) => metrics.busRecovered.inc(count),
@@ -133,6 +136,7 @@ async function start(config: Config, log: Logger) {
     },
     metrics,
     log,
+    warnings,
     resumeGraceMs: config.RESUME_GRACE_MS,
     maxRoomsPerConnection: config.MAX_ROOMS_PER_CONNECTION,
     maxParticipantsPerRoom: config.MAX_PARTICIPANTS_PER_ROOM,

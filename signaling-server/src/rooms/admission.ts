@@ -2,7 +2,7 @@
 // either the one its resume token names (taken over from wherever it was) or a new one, recorded in
 // the database and announced on the bus. The join flow around it (queue, `joined`, holds) is the
 // RoomService's.
-import type { Logger } from 'pino';
+import type { Warner } from '../log-repeats.js';
 import { roomAllowed, type TokenClaims, type TokenVerifier } from '../auth/token-verifier.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { encode, type JoinMessage } from '../protocol/messages.js';
@@ -22,7 +22,8 @@ export interface AdmissionOptions {
   channel: RoomChannel;
   router: SignalRouter;
   local: LocalRooms;
-  log: Logger;
+  /** Where a failed dependency is reported: repeated failures are logged once per interval. */
+  warnings: Warner;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
   maxParticipantsPerRoom: number;
@@ -62,7 +63,7 @@ export class Admission {
     meta: Record<string, unknown>,
     claims: TokenClaims | undefined,
   ): Promise<Admitted> {
-    const { nodeId, store, channel, local, router, log } = this.opts;
+    const { nodeId, store, channel, local, router, warnings } = this.opts;
     const presented = msg.resume ? parseResumeToken(msg.resume) : null;
     if (presented) {
       // The next secret follows from the presented one, so a resume whose `joined` never arrived
@@ -83,7 +84,7 @@ export class Admission {
       resuming.catch(() =>
         this.opts.onUncertainResume({ room: msg.room, participantId: presented.participantId, resumeHash: next.hash }),
       );
-      const resumed = await dependency(resuming, log);
+      const resumed = await dependency(resuming, warnings);
       if (resumed) {
         member.id = resumed.self.id;
         member.epoch = resumed.epoch;
@@ -98,7 +99,7 @@ export class Admission {
         // Signals after this marker are ours; the gap before it is read back from the room's log.
         const claimed = await dependency(
           channel.publish(msg.room, { kind: Kind.Claim, participant: member.id, epoch: member.epoch }),
-          log,
+          warnings,
         );
         router.claimed(member.id, claimed);
         return { snapshot: resumed as RoomSnapshot, secret: next.secret, isResumed: true };
@@ -132,7 +133,7 @@ export class Admission {
             frame: encode.peerJoined(msg.room, s.self),
           }),
       ),
-      log,
+      warnings,
     );
     // Local peers have seen peer-joined once its echo is back: only then may the newcomer speak.
     await channel.echo(msg.room, { kind: Kind.PeerJoined, participant: participantId, seq: snapshot.seq });

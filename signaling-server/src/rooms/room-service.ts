@@ -23,6 +23,7 @@ import type { SeatCaps } from '../store/seats.js';
 import type { Departure, HeldMembership, RoomStore } from '../store/store.js';
 import { Admission } from './admission.js';
 import { dependency } from './dependency.js';
+import { DEFAULT_LOG_REPEAT_INTERVAL_MS, RepeatedWarnings } from '../log-repeats.js';
 import { Kind, type ReceivedEnvelope } from './envelope.js';
 import { LocalRooms } from './local-rooms.js';
 import { formatResumeToken } from './resume-token.js';
@@ -40,6 +41,8 @@ export interface RoomServiceOptions {
   fanout: LocalFanout;
   metrics: Metrics;
   log: Logger;
+  /** Warnings a fault repeats (failed publishes, unreachable dependencies), logged once per interval. */
+  warnings?: RepeatedWarnings;
   resumeGraceMs: number;
   maxRoomsPerConnection: number;
   maxParticipantsPerRoom: number;
@@ -67,6 +70,7 @@ export class RoomService {
   private readonly store: RoomStore;
   private readonly metrics: Metrics;
   private readonly log: Logger;
+  private readonly warnings: RepeatedWarnings;
   private readonly channel: RoomChannel;
   private readonly router: SignalRouter;
   private readonly local: LocalRooms;
@@ -78,6 +82,7 @@ export class RoomService {
   constructor(private readonly opts: RoomServiceOptions) {
     const { nodeId, store, bus, fanout, metrics, log } = opts;
     ({ nodeId: this.nodeId, store: this.store, metrics: this.metrics, log: this.log } = opts);
+    this.warnings = opts.warnings ?? new RepeatedWarnings(log, DEFAULT_LOG_REPEAT_INTERVAL_MS);
     this.channel = new RoomChannel({ nodeId, bus, metrics, log });
     this.local = new LocalRooms({ channel: this.channel, fanout, metrics, log });
     this.router = new SignalRouter({
@@ -103,7 +108,7 @@ export class RoomService {
       channel: this.channel,
       router: this.router,
       local: this.local,
-      log,
+      warnings: this.warnings,
       verifier,
       maxParticipantsPerRoom,
       graceSeats: opts.graceSeats,
@@ -319,7 +324,7 @@ export class RoomService {
     try {
       const claims = await this.admission.authorize(session, msg);
       member.grants = claims?.grants;
-      await dependency(view.subscription, this.log);
+      await dependency(view.subscription, this.warnings);
       const { snapshot, secret, isResumed } = await this.admission.admit(member, msg, meta, claims);
       member.seq = snapshot.seq;
       member.version = snapshot.state.version;
@@ -361,7 +366,7 @@ export class RoomService {
     const { session, room } = member;
     try {
       const left = this.store.leave({ room, participantId: member.id }, this.nodeId, (d) => this.announceDeparture(d));
-      await dependency(left, this.log);
+      await dependency(left, this.warnings);
       this.local.drop(member);
       if (!session.isClosed) session.link.send(encode.left(requestId, room));
       this.log.info({ room, participant: member.id }, 'left');
@@ -425,7 +430,7 @@ export class RoomService {
       },
       (err) => {
         this.metrics.dropped.labels('bus-unavailable').inc();
-        this.log.warn({ err, room: member.room, participant: member.id }, 'bus publish failed');
+        this.warnings.warn({ err, room: member.room, participant: member.id }, 'bus publish failed');
         if (requestId !== undefined && !member.session.isClosed) {
           const error = new ProtocolError('unavailable', 'the message bus is unreachable; retry later');
           this.replyError(member.session, requestId, error);
