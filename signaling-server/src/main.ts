@@ -18,6 +18,7 @@ import { MemoryHub } from './bus/memory-bus.js';
 import { MemoryGapRecords, RedisGapRecords, type GapRecords } from './bus/gap-records.js';
 import type { RoomBus } from './bus/bus.js';
 import { drain } from './cluster/drain.js';
+import { BusOutage } from './cluster/bus-outage.js';
 import { Heartbeat } from './cluster/heartbeat.js';
 import { IceServerIssuer } from './ice/ice-servers.js';
 import { isInCluster } from './cluster/in-cluster.js';
@@ -163,6 +164,7 @@ async function start(config: Config, log: Logger) {
     log,
     metrics,
     isDraining: () => isDraining,
+    isBusUp: () => bus.isUp(),
     // 1012 as in a drain: the clients reconnect and re-join (resuming what the cluster still holds).
     onJudgedDead: () => server?.closeAll(1012, 'node restarting'),
   });
@@ -275,6 +277,26 @@ async function start(config: Config, log: Logger) {
   });
   const port = await server.listen();
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
+  // A node cut off from Redis alone sends its clients where their sends work; see bus-outage.ts.
+  const busOutage =
+    hasRedis(config) && config.BUS_DOWN_RECONNECT_MS > 0
+      ? new BusOutage({
+          nodeId: config.NODE_ID,
+          store,
+          isBusUp: () => bus.isUp(),
+          thresholdMs: config.BUS_DOWN_RECONNECT_MS,
+          checkMs: 250,
+          peerNoticeMs: config.REDIS_PROBE_INTERVAL_MS + config.REDIS_PROBE_TIMEOUT_MS,
+          log,
+          onMove: () => {
+            metrics.busAwayMoves.inc();
+            server!.isBusAway = true;
+            server!.sendAllAway(config.RECONNECT_JITTER_MS);
+          },
+          onBack: () => (server!.isBusAway = false),
+        })
+      : null;
+  busOutage?.start();
   const load = new NodeLoadReporter({
     reader,
     nodeId: config.NODE_ID,
@@ -313,6 +335,7 @@ async function start(config: Config, log: Logger) {
     server!.stopListening();
     load.stop();
     reaper.stop();
+    busOutage?.stop();
     webhooks?.stop();
     retention.stop();
     heartbeat.stop();
