@@ -117,6 +117,8 @@ const ConfigSchema = z
     /** How long a publish waits for those replicas before it counts anyway (as unreplicated). */
     REDIS_CLUSTER_WAIT_TIMEOUT_MS: int(100, 1),
     REDIS_PREFIX: z.string().default('sig:'),
+    /** A warning that repeats (a failed publish under a fault) is logged at most once per this interval, with the count left out. */
+    LOG_REPEAT_INTERVAL_MS: int(10_000, 0),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DATA_DIR: z.string().min(1).default('./data'),
     RESUME_GRACE_MS: int(10_000, 0),
@@ -138,6 +140,8 @@ const ConfigSchema = z
     REDIS_PROBE_TIMEOUT_MS: int(2_000, 50),
     /** TCP keepalive's idle time on every Redis connection; 0 leaves the system's (hours). */
     REDIS_KEEPALIVE_MS: int(1_000, 0),
+    /** How long the bus may be unreachable before this node sends its clients to another; 0: never. */
+    BUS_DOWN_RECONNECT_MS: int(5_000, 0),
     // At most 1 MiB: a node reads frames up to 16 times this before refusing them.
     MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 1024 * 1024),
     MAX_ROOMS_PER_CONNECTION: int(16, 1),

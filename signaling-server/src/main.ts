@@ -20,6 +20,7 @@ import { MemoryHub } from './bus/memory-bus.js';
 import { MemoryGapRecords, RedisGapRecords, type GapRecords } from './bus/gap-records.js';
 import type { RoomBus } from './bus/bus.js';
 import { drain } from './cluster/drain.js';
+import { BusOutage } from './cluster/bus-outage.js';
 import { Heartbeat } from './cluster/heartbeat.js';
 import { IceServerIssuer } from './ice/ice-servers.js';
 import { isInCluster } from './cluster/in-cluster.js';
@@ -30,6 +31,7 @@ import { Settler } from './cluster/settler.js';
 import { ClientAddressResolver } from './limits/client-address.js';
 import { ConfigError, drainCloseReserveMs, hasRedis, loadConfig, timerWarnings, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
+import { RepeatedWarnings } from './log-repeats.js';
 import { createMetrics } from './metrics.js';
 import { RoomService } from './rooms/room-service.js';
 import { openDatabase } from './store/database.js';
@@ -45,6 +47,7 @@ async function start(config: Config, log: Logger) {
   const { uws, isNative } = await loadUws(config.ALLOW_UWS_FALLBACK);
   if (!isNative) log.warn('running on the uWebSockets.js JavaScript fallback (ALLOW_UWS_FALLBACK): expect far lower throughput');
   const metrics = createMetrics();
+  const warnings = new RepeatedWarnings(log, config.LOG_REPEAT_INTERVAL_MS);
   for (const warning of timerWarnings(config)) log.warn(warning);
 
   const database = await startupStep(
@@ -83,6 +86,7 @@ async function start(config: Config, log: Logger) {
         probeTimeoutMs: config.REDIS_PROBE_TIMEOUT_MS,
         keepAliveMs: config.REDIS_KEEPALIVE_MS,
         log,
+        warnings,
         onSilent: (connection) => metrics.busSilentConnections.labels(connection).inc(),
         onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
         onRecovered: (_room, count) => metrics.busRecovered.inc(count),
@@ -152,6 +156,7 @@ async function start(config: Config, log: Logger) {
     },
     metrics,
     log,
+    warnings,
     resumeGraceMs: config.RESUME_GRACE_MS,
     maxRoomsPerConnection: config.MAX_ROOMS_PER_CONNECTION,
     maxParticipantsPerRoom: config.MAX_PARTICIPANTS_PER_ROOM,
@@ -184,6 +189,7 @@ async function start(config: Config, log: Logger) {
     log,
     metrics,
     isDraining: () => isDraining,
+    isBusUp: () => bus.isUp(),
     // 1012 as in a drain: the clients reconnect and re-join (resuming what the cluster still holds).
     onJudgedDead: () => server?.closeAll(1012, 'node restarting'),
   });
@@ -297,6 +303,26 @@ async function start(config: Config, log: Logger) {
   });
   const port = await server.listen();
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
+  // A node cut off from Redis alone sends its clients where their sends work; see bus-outage.ts.
+  const busOutage =
+    hasRedis(config) && config.BUS_DOWN_RECONNECT_MS > 0
+      ? new BusOutage({
+          nodeId: config.NODE_ID,
+          store,
+          isBusUp: () => bus.isUp(),
+          thresholdMs: config.BUS_DOWN_RECONNECT_MS,
+          checkMs: 250,
+          peerNoticeMs: config.REDIS_PROBE_INTERVAL_MS + config.REDIS_PROBE_TIMEOUT_MS,
+          log,
+          onMove: () => {
+            metrics.busAwayMoves.inc();
+            server!.isBusAway = true;
+            server!.sendAllAway(config.RECONNECT_JITTER_MS);
+          },
+          onBack: () => (server!.isBusAway = false),
+        })
+      : null;
+  busOutage?.start();
   const load = new NodeLoadReporter({
     reader,
     nodeId: config.NODE_ID,
@@ -335,6 +361,7 @@ async function start(config: Config, log: Logger) {
     server!.stopListening();
     load.stop();
     reaper.stop();
+    busOutage?.stop();
     webhooks?.stop();
     retention.stop();
     heartbeat.stop();

@@ -135,6 +135,11 @@ export function createMetrics() {
       labelNames: ['task'] as const,
       registers,
     }),
+    busAwayMoves: new Counter({
+      name: 'signaling_bus_away_moves_total',
+      help: 'Times this node could not reach the bus for BUS_DOWN_RECONNECT_MS and sent its clients to other nodes',
+      registers,
+    }),
     judgedDead: new Counter({
       name: 'signaling_judged_dead_total',
       help: 'Times this node found the cluster had judged it dead while it was alive, and closed its connections',

@@ -32,6 +32,7 @@
 // (connection-probe.ts): a flow the network dropped silently is then a reconnect like any other.
 import { Cluster, Redis, ReplyError, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Warner } from '../log-repeats.js';
 import { ConnectionProbe } from './connection-probe.js';
 import { groupBySlot, keySlot } from './key-slot.js';
 import { ShardedSubscriber, serverRunId, withTimeout } from './sharded-subscriber.js';
@@ -235,6 +236,8 @@ export interface RedisBusOptions {
   /** TCP keepalive's idle time on every connection; 0: the system's. */
   keepAliveMs?: number;
   log: Logger;
+  /** Warnings a fault repeats (connection errors, failed reads), logged once per interval; else `log`. */
+  warnings?: Warner;
   /** A connection (`pub`, `sub`, `ssub`) missed its probe's deadline and was destroyed. */
   onSilent?: (connection: string) => void;
   onStatus?: (isUp: boolean) => void;
@@ -304,6 +307,7 @@ export class RedisBus implements RoomBus {
   private isClosing = false;
   /** Destroys a connection that stops answering; null when probing is off. */
   private readonly probe: ConnectionProbe | null;
+  private readonly warnings: Warner;
 
   private constructor(private readonly opts: RedisBusOptions) {
     const common: RedisOptions = {
@@ -317,13 +321,14 @@ export class RedisBus implements RoomBus {
       // that answer no more at the TCP level, the probe the rest.
       keepAlive: opts.keepAliveMs ?? 0,
     };
+    this.warnings = opts.warnings ?? opts.log;
     this.probe =
       opts.probeIntervalMs && opts.probeTimeoutMs
         ? new ConnectionProbe({
             intervalMs: opts.probeIntervalMs,
             timeoutMs: opts.probeTimeoutMs,
             onSilent: (connection, why) => {
-              opts.log.warn(
+              this.warnings.warn(
                 { connection, why, timeoutMs: opts.probeTimeoutMs },
                 'a redis connection fell silent: destroyed it to open another',
               );
@@ -383,7 +388,7 @@ export class RedisBus implements RoomBus {
         this.isSubscribed = false;
         opts.onStatus?.(false);
       });
-      sub.on('error', (err: Error) => opts.log.warn({ connection: 'sub', err }, 'redis error'));
+      sub.on('error', (err: Error) => this.warnings.warn({ connection: 'sub', err }, 'redis subscriber error'));
       this.sub = sub;
       this.probe?.watch('pub', this.pub);
       this.probe?.watch('sub', sub);
@@ -392,7 +397,7 @@ export class RedisBus implements RoomBus {
     this.pub.defineCommand('logBaseline', { numberOfKeys: 1, lua: BASELINE_SCRIPT });
     this.pub.on('ready', () => this.reportStatus('pub connected'));
     this.pub.on('close', () => opts.onStatus?.(this.isUp()));
-    this.pub.on('error', (err: Error) => opts.log.warn({ connection: 'pub', err }, 'redis error'));
+    this.pub.on('error', (err: Error) => this.warnings.warn({ connection: 'pub', err }, 'redis publisher error'));
   }
 
   static async connect(opts: RedisBusOptions): Promise<RedisBus> {
@@ -720,7 +725,7 @@ export class RedisBus implements RoomBus {
         if (roomLog.isReadAgain) continue;
         break;
       } catch (err) {
-        this.opts.log.warn({ err, room }, 'could not read a room log back; retrying');
+        this.warnings.warn({ err, room }, 'could not read a room log back; retrying');
         await new Promise((resolve) => setTimeout(resolve, RETRY_READ_MS).unref());
       }
     }

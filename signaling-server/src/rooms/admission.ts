@@ -2,7 +2,7 @@
 // it is, what it may do), then the participant itself, either the one its resume token names
 // (taken over from wherever it was) or a new one, recorded in the database and announced on the
 // bus. The join flow around it (queue, `joined`, holds) is the RoomService's.
-import type { Logger } from 'pino';
+import type { Warner } from '../log-repeats.js';
 import {
   anonymousAccess,
   fromStoredAccess,
@@ -33,7 +33,8 @@ export interface AdmissionOptions {
   channel: RoomChannel;
   router: SignalRouter;
   local: LocalRooms;
-  log: Logger;
+  /** Where a failed dependency is reported: repeated failures are logged once per interval. */
+  warnings: Warner;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
   /** The application's join hook (JOIN_HOOK_URL); absent: tokens alone decide. */
@@ -133,7 +134,7 @@ export class Admission {
    * id and resume hash before anything can be addressed to it.
    */
   async admit(member: LocalMember, msg: JoinMessage, meta: Record<string, unknown>, auth: Authorization): Promise<Admitted> {
-    const { nodeId, store, channel, local, router, log } = this.opts;
+    const { nodeId, store, channel, local, router, warnings } = this.opts;
     const { claims } = auth;
     const presented = msg.resume ? parseResumeToken(msg.resume) : null;
     if (presented) {
@@ -156,7 +157,7 @@ export class Admission {
       resuming.catch(() =>
         this.opts.onUncertainResume({ room: msg.room, participantId: presented.participantId, resumeHash: next.hash }),
       );
-      const resumed = await dependency(resuming, log);
+      const resumed = await dependency(resuming, warnings);
       if (resumed) {
         member.id = resumed.self.id;
         member.epoch = resumed.epoch;
@@ -171,7 +172,7 @@ export class Admission {
         // Signals after this marker are ours; the gap before it is read back from the room's log.
         const claimed = await dependency(
           channel.publish(msg.room, { kind: Kind.Claim, participant: member.id, epoch: member.epoch }),
-          log,
+          warnings,
         );
         router.claimed(member.id, claimed);
         const access = auth.access ?? keptAccess(resumed.identity, resumed.access, claims);
@@ -210,7 +211,7 @@ export class Admission {
             frame: encode.peerJoined(msg.room, s.self),
           }),
       ),
-      log,
+      warnings,
     );
     // Local peers have seen peer-joined once its echo is back: only then may the newcomer speak.
     await channel.echo(msg.room, { kind: Kind.PeerJoined, participant: participantId, seq: snapshot.seq });

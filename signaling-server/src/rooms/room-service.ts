@@ -24,6 +24,7 @@ import type { Departure, HeldMembership, RoomStore } from '../store/store.js';
 import { AccessRechecks } from './access-rechecks.js';
 import { Admission, hookRequestOf, type JoinHookPolicy } from './admission.js';
 import { dependency } from './dependency.js';
+import { DEFAULT_LOG_REPEAT_INTERVAL_MS, RepeatedWarnings } from '../log-repeats.js';
 import { Kind, type ReceivedEnvelope } from './envelope.js';
 import { LocalRooms } from './local-rooms.js';
 import { formatResumeToken } from './resume-token.js';
@@ -41,6 +42,8 @@ export interface RoomServiceOptions {
   fanout: LocalFanout;
   metrics: Metrics;
   log: Logger;
+  /** Warnings a fault repeats (failed publishes, unreachable dependencies), logged once per interval. */
+  warnings?: RepeatedWarnings;
   resumeGraceMs: number;
   maxRoomsPerConnection: number;
   maxParticipantsPerRoom: number;
@@ -72,6 +75,7 @@ export class RoomService {
   private readonly store: RoomStore;
   private readonly metrics: Metrics;
   private readonly log: Logger;
+  private readonly warnings: RepeatedWarnings;
   private readonly channel: RoomChannel;
   private readonly router: SignalRouter;
   private readonly local: LocalRooms;
@@ -83,6 +87,7 @@ export class RoomService {
   constructor(private readonly opts: RoomServiceOptions) {
     const { nodeId, store, bus, fanout, metrics, log } = opts;
     ({ nodeId: this.nodeId, store: this.store, metrics: this.metrics, log: this.log } = opts);
+    this.warnings = opts.warnings ?? new RepeatedWarnings(log, DEFAULT_LOG_REPEAT_INTERVAL_MS);
     this.channel = new RoomChannel({ nodeId, bus, metrics, log });
     this.local = new LocalRooms({ channel: this.channel, fanout, metrics, log });
     this.router = new SignalRouter({
@@ -108,7 +113,7 @@ export class RoomService {
       channel: this.channel,
       router: this.router,
       local: this.local,
-      log,
+      warnings: this.warnings,
       verifier,
       joinHook: opts.joinHook,
       metrics,
@@ -326,7 +331,7 @@ export class RoomService {
     const { session, room } = member;
     try {
       const auth = await this.admission.authorize(session, msg);
-      await dependency(view.subscription, this.log);
+      await dependency(view.subscription, this.warnings);
       const { snapshot, secret, isResumed, access, hookRequest } = await this.admission.admit(member, msg, meta, auth);
       member.grants = access.grants;
       member.seq = snapshot.seq;
@@ -373,7 +378,7 @@ export class RoomService {
     const { session, room } = member;
     try {
       const left = this.store.leave({ room, participantId: member.id }, this.nodeId, (d) => this.announceDeparture(d));
-      await dependency(left, this.log);
+      await dependency(left, this.warnings);
       this.opts.rechecks?.cancel(member);
       this.local.drop(member);
       if (!session.isClosed) session.link.send(encode.left(requestId, room));
@@ -439,7 +444,7 @@ export class RoomService {
       },
       (err) => {
         this.metrics.dropped.labels('bus-unavailable').inc();
-        this.log.warn({ err, room: member.room, participant: member.id }, 'bus publish failed');
+        this.warnings.warn({ err, room: member.room, participant: member.id }, 'bus publish failed');
         if (requestId !== undefined && !member.session.isClosed) {
           const error = new ProtocolError('unavailable', 'the message bus is unreachable; retry later');
           this.replyError(member.session, requestId, error);

@@ -43,7 +43,7 @@ interface Room {
 export class MemoryStore implements RoomStore {
   private readonly rooms = new Map<string, Room>();
   private readonly participants = new Map<string, Row>();
-  private readonly heartbeats = new Map<string, { at: number; status: string }>();
+  private readonly heartbeats = new Map<string, { at: number; status: string; isBusUp?: boolean }>();
   private readonly leases = new Map<string, { holder: string; until: number }>();
   private seq = 0;
   /** Flip to make every call fail, as a database outage would. */
@@ -155,11 +155,17 @@ export class MemoryStore implements RoomStore {
     return { seq: r?.seq ?? 0, peers: this.peersOf(room), state: r?.state ?? { version: 0, data: null } };
   }
 
-  async heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult> {
+  async heartbeat(nodeId: string, status: 'up' | 'draining', isBusUp = true): Promise<HeartbeatResult> {
     this.check();
     if (this.heartbeats.get(nodeId)?.status === 'dead') return 'judged-dead';
-    this.heartbeats.set(nodeId, { at: this.now(), status });
+    this.heartbeats.set(nodeId, { at: this.now(), status, isBusUp });
     return 'alive';
+  }
+
+  async hasPeerWithBus(nodeId: string, withinMs: number): Promise<boolean> {
+    this.check();
+    const since = this.now() - withinMs;
+    return [...this.heartbeats].some(([id, h]) => id !== nodeId && h.status !== 'dead' && h.isBusUp !== false && h.at >= since);
   }
 
   async registerNode(nodeId: string, status: 'up' | 'draining'): Promise<void> {

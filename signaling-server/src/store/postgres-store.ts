@@ -329,22 +329,37 @@ export class PostgresStore implements RoomStore {
     });
   }
 
-  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult> {
+  heartbeat(nodeId: string, status: 'up' | 'draining', isBusUp = true): Promise<HeartbeatResult> {
     return this.timed('heartbeat', async () => {
       // A row the reaper marked dead stays dead: reviving it silently would leave this node serving
       // participants the cluster already removed. The node must notice and register again.
       const row = await this.liveness
         .insertInto('nodes')
-        .values({ id: nodeId, status })
+        .values({ id: nodeId, status, bus_up: isBusUp })
         .onConflict((oc) =>
           oc
             .column('id')
-            .doUpdateSet({ status, heartbeat_at: sql`now()` })
+            .doUpdateSet({ status, heartbeat_at: sql`now()`, bus_up: isBusUp })
             .where('nodes.status', '<>', 'dead'),
         )
         .returning('id')
         .executeTakeFirst();
       return row ? 'alive' : 'judged-dead';
+    });
+  }
+
+  hasPeerWithBus(nodeId: string, withinMs: number): Promise<boolean> {
+    return this.timed('peer_with_bus', async () => {
+      const row = await this.liveness
+        .selectFrom('nodes')
+        .select('id')
+        .where('id', '<>', nodeId)
+        .where('status', '<>', 'dead')
+        .where('bus_up', '=', true)
+        .where(sql<boolean>`heartbeat_at >= now() - ${msInterval(withinMs)}`)
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
     });
   }
 

@@ -43,6 +43,7 @@ export interface Database {
     status: 'up' | 'draining' | 'dead';
     started_at: Generated<Timestamp>;
     heartbeat_at: Generated<Timestamp>;
+    bus_up: Generated<boolean>;
   };
   leases: { name: string; holder: string; expires_at: Timestamp };
   node_load: { node_id: string; connections: number; reported_at: Generated<Timestamp> };

@@ -149,7 +149,9 @@ export interface RoomStore {
    * Records that the node is alive, unless the reaper has marked it dead: a dead row is never
    * revived by a heartbeat (the node must learn it was judged dead and registerNode() again).
    */
-  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult>;
+  heartbeat(nodeId: string, status: 'up' | 'draining', isBusUp?: boolean): Promise<HeartbeatResult>;
+  /** Another node, not dead, heartbeat within the last `withinMs` saying it could reach the bus. */
+  hasPeerWithBus(nodeId: string, withinMs: number): Promise<boolean>;
   /** Writes the node's row as alive whatever it said: at start, and after learning it was judged dead. */
   registerNode(nodeId: string, status: 'up' | 'draining'): Promise<void>;
   /**

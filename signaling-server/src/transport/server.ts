@@ -97,6 +97,8 @@ export class SignalingServer {
   private readonly allowedOrigins: Set<string> | undefined;
   /** While draining, new upgrades are refused. */
   isDraining = false;
+  /** While this node's clients are being sent away because it cannot reach the bus, new upgrades are refused too. */
+  isBusAway = false;
 
   constructor(private readonly opts: ServerOptions) {
     const { uws, metrics } = opts;
@@ -162,6 +164,10 @@ export class SignalingServer {
         if (this.isDraining) {
           refused('draining');
           return void res.writeStatus('503 Service Unavailable').end('draining');
+        }
+        if (this.isBusAway) {
+          refused('bus-away');
+          return void res.writeStatus('503 Service Unavailable').end('this node cannot reach the message bus');
         }
         if (this.allowedOrigins && origin !== '' && !this.allowedOrigins.has(origin)) {
           refused('origin');
@@ -362,19 +368,30 @@ export class SignalingServer {
     const order = [...this.sockets].sort(() => Math.random() - 0.5);
     const perWave = Math.ceil(order.length / waves);
     for (let i = 0; i < order.length; i += perWave) {
-      for (const ws of order.slice(i, i + perWave)) {
-        const conn = ws.getUserData();
-        if (conn.isClosed) continue;
-        const retryAfterMs = Math.round(Math.random() * jitterMs);
-        ws.send(encode.reconnect(retryAfterMs));
-        // Messages the client sent before it read `reconnect` are still on their way, and a busy
-        // client reads late: keep reading until a while after it was told to leave, then close.
-        // A client that closes first is fine too.
-        setTimeout(() => conn.isClosed || ws.end(1012, 'draining'), retryAfterMs + CLOSE_AFTER_RECONNECT_MS);
-      }
+      for (const ws of order.slice(i, i + perWave)) this.sendAway(ws, jitterMs, 'draining');
       if (i + perWave < order.length) await new Promise((resolve) => setTimeout(resolve, waveMs));
     }
     while (this.sockets.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  /**
+   * Tells every client at once to reconnect elsewhere and closes it with 1012: this node cannot
+   * reach the bus, and every moment a client stays its sends fail. No waves: the other nodes take
+   * resumes, which are cheap next to a cluster-wide rolling restart.
+   */
+  sendAllAway(jitterMs: number): void {
+    for (const ws of [...this.sockets]) this.sendAway(ws, jitterMs, 'bus unreachable');
+  }
+
+  private sendAway(ws: WebSocket<Connection>, jitterMs: number, reason: string): void {
+    const conn = ws.getUserData();
+    if (conn.isClosed) return;
+    const retryAfterMs = Math.round(Math.random() * jitterMs);
+    ws.send(encode.reconnect(retryAfterMs));
+    // Messages the client sent before it read `reconnect` are still on their way, and a busy
+    // client reads late: keep reading until a while after it was told to leave, then close.
+    // A client that closes first is fine too.
+    setTimeout(() => conn.isClosed || ws.end(1012, reason), retryAfterMs + CLOSE_AFTER_RECONNECT_MS);
   }
 
   get connectionCount(): number {

@@ -3,7 +3,9 @@
 // a NAT, a load balancer's idle timeout or a paused VM does. The node must notice within seconds,
 // say so on /readyz and /metrics, and keep answering its probes.
 import { afterEach, expect, it } from 'vitest';
+import { Member, untilAllArrived, verify } from '../support/acked-signals.js';
 import { startBlackHoleProxy, type BlackHoleProxy } from '../support/black-hole-proxy.js';
+import { ClientTracker, newRoom } from '../support/clients.js';
 import {
   createTestDatabase,
   killAllNodes,
@@ -16,8 +18,10 @@ import {
 import { eventually } from '../support/eventually.js';
 
 const proxies: BlackHoleProxy[] = [];
+const clients = new ClientTracker();
 
 afterEach(async () => {
+  expect(clients.dropAll()).toEqual([]);
   await killAllNodes();
   await Promise.all(proxies.splice(0).map((p) => p.stop()));
 });
@@ -99,3 +103,92 @@ it('/readyz and /healthz answer within a second while Postgres hangs', async () 
     (r) => r.status === 200,
   );
 }, 30_000);
+
+/** Rooms of three, member j of room r on node j, signalling every peer 20 times a second. */
+async function signallingRooms(nodes: RunningNode[], rooms: number) {
+  const members: Member[] = [];
+  for (let r = 0; r < rooms; r++) {
+    const room = newRoom('part');
+    for (const node of nodes) {
+      const m = new Member(room, clients);
+      await m.connect(node);
+      members.push(m);
+    }
+  }
+  // The peer-joined of those who joined later lands before churn counts.
+  const later = (i: number) => nodes.length - 1 - (i % nodes.length);
+  await eventually(
+    'every member sees its peers join',
+    5000,
+    async () => members.every((m, i) => m.churn.length >= later(i)),
+    Boolean,
+  );
+  for (const m of members) m.churn.length = 0;
+  const peersOf = (m: Member) => members.filter((o) => o.room === m.room && o !== m);
+  const timer = setInterval(() => members.forEach((m) => m.signal(peersOf(m))), 50);
+  return { members, stop: () => clearInterval(timer) };
+}
+
+it('a node cut off from Redis for 10 s, its flows forgotten: unready within 5 s, its clients resume elsewhere with their ids, every acked signal arrives, nobody sees peer-left', async () => {
+  // Heartbeats each second: the other nodes say within a second of the cut that they still reach
+  // Redis, which is what lets the cut-off node send its clients to them (bus-outage.ts).
+  const env = { RESUME_GRACE_MS: '20000', NODE_HEARTBEAT_MS: '1000' };
+  const common = { databaseUrl: await createTestDatabase(), redisPrefix: `${uniqueName('pt')}:`, env };
+  const { url, proxy } = await throughProxy(testRedisUrl());
+  const cutOff = await startNode({ ...common, redisUrl: url });
+  const others = await Promise.all([0, 1].map(() => startNode({ ...common, redisUrl: testRedisUrl() })));
+  const nodes = [cutOff, ...others];
+  const { members, stop } = await signallingRooms(nodes, 3);
+  const victims = members.filter((m) => m.client.welcome.node === cutOff.id);
+  const ids = victims.map((m) => m.id);
+  // Each is told to reconnect, and does, to the node after it: with the same id (connect() checks).
+  const toldAt: number[] = [];
+  const moved = victims.map(async (m, i) => {
+    const told = await m.client.waitForType('reconnect', () => true, 15_000);
+    toldAt.push(Date.now());
+    await m.client.closed;
+    await new Promise((resolve) => setTimeout(resolve, told.retryAfterMs));
+    await m.connect(others[i % 2]!);
+  });
+  await eventually('signals flowing', 5000, async () => members.every((m) => [...m.acked.values()].flat().length > 10), Boolean);
+
+  proxy.setMode('hold');
+  const cut = Date.now();
+  await eventually(
+    '/readyz 503 on the cut-off node',
+    5000,
+    () => readyz(cutOff),
+    (r) => r.status === 503,
+  );
+  expect(Date.now() - cut).toBeLessThanOrEqual(5000);
+  expect(await metric(cutOff, 'signaling_bus_up')).toBe(0);
+  // Told to go while the cut lasts, once the bus has been down for BUS_DOWN_RECONNECT_MS.
+  const cutLeft = () => Math.max(0, cut + 10_000 - Date.now());
+  await eventually(
+    'every client told to reconnect',
+    cutLeft(),
+    async () => toldAt.length,
+    (n) => n === victims.length,
+  );
+  expect(Math.min(...toldAt) - cut).toBeGreaterThanOrEqual(5000);
+  await new Promise((resolve) => setTimeout(resolve, cutLeft()));
+  // The network forgets the node's flows: the old sockets stay dead, new ones pass.
+  proxy.setMode('forget');
+  await Promise.all(moved);
+  expect(victims.map((m) => m.id)).toEqual(ids);
+  await Promise.all(moved);
+  expect(victims.map((m) => m.id)).toEqual(ids);
+  await eventually(
+    '/readyz 200 on the cut-off node again',
+    10_000,
+    () => readyz(cutOff),
+    (r) => r.status === 200,
+  );
+  stop();
+  await untilAllArrived(members);
+  const { broken } = verify(members);
+  expect(broken).toEqual([]);
+  expect(members.flatMap((m) => m.churn)).toEqual([]);
+  expect(await metric(cutOff, 'signaling_bus_away_moves_total')).toBe(1);
+  expect(members.reduce((n, m) => n + [...m.acked.values()].flat().length, 0)).toBeGreaterThan(1000);
+}, 60_000);
