@@ -71,6 +71,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private connectionState: ConnectionState = 'idle';
   private hasBeenOpen = false;
   private currentNode: string | undefined;
+  /** Why the client is closed, once it is: what every request fails with from then on. */
+  private closeError: SignalingError | undefined;
   /** Bumped on every welcome, so a re-join that outlives its socket knows it is stale. */
   private generation = 0;
   private connected:
@@ -115,6 +117,11 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     return this.connectionState;
   }
 
+  /** Why the client is closed (`closed`, `kicked`, `unauthorized`, ...); undefined while it is not. */
+  get closedWith(): SignalingError | undefined {
+    return this.closeError;
+  }
+
   /** The node the current connection landed on, from its `welcome`. */
   get node(): string | undefined {
     return this.currentNode;
@@ -135,7 +142,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
    */
   connect(): Promise<{ node: string }> {
     if (this.connected) return this.connected.promise;
-    if (this.connectionState === 'closed') return Promise.reject(new SignalingError('closed', 'client is closed'));
+    if (this.closeError) return Promise.reject(this.closeError);
     let resolve!: (v: { node: string }) => void;
     let reject!: (e: SignalingError) => void;
     const promise = new Promise<{ node: string }>((res, rej) => {
@@ -155,8 +162,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
 
   /** Ends the client for good: pending and held messages fail with `closed`. */
   close(): void {
-    if (this.connectionState === 'idle') this.handleClosed({ code: 1000, reason: 'client closed' });
-    else this.connection.close();
+    if (this.connectionState === 'idle') {
+      this.handleClosed({ code: 1000, reason: 'client closed', error: new SignalingError('closed', 'client closed') });
+    } else this.connection.close();
   }
 
   async join(room: string, options: JoinOptions = {}): Promise<JoinedRoom> {
@@ -260,8 +268,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private async send(message: ClientMessage, isAcked: boolean): Promise<void> {
     if (isAcked) {
       await this.request(message);
-    } else if (this.connectionState === 'closed') {
-      throw new SignalingError('closed', 'client is closed');
+    } else if (this.closeError) {
+      throw this.closeError;
     } else if (this.connectionState === 'open') {
       this.connection.send(JSON.stringify(message));
     } else {
@@ -270,7 +278,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   }
 
   private request(message: ClientMessage): Promise<ServerMessage> {
-    if (this.connectionState === 'closed') return Promise.reject(new SignalingError('closed', 'client is closed'));
+    if (this.closeError) return Promise.reject(this.closeError);
     if (this.connectionState === 'open') return this.sendNow(message);
     return new Promise((resolve, reject) => this.outbox.hold({ message, resolve, reject }));
   }
@@ -308,6 +316,17 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       case 'broadcast':
         if (this.rooms.has(message.room)) this.emit(message.type, { room: message.room, from: message.from, data: message.data });
         return;
+      case 'kicked':
+        // Out of the room for good: it is not re-joined after a reconnect, which would make a new
+        // participant of someone an operator just removed.
+        if (this.rooms.remove(message.room)) {
+          this.ice?.cancel(message.room);
+          this.emit('kicked', { room: message.room, reason: message.reason });
+        }
+        return;
+      case 'server':
+        if (this.rooms.has(message.room)) this.emit('server', { room: message.room, data: message.data });
+        return;
       case 'state':
         this.takeState(message.room, { version: message.version, data: message.data }, message.from, false);
         return;
@@ -324,14 +343,18 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.generation++;
     // Before anything is emitted, so that a listener that sends gets its message held.
     if (event.willReconnect) this.connectionState = 'reconnecting';
-    this.requests.rejectAll(() => new SignalingError('disconnected', 'the connection closed before the reply'));
+    // A final close is followed at once by `closed`, which fails them with its reason instead.
+    if (event.willReconnect) {
+      this.requests.rejectAll(() => new SignalingError('disconnected', 'the connection closed before the reply'));
+    }
     this.emit('disconnected', event);
   }
 
-  private handleClosed(event: { code: number; reason: string }): void {
+  private handleClosed(event: { code: number; reason: string; error: SignalingError }): void {
     if (this.connectionState === 'closed') return;
     this.connectionState = 'closed';
-    const error = new SignalingError('closed', event.reason);
+    const { error } = event;
+    this.closeError = error;
     this.requests.rejectAll(() => error);
     this.outbox.rejectAll(error);
     this.ice?.cancelAll();

@@ -2,7 +2,14 @@
 // waits for `welcome`, notices silence, honours drains, and reconnects with backoff. It knows
 // nothing of rooms or requests; the client above re-joins and re-sends through its hooks.
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { parseServerMessage, type ServerMessage, type WelcomeMessage } from './protocol.js';
+import { SignalingError } from './errors.js';
+import {
+  parseServerMessage,
+  type ErrorMessage,
+  type KickedMessage,
+  type ServerMessage,
+  type WelcomeMessage,
+} from './protocol.js';
 import { type WebSocketConstructor, type WebSocketLike, discard, withToken } from './socket.js';
 
 export type ReconnectReason = 'closed' | 'drain' | 'heartbeat' | 'connect-timeout' | 'connect-failed' | 'rejoin-failed';
@@ -26,12 +33,14 @@ export interface ConnectionHooks {
   /** The socket is gone; `willReconnect` says whether another attempt follows. */
   down(event: { code: number; reason: string; willReconnect: boolean }): void;
   reconnecting(event: { attempt: number; delayMs: number; reason: ReconnectReason }): void;
-  /** No more attempts will be made. */
-  closed(event: { code: number; reason: string }): void;
+  /** No more attempts will be made; `error` says why. */
+  closed(event: { code: number; reason: string; error: SignalingError }): void;
 }
 
-/** Close codes after which reconnecting would only repeat the refusal. */
-const FINAL_CLOSE_CODES = new Set([1008]);
+/** The node's close after it removed the connection from its last room (docs/protocol.md). */
+const KICKED_CLOSE_CODE = 4001;
+/** Close codes after which reconnecting would only repeat the refusal, or undo an operator's kick. */
+const FINAL_CLOSE_CODES = new Set([1008, KICKED_CLOSE_CODE]);
 /** How long a client told to reconnect waits, after the delay it was given, for the node to close. */
 const DRAIN_CLOSE_WAIT_MS = 3000;
 
@@ -48,6 +57,8 @@ export class Connection {
   private pingSentAt: number | undefined;
   private isHonouringDrain = false;
   private drainCloseTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the node last said about ending this socket (`kicked`, an `error` without id), which explains its close. */
+  private lastWord: KickedMessage | ErrorMessage | undefined;
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -92,14 +103,14 @@ export class Connection {
     this.handleClose(code, reason, why);
   }
 
-  close(code = 1000, reason = 'client closed'): void {
+  close(code = 1000, reason = 'client closed', error = new SignalingError('closed', reason)): void {
     if (this.isClosed) return;
     this.isClosed = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.drainCloseTimer);
     const socket = this.detach();
     if (socket) discard(socket);
-    this.hooks.closed({ code, reason });
+    this.hooks.closed({ code, reason, error });
   }
 
   private async open(): Promise<void> {
@@ -116,6 +127,7 @@ export class Connection {
       return;
     }
     this.socket = socket;
+    this.lastWord = undefined;
     this.lastReceivedAt = Date.now();
     socket.onmessage = (event: { data: unknown }) => this.handleFrame(event.data);
     socket.onclose = (event: { code?: number; reason?: string }) => {
@@ -141,6 +153,7 @@ export class Connection {
     } else if (message.type === 'reconnect') {
       this.handleDrain(message.retryAfterMs);
     } else {
+      if (message.type === 'kicked' || (message.type === 'error' && message.id === undefined)) this.lastWord = message;
       this.hooks.message(message);
     }
   }
@@ -211,13 +224,26 @@ export class Connection {
     const isFinal = FINAL_CLOSE_CODES.has(code) || this.maxAttempts === 0;
     this.hooks.down({ code, reason, willReconnect: !isFinal });
     if (isFinal) {
-      this.close(code, `connection closed (${code}${reason ? `: ${reason}` : ''})`);
+      const text = `connection closed (${code}${reason ? `: ${reason}` : ''})`;
+      this.close(code, text, this.explainClose(code, text));
     } else if (why === 'drain') {
       void this.open();
     } else if (!isDraining) {
       this.scheduleReconnect(why);
     }
     // else: a drain already scheduled the next socket
+  }
+
+  /** The error a final close leaves the client with: the node's own explanation when it gave one. */
+  private explainClose(code: number, text: string): SignalingError {
+    const word = this.lastWord;
+    if (code === KICKED_CLOSE_CODE) {
+      const room = word?.type === 'kicked' ? ` from ${word.room}` : '';
+      const why = word?.type === 'kicked' && word.reason ? `: ${word.reason}` : '';
+      return new SignalingError('kicked', `removed${room} by an operator${why}`);
+    }
+    if (word?.type === 'error') return new SignalingError(word.code, word.message);
+    return new SignalingError('closed', text);
   }
 
   private scheduleReconnect(why: ReconnectReason): void {

@@ -8,10 +8,11 @@ import type { RoomState, ServerErrorCode } from './protocol.js';
  * - `disconnected`: the connection ended after the frame was sent and before its reply, so it is
  *   unknown whether the server acted on it (it is not sent again);
  * - `closed`: `close()` was called, or reconnecting gave up;
+ * - `kicked`: an operator removed this client from its last room, which ended the connection;
  * - `queue-full`: more than `maxQueuedMessages` were waiting for a connection;
  * - `room-lost`: the room could not be re-joined after a reconnect.
  */
-export type ClientErrorCode = 'timeout' | 'disconnected' | 'closed' | 'queue-full' | 'room-lost';
+export type ClientErrorCode = 'timeout' | 'disconnected' | 'closed' | 'kicked' | 'queue-full' | 'room-lost';
 export type SignalingErrorCode = ServerErrorCode | ClientErrorCode;
 
 export class SignalingError extends Error {

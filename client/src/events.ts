@@ -17,8 +17,12 @@ export interface SignalingEvents {
     delayMs: number;
     reason: 'closed' | 'drain' | 'heartbeat' | 'connect-timeout' | 'connect-failed' | 'rejoin-failed';
   };
-  /** The client stopped for good (`close()`, a policy close, or reconnect attempts used up). */
-  closed: { code: number; reason: string };
+  /**
+   * The client stopped for good: `close()`, a kick from its last room (`error.code` `kicked`), a
+   * policy close (`unauthorized`, `rate-limited`, ...), or reconnect attempts used up. `error` is
+   * what pending, held and later requests fail with.
+   */
+  closed: { code: number; reason: string; error: SignalingError };
   /**
    * A room was joined, or re-joined after a reconnect (`isRejoin`). `resumed` is false when the
    * server gave a new participant id, which the other participants see as a new peer.
@@ -27,6 +31,14 @@ export interface SignalingEvents {
   /** A room could not be re-joined after a reconnect (e.g. `forbidden`, `room-full`). */
   'room-lost': { room: string; error: SignalingError };
   left: { room: string };
+  /**
+   * An operator removed this client from `room` (`signalctl kick`, or the room was closed); the
+   * client is out of it and will not join it again by itself. When it was the last room, the node
+   * ends the connection and `closed` follows with `error.code` `kicked`.
+   */
+  kicked: { room: string; reason: string | undefined };
+  /** A message from the operator API, to the whole room or to this participant. */
+  server: { room: string; data: unknown };
   'peer-joined': { room: string; peer: Peer; isReconciled: boolean };
   'peer-left': { room: string; peer: { id: string }; reason: PeerLeftReason; isReconciled: boolean };
   signal: { room: string; from: string; data: unknown };

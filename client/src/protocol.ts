@@ -168,6 +168,18 @@ export interface ReconnectMessage {
   type: 'reconnect';
   retryAfterMs: number;
 }
+/** Addition to protocol v1: an operator removed this client's participant from `room`. */
+export interface KickedMessage {
+  type: 'kicked';
+  room: string;
+  reason?: string;
+}
+/** Addition to protocol v1: a message from the operator API to the room or to chosen participants. */
+export interface ServerDataMessage {
+  type: 'server';
+  room: string;
+  data: unknown;
+}
 export interface ErrorMessage {
   type: 'error';
   id?: RequestId;
@@ -189,6 +201,8 @@ export type ServerMessage =
   | PongMessage
   | IceServersMessage
   | ReconnectMessage
+  | KickedMessage
+  | ServerDataMessage
   | ErrorMessage;
 
 /** Parses a text frame; anything that is not an object with a string `type` yields undefined. */

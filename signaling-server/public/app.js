@@ -81,9 +81,9 @@ client.on('reconnecting', ({ delayMs, reason }) => {
   tick();
   retryTimer = setInterval(tick, 100);
 });
-client.on('closed', ({ reason }) => {
+client.on('closed', ({ error }) => {
   clearInterval(retryTimer);
-  showStatus('closed', `Disconnected: ${reason}`);
+  showStatus('closed', `Disconnected: ${error.message}`);
 });
 client.on('error', (error) => toast(`Server: ${error.message} (${error.code})`));
 addEventListener('online', () => client.reconnectNow());
@@ -156,6 +156,18 @@ client.on('room-lost', ({ room, error }) => {
   ui.roomView.hidden = true;
   ui.joinForm.hidden = false;
 });
+client.on('kicked', ({ room, reason }) => {
+  if (room !== page.room) return;
+  toast(`Removed from the room by an operator${reason ? `: ${reason}` : ''}`);
+  for (const peerId of [...page.calls.keys()]) hangUp(peerId, false);
+  page.room = null;
+  ui.roomView.hidden = true;
+  ui.joinForm.hidden = false;
+});
+client.on(
+  'server',
+  ({ room, data }) => room === page.room && toast(`Operator: ${typeof data === 'string' ? data : JSON.stringify(data)}`),
+);
 client.on('peer-joined', ({ room }) => room === page.room && renderPeers());
 client.on('peer-left', ({ room, peer }) => {
   if (room !== page.room) return;
