@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The signaling node image: compiled with the full toolchain in `build`, then run from a slim
 # Debian image (uWebSockets.js ships glibc binaries) as a non-root user on a read-only root file
-# system; only /tmp needs to be writable (mount a tmpfs or emptyDir there).
+# system; only /tmp needs to be writable (mount a tmpfs or emptyDir there). NODE_IMAGE may name a
+# Node 22 bookworm-slim image too (docs/deployment.md "Node versions"); 20 is the one tested here.
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build

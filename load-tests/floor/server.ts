@@ -9,7 +9,7 @@ import { loadUws } from '../../signaling-server/src/transport/uws.js';
 
 // The project's loader, which refuses uWS's pure-JavaScript fallback: a floor measured on it
 // would be no floor at all.
-const { uws } = loadUws(false);
+const { uws } = await loadUws(false);
 
 interface Client {
   id: string;

@@ -9,7 +9,7 @@ import type * as UWS from 'uWebSockets.js';
 import { Redis } from 'ioredis';
 import { loadUws } from '../../signaling-server/src/transport/uws.js';
 
-const { uws } = loadUws(false);
+const { uws } = await loadUws(false);
 
 const NODE = process.env.NODE_ID ?? `floor2-${process.pid}`;
 const PREFIX = process.env.REDIS_PREFIX ?? 'floor2:';

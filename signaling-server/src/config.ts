@@ -5,17 +5,31 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { parseCidr } from './limits/client-address.js';
 import { DEFAULT_POOL_SIZE } from './store/database.js';
+import { parseWebhookSecret } from './webhooks/signature.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+/** A switch: `on`/`off`, `true`/`false`, `yes`/`no` or `1`/`0`, in any case; empty is the default. */
+const SWITCH_ON = ['on', 'true', 'yes', '1'];
+const SWITCH_OFF = ['off', 'false', 'no', '0'];
 const bool = (def: boolean) =>
   z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const word = v?.trim().toLowerCase() ?? '';
+      if (word === '') return def;
+      if (SWITCH_ON.includes(word)) return true;
+      if (SWITCH_OFF.includes(word)) return false;
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a switch: write on or off (or true/false, yes/no, 1/0), not ${v!.slice(0, 40)}`,
+      });
+      return z.NEVER;
+    });
 
 /** One RFC 7064/7065 URL: `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]`, and their `s` forms. */
 const ICE_URL = /^(stuns?|turns?):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\?transport=(udp|tcp))?$/;
@@ -47,6 +61,45 @@ const clusterNodes = optionalString.transform((v, ctx) => {
   return nodes.map((n) => n.replace(/^\[(.*)\](:\d+)$/, '$1$2'));
 });
 
+/**
+ * Browser origins, each exactly as a browser sends it in `Origin` (`https://app.example.com`,
+ * no path, no trailing slash): anything else would match no browser and refuse every one (403).
+ */
+const allowedOrigins = optionalString.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const origins = v
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o.length > 0);
+  for (const entry of origins) {
+    const problem = originProblem(entry);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }
+  return origins;
+});
+
+function originProblem(entry: string): string | undefined {
+  const shown = entry.slice(0, 100);
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(entry)) return `${shown} has no scheme: write it as https://${shown}`;
+  // Other schemes (an app's `capacitor://localhost`) are compared as written.
+  if (!/^https?:/i.test(entry)) return undefined;
+  let origin: string;
+  try {
+    origin = new URL(entry).origin;
+  } catch {
+    return `${shown} is not an origin: write it as scheme://host[:port], e.g. https://app.example.com`;
+  }
+  if (origin !== entry) return `${shown} is not an origin as browsers send it: write ${origin}`;
+  return undefined;
+}
+
+/** RFC 7518 §3.2: an HS256 key has at least as many bits as the hash, 256. */
+const MIN_HS256_SECRET_BYTES = 32;
+const hs256Secret = optionalString.refine(
+  (v) => v === undefined || Buffer.byteLength(v) >= MIN_HS256_SECRET_BYTES,
+  `shorter than ${MIN_HS256_SECRET_BYTES} bytes, too short for HS256: make one with openssl rand -base64 32`,
+);
+
 const ConfigSchema = z
   .object({
     PORT: int(8080, 0, 65535),
@@ -64,6 +117,8 @@ const ConfigSchema = z
     /** How long a publish waits for those replicas before it counts anyway (as unreplicated). */
     REDIS_CLUSTER_WAIT_TIMEOUT_MS: int(100, 1),
     REDIS_PREFIX: z.string().default('sig:'),
+    /** A warning that repeats (a failed publish under a fault) is logged at most once per this interval, with the count left out. */
+    LOG_REPEAT_INTERVAL_MS: int(10_000, 0),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DATA_DIR: z.string().min(1).default('./data'),
     RESUME_GRACE_MS: int(10_000, 0),
@@ -79,6 +134,14 @@ const ConfigSchema = z
     /** Postgres's synchronous_commit for this node's sessions; unset keeps the server's setting. */
     DB_SYNCHRONOUS_COMMIT: optionalString.pipe(z.enum(['on', 'off', 'local', 'remote_write', 'remote_apply']).optional()),
     REDIS_TIMEOUT_MS: int(3_000, 100),
+    /** How often every Redis connection is sent a PING; 0 turns the probe off. */
+    REDIS_PROBE_INTERVAL_MS: int(1_000, 0),
+    /** How long that PING may take before the connection counts as dead and is opened again. */
+    REDIS_PROBE_TIMEOUT_MS: int(2_000, 50),
+    /** TCP keepalive's idle time on every Redis connection; 0 leaves the system's (hours). */
+    REDIS_KEEPALIVE_MS: int(1_000, 0),
+    /** How long the bus may be unreachable before this node sends its clients to another; 0: never. */
+    BUS_DOWN_RECONNECT_MS: int(5_000, 0),
     // At most 1 MiB: a node reads frames up to 16 times this before refusing them.
     MAX_MESSAGE_BYTES: int(64 * 1024, 1024, 1024 * 1024),
     MAX_ROOMS_PER_CONNECTION: int(16, 1),
@@ -143,19 +206,12 @@ const ConfigSchema = z
     K8S_POD_WATCH: z.enum(['auto', 'on', 'off']).default('auto'),
     K8S_POD_SELECTOR: optionalString,
     POD_NAMESPACE: optionalString,
-    AUTH_JWT_SECRET: optionalString,
+    AUTH_JWT_SECRET: hs256Secret,
     /** The previous HS256 secret, accepted too while a rotation is under way. */
-    AUTH_JWT_SECRET_PREVIOUS: optionalString,
+    AUTH_JWT_SECRET_PREVIOUS: hs256Secret,
     AUTH_JWT_PUBLIC_KEY: optionalString,
     AUTH_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
-    ALLOWED_ORIGINS: optionalString.transform((v) =>
-      v === undefined
-        ? undefined
-        : v
-            .split(',')
-            .map((o) => o.trim())
-            .filter((o) => o.length > 0),
-    ),
+    ALLOWED_ORIGINS: allowedOrigins,
     ALLOW_UWS_FALLBACK: bool(false),
     /** Operator API keys: comma-separated `read:KEY` / `write:KEY` (api/admin-auth.ts). */
     ADMIN_API_KEYS: optionalString,
@@ -179,6 +235,33 @@ const ConfigSchema = z
     WEBHOOK_TIMEOUT_MS: int(5_000, 100),
     WEBHOOK_RETRY_MS: int(1_000, 10),
     WEBHOOK_MAX_AGE_MS: int(3_600_000, 1_000),
+    /** The application's join hook: POSTed on every join (docs/security.md, "Join hook"); unset: off. */
+    JOIN_HOOK_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    /** Standard Webhooks secret the hook requests are signed with, `whsec_<base64>`; required with JOIN_HOOK_URL. */
+    JOIN_HOOK_SECRET: optionalString,
+    JOIN_HOOK_TIMEOUT_MS: int(2_000, 50, 60_000),
+    /** Ask the hook again when a participant resumes (else it keeps the access it joined with). */
+    JOIN_HOOK_ON_RESUME: bool(false),
+    /** Admit joins the hook could not decide (timeout, error, breaker open) as the token alone says. */
+    JOIN_HOOK_FAIL_OPEN: bool(false),
+    /** Request headers (besides the cookies) passed to the hook; comma-separated names. */
+    JOIN_HOOK_HEADERS: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter((h) => h.length > 0),
+      )
+      .pipe(z.array(z.string().regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'not a header name'))),
+    /** Hook requests one node has out at once; more wait (JOIN_HOOK_MAX_QUEUED of them, JOIN_HOOK_TIMEOUT_MS each at most). */
+    JOIN_HOOK_MAX_CONCURRENCY: int(32, 1, 10_000),
+    JOIN_HOOK_MAX_QUEUED: int(256, 0, 100_000),
+    /** Failed hook requests in a row that open the circuit breaker. */
+    JOIN_HOOK_BREAKER_FAILURES: int(5, 1),
+    /** How long an open breaker refuses before one trial request goes out. */
+    JOIN_HOOK_BREAKER_COOLDOWN_MS: int(5_000, 10),
     /** Comma-separated STUN/TURN URLs handed to clients in `joined`. */
     ICE_SERVERS: iceUrls,
     /** The TURN REST API shared secret the TURN server also has; credentials are HMACs under it. */
@@ -230,6 +313,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (parsed.data.WEBHOOK_URLS?.length && !parsed.data.WEBHOOK_SECRET) {
     throw new ConfigError('invalid configuration: WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
+  }
+  if (parsed.data.JOIN_HOOK_URL) {
+    if (!parsed.data.JOIN_HOOK_SECRET) {
+      throw new ConfigError('invalid configuration: JOIN_HOOK_SECRET: required when JOIN_HOOK_URL is set');
+    }
+    try {
+      parseWebhookSecret(parsed.data.JOIN_HOOK_SECRET, 'JOIN_HOOK_SECRET');
+    } catch (err) {
+      throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
+    }
   }
   const data = parsed.data;
   const config: Config = {

@@ -8,6 +8,8 @@ import { ApiRouter, type Route } from './api/router.js';
 import { createPayloadVerifier, createTokenVerifier } from './auth/token-verifier.js';
 import { NodeCommands } from './cluster/node-commands.js';
 import { NodeLoadReporter } from './cluster/node-load.js';
+import { JoinHook } from './hook/join-hook.js';
+import { AccessRechecks } from './rooms/access-rechecks.js';
 import { RoomAdmin } from './rooms/room-admin.js';
 import { ClusterReader } from './store/cluster-reader.js';
 import { parseWebhookSecret } from './webhooks/signature.js';
@@ -18,6 +20,7 @@ import { MemoryHub } from './bus/memory-bus.js';
 import { MemoryGapRecords, RedisGapRecords, type GapRecords } from './bus/gap-records.js';
 import type { RoomBus } from './bus/bus.js';
 import { drain } from './cluster/drain.js';
+import { BusOutage } from './cluster/bus-outage.js';
 import { Heartbeat } from './cluster/heartbeat.js';
 import { IceServerIssuer } from './ice/ice-servers.js';
 import { isInCluster } from './cluster/in-cluster.js';
@@ -28,6 +31,7 @@ import { Settler } from './cluster/settler.js';
 import { ClientAddressResolver } from './limits/client-address.js';
 import { ConfigError, drainCloseReserveMs, hasRedis, loadConfig, timerWarnings, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
+import { RepeatedWarnings } from './log-repeats.js';
 import { createMetrics } from './metrics.js';
 import { RoomService } from './rooms/room-service.js';
 import { openDatabase } from './store/database.js';
@@ -36,30 +40,22 @@ import { PostgresStore } from './store/postgres-store.js';
 import { PostgresPruneStore } from './store/retention-store.js';
 import { SignalingServer } from './transport/server.js';
 import { StaticFiles } from './transport/static-files.js';
+import { StartupError, addressOf, reasonOf, startupStep } from './startup-error.js';
 import { loadUws } from './transport/uws.js';
 
 async function start(config: Config, log: Logger) {
-  const { uws, isNative } = loadUws(config.ALLOW_UWS_FALLBACK);
+  const { uws, isNative } = await loadUws(config.ALLOW_UWS_FALLBACK);
   if (!isNative) log.warn('running on the uWebSockets.js JavaScript fallback (ALLOW_UWS_FALLBACK): expect far lower throughput');
   const metrics = createMetrics();
+  const warnings = new RepeatedWarnings(log, config.LOG_REPEAT_INTERVAL_MS);
   for (const warning of timerWarnings(config)) log.warn(warning);
 
-  const database = await openDatabase({
-    url: config.DATABASE_URL,
-    dataDir: config.DATA_DIR,
-    timeoutMs: config.DB_TIMEOUT_MS,
-    poolSize: config.DB_POOL_SIZE,
-    synchronousCommit: config.DB_SYNCHRONOUS_COMMIT,
-    nodeId: config.NODE_ID,
-    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
-    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
-    onConnectionError: (err) => {
-      metrics.backgroundErrors.labels('db-connection').inc();
-      log.warn({ err }, 'a database connection failed; the next query opens another');
-    },
-  });
-  const applied = await migrateToLatest(database.db);
-  if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+  const database = await startupStep(
+    config.DATABASE_URL ? 'DATABASE_URL' : 'DATA_DIR',
+    config.DATABASE_URL ? `cannot use the database at ${addressOf(config.DATABASE_URL)}` : 'cannot open the embedded database',
+    () => openAndMigrate(config, log, metrics),
+  );
+  // With webhooks on
   // With webhooks on, each membership and state change also writes its events to the outbox.
   const webhookUrls = config.WEBHOOK_URLS ?? [];
   const webhookKey = webhookUrls.length > 0 ? parseWebhookSecret(config.WEBHOOK_SECRET!) : null;
@@ -74,20 +70,29 @@ async function start(config: Config, log: Logger) {
   let bus: RoomBus;
   let gapRecords: GapRecords;
   if (hasRedis(config)) {
-    const redisBus = await RedisBus.connect({
-      url: config.REDIS_URL,
-      nodeId: config.NODE_ID,
-      clusterNodes: config.REDIS_CLUSTER_NODES,
-      waitReplicas: config.REDIS_CLUSTER_WAIT_REPLICAS,
-      waitTimeoutMs: config.REDIS_CLUSTER_WAIT_TIMEOUT_MS,
-      prefix: config.REDIS_PREFIX,
-      timeoutMs: config.REDIS_TIMEOUT_MS,
-      retentionMs: config.BUS_LOG_RETENTION_MS,
-      log,
-      onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
-      onRecovered: (_room, count) => metrics.busRecovered.inc(count),
-      onUnreplicated: (count) => metrics.busUnreplicated.inc(count),
-    });
+    const redisVariable = config.REDIS_URL ? 'REDIS_URL' : 'REDIS_CLUSTER_NODES';
+    const redisAddress = config.REDIS_URL ? addressOf(config.REDIS_URL) : config.REDIS_CLUSTER_NODES!.join(',');
+    const redisBus = await startupStep(redisVariable, `cannot connect to Redis at ${redisAddress}`, () =>
+      RedisBus.connect({
+        url: config.REDIS_URL,
+        nodeId: config.NODE_ID,
+        clusterNodes: config.REDIS_CLUSTER_NODES,
+        waitReplicas: config.REDIS_CLUSTER_WAIT_REPLICAS,
+        waitTimeoutMs: config.REDIS_CLUSTER_WAIT_TIMEOUT_MS,
+        prefix: config.REDIS_PREFIX,
+        timeoutMs: config.REDIS_TIMEOUT_MS,
+        retentionMs: config.BUS_LOG_RETENTION_MS,
+        probeIntervalMs: config.REDIS_PROBE_INTERVAL_MS,
+        probeTimeoutMs: config.REDIS_PROBE_TIMEOUT_MS,
+        keepAliveMs: config.REDIS_KEEPALIVE_MS,
+        log,
+        warnings,
+        onSilent: (connection) => metrics.busSilentConnections.labels(connection).inc(),
+        onStatus: (isUp) => metrics.busUp.set(isUp ? 1 : 0),
+        onRecovered: (_room, count) => metrics.busRecovered.inc(count),
+        onUnreplicated: (count) => metrics.busUnreplicated.inc(count),
+      }),
+    );
     bus = redisBus;
     gapRecords = new RedisGapRecords(redisBus.client, config.REDIS_PREFIX);
   } else {
@@ -117,6 +122,28 @@ async function start(config: Config, log: Logger) {
   // The URLs only: the secret and the credentials made from it are never logged.
   if (iceServers) log.info({ iceUrls: config.ICE_SERVERS, turnTtlSeconds: config.TURN_TTL }, 'handing out ICE servers');
 
+  // The operator's removals and the join hook's re-checks take the same path: RoomAdmin's.
+  const admin = new RoomAdmin({ nodeId: config.NODE_ID, store, bus, metrics, log });
+  const joinHook = config.JOIN_HOOK_URL
+    ? new JoinHook({
+        url: config.JOIN_HOOK_URL,
+        key: parseWebhookSecret(config.JOIN_HOOK_SECRET!, 'JOIN_HOOK_SECRET'),
+        timeoutMs: config.JOIN_HOOK_TIMEOUT_MS,
+        maxInFlight: config.JOIN_HOOK_MAX_CONCURRENCY,
+        maxWaiting: config.JOIN_HOOK_MAX_QUEUED,
+        breakerFailures: config.JOIN_HOOK_BREAKER_FAILURES,
+        breakerCoolDownMs: config.JOIN_HOOK_BREAKER_COOLDOWN_MS,
+        maxMetaBytes: config.MAX_META_BYTES,
+        metrics,
+        log,
+      })
+    : null;
+  if (joinHook) {
+    // The URL's origin only: a path or query may hold a credential.
+    const hookOrigin = new URL(config.JOIN_HOOK_URL!).origin;
+    log.info({ hookOrigin, onResume: config.JOIN_HOOK_ON_RESUME, failOpen: config.JOIN_HOOK_FAIL_OPEN }, 'join hook on');
+  }
+
   let isDraining = false;
   let server: SignalingServer | null = null;
   const rooms = new RoomService({
@@ -129,6 +156,7 @@ async function start(config: Config, log: Logger) {
     },
     metrics,
     log,
+    warnings,
     resumeGraceMs: config.RESUME_GRACE_MS,
     maxRoomsPerConnection: config.MAX_ROOMS_PER_CONNECTION,
     maxParticipantsPerRoom: config.MAX_PARTICIPANTS_PER_ROOM,
@@ -136,6 +164,12 @@ async function start(config: Config, log: Logger) {
     maxQueuedRequests: config.MAX_QUEUED_REQUESTS,
     maxMetaBytes: config.MAX_META_BYTES,
     verifier,
+    ...(joinHook
+      ? {
+          joinHook: { hook: joinHook, isAskedOnResume: config.JOIN_HOOK_ON_RESUME, isFailOpen: config.JOIN_HOOK_FAIL_OPEN },
+          rechecks: new AccessRechecks({ hook: joinHook, remover: admin, metrics, log }),
+        }
+      : {}),
     gapRecords,
     handoverWaitMs: config.HANDOVER_WAIT_MS,
     checkpointMs: config.CHECKPOINT_MS,
@@ -155,6 +189,7 @@ async function start(config: Config, log: Logger) {
     log,
     metrics,
     isDraining: () => isDraining,
+    isBusUp: () => bus.isUp(),
     // 1012 as in a drain: the clients reconnect and re-join (resuming what the cluster still holds).
     onJudgedDead: () => server?.closeAll(1012, 'node restarting'),
   });
@@ -213,7 +248,7 @@ async function start(config: Config, log: Logger) {
   const routes: Route[] = operatorRoutes({
     nodeId: config.NODE_ID,
     reader,
-    admin: new RoomAdmin({ nodeId: config.NODE_ID, store, bus, metrics, log }),
+    admin,
     commands,
     drainSelf: () => requestStop('api-drain'),
     log,
@@ -259,6 +294,7 @@ async function start(config: Config, log: Logger) {
       forwardedHeader: config.FORWARDED_HEADER,
       ipv6PrefixLength: config.IPV6_PREFIX_LENGTH,
     }),
+    joinHookHeaders: joinHook ? config.JOIN_HOOK_HEADERS : null,
     isReady: async () => {
       if (isDraining || !bus.isUp()) return false;
       await store.ping();
@@ -267,6 +303,26 @@ async function start(config: Config, log: Logger) {
   });
   const port = await server.listen();
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
+  // A node cut off from Redis alone sends its clients where their sends work; see bus-outage.ts.
+  const busOutage =
+    hasRedis(config) && config.BUS_DOWN_RECONNECT_MS > 0
+      ? new BusOutage({
+          nodeId: config.NODE_ID,
+          store,
+          isBusUp: () => bus.isUp(),
+          thresholdMs: config.BUS_DOWN_RECONNECT_MS,
+          checkMs: 250,
+          peerNoticeMs: config.REDIS_PROBE_INTERVAL_MS + config.REDIS_PROBE_TIMEOUT_MS,
+          log,
+          onMove: () => {
+            metrics.busAwayMoves.inc();
+            server!.isBusAway = true;
+            server!.sendAllAway(config.RECONNECT_JITTER_MS);
+          },
+          onBack: () => (server!.isBusAway = false),
+        })
+      : null;
+  busOutage?.start();
   const load = new NodeLoadReporter({
     reader,
     nodeId: config.NODE_ID,
@@ -305,6 +361,7 @@ async function start(config: Config, log: Logger) {
     server!.stopListening();
     load.stop();
     reaper.stop();
+    busOutage?.stop();
     webhooks?.stop();
     retention.stop();
     heartbeat.stop();
@@ -321,6 +378,32 @@ async function start(config: Config, log: Logger) {
   requestStop = (reason) => void (isStopping || stop(reason));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** The database, migrated: its first query is the migration, so an unreachable database fails here. */
+async function openAndMigrate(config: Config, log: Logger, metrics: ReturnType<typeof createMetrics>) {
+  const database = await openDatabase({
+    url: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    timeoutMs: config.DB_TIMEOUT_MS,
+    poolSize: config.DB_POOL_SIZE,
+    synchronousCommit: config.DB_SYNCHRONOUS_COMMIT,
+    nodeId: config.NODE_ID,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    onConnectionError: (err) => {
+      metrics.backgroundErrors.labels('db-connection').inc();
+      log.warn({ err }, 'a database connection failed; the next query opens another');
+    },
+  });
+  try {
+    const applied = await migrateToLatest(database.db);
+    if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+  } catch (err) {
+    await database.close().catch(() => {});
+    throw err;
+  }
+  return database;
 }
 
 /** The operator API's version in its OpenAPI document. */
@@ -350,6 +433,9 @@ try {
 }
 const log = createLogger(config.LOG_LEVEL, config.NODE_ID);
 start(config, log).catch((err) => {
-  log.fatal({ err }, 'failed to start');
+  // One line a person reads on stderr; the log keeps the stack for whoever digs.
+  const line = `cannot start: ${err instanceof StartupError ? err.message : reasonOf(err)}`;
+  log.fatal({ err, variable: err instanceof StartupError ? err.variable : undefined }, line);
+  process.stderr.write(`${line}\n`);
   process.exit(1);
 });

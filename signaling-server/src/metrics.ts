@@ -56,6 +56,12 @@ export function createMetrics() {
       registers,
     }),
     busUp: new Gauge({ name: 'signaling_bus_up', help: '1 when the bus (Redis) is connected', registers }),
+    busSilentConnections: new Counter({
+      name: 'signaling_bus_silent_connections_total',
+      help: 'Redis connections that missed their PING deadline (REDIS_PROBE_TIMEOUT_MS) and were destroyed and opened again, by connection (pub, sub, ssub)',
+      labelNames: ['connection'] as const,
+      registers,
+    }),
     dbUp: new Gauge({ name: 'signaling_db_up', help: '1 when the database answered its last check', registers }),
     draining: new Gauge({ name: 'signaling_draining', help: '1 while this node drains', registers }),
     busReceived: new Counter({
@@ -129,9 +135,49 @@ export function createMetrics() {
       labelNames: ['task'] as const,
       registers,
     }),
+    busAwayMoves: new Counter({
+      name: 'signaling_bus_away_moves_total',
+      help: 'Times this node could not reach the bus for BUS_DOWN_RECONNECT_MS and sent its clients to other nodes',
+      registers,
+    }),
     judgedDead: new Counter({
       name: 'signaling_judged_dead_total',
       help: 'Times this node found the cluster had judged it dead while it was alive, and closed its connections',
+      registers,
+    }),
+    joinHookRequests: new Counter({
+      name: 'signaling_join_hook_requests_total',
+      help: 'Join hook requests sent, by outcome (allow, deny, timeout, error, malformed)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    joinHookSeconds: new Histogram({
+      name: 'signaling_join_hook_duration_seconds',
+      help: 'Time from sending a join hook request to its answer (or its failure)',
+      buckets: ms,
+      registers,
+    }),
+    joinHookRejected: new Counter({
+      name: 'signaling_join_hook_rejected_total',
+      help: 'Join hook requests never sent, by reason (breaker-open, queue-full, wait-timeout)',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    joinHookBreakerState: new Gauge({
+      name: 'signaling_join_hook_breaker_state',
+      help: "State of this node's join hook circuit breaker: 0 closed, 1 half-open, 2 open",
+      registers,
+    }),
+    joinHookInFlight: new Gauge({
+      name: 'signaling_join_hook_in_flight',
+      help: 'Join hook requests this node has out, and waiting for a slot, by state',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    joinHookDecisions: new Counter({
+      name: 'signaling_join_hook_decisions_total',
+      help: 'Joins, resumes and re-checks the join hook decided, by purpose and decision (allowed, denied, failed-open, failed-closed, kept, removed)',
+      labelNames: ['purpose', 'decision'] as const,
       registers,
     }),
     unsettledCommits: new Counter({

@@ -8,6 +8,7 @@ const COMMON_ERRORS: Record<number, string> = {
   400: 'invalid path, query or body',
   401: 'no key or token, or an unknown one',
   403: 'a read-only key or token on a write',
+  413: 'a request body over MAX_MESSAGE_BYTES (`too-large`), refused before the route is looked at',
   503: 'the API is off on this node (`api-disabled`), or the database or bus is unreachable (`unavailable`)',
 };
 const ROUTE_ERRORS: Record<number, string> = { 404: 'no such room, participant or node', 409: 'the state is at another version' };
@@ -36,7 +37,7 @@ export function buildOpenApi(routes: Route[], version: string): Record<string, u
     const responses: Record<string, unknown> = {
       [r.status]: { description: 'success', content: { 'application/json': { schema: schemaOf(r.response, 'output') } } },
     };
-    const errors = r.access === 'public' ? { 503: COMMON_ERRORS[503]! } : { ...COMMON_ERRORS };
+    const errors = r.access === 'public' ? { 413: COMMON_ERRORS[413]!, 503: COMMON_ERRORS[503]! } : { ...COMMON_ERRORS };
     for (const status of r.errors ?? []) (errors as Record<number, string>)[status] = ROUTE_ERRORS[status] ?? 'error';
     for (const [status, description] of Object.entries(errors)) responses[status] = { description, ...error };
     (paths[r.path] ??= {})[r.method.toLowerCase()] = {

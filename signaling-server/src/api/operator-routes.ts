@@ -21,8 +21,6 @@ export interface OperatorRoutesOptions {
   openApi: () => unknown;
 }
 
-const encodeCursor = (name: string) => Buffer.from(name).toString('base64url');
-const decodeCursor = (cursor: string) => Buffer.from(cursor, 'base64url').toString('utf8');
 const noRoom = (room: string) => fail(404, 'not-found', `no room ${room}`);
 
 export function operatorRoutes(o: OperatorRoutesOptions): Route[] {
@@ -46,10 +44,10 @@ export function operatorRoutes(o: OperatorRoutesOptions): Route[] {
       status: 200,
       response: S.RoomList,
       handle: async ({ query }) => {
-        const after = query.cursor ? decodeCursor(query.cursor) : null;
+        const after = query.cursor ? S.decodeCursor(query.cursor) : null;
         const rooms = await db(o.reader.listRooms(after, query.limit + 1));
         const page = rooms.slice(0, query.limit);
-        const nextCursor = rooms.length > query.limit ? encodeCursor(page[page.length - 1]!.name) : null;
+        const nextCursor = rooms.length > query.limit ? S.encodeCursor(page[page.length - 1]!.name) : null;
         return json(200, { rooms: page, nextCursor });
       },
     }),

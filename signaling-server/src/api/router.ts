@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { isProtocolError } from '../protocol/errors.js';
+import { jsonProblem, stringProblem } from '../protocol/storable.js';
 import type { ApiHandler, ApiRequest, ApiResponse } from '../transport/http-routes.js';
 import type { Access, AdminAuth } from './admin-auth.js';
 import type { ErrorBody } from './schemas.js';
@@ -96,10 +97,22 @@ export class ApiRouter implements ApiHandler {
       if (route.access === 'write') this.log.info({ who: who.who, method: req.method, path: req.path }, 'operator action');
     }
 
+    // Whatever a route does with them, paths, queries and bodies hold only what Postgres could
+    // store: a NUL in a room name is the caller's mistake, not the database's outage.
     const rawParams: Record<string, string> = {};
-    names.forEach((name, i) => (rawParams[name] = safeDecode(match.m[i + 1]!)));
+    for (const [i, name] of names.entries()) {
+      const value = decodeSegment(match.m[i + 1]!);
+      if (value === null) return fail(400, 'bad-request', `path: ${name}: not percent-encoded UTF-8`);
+      const problem = stringProblem(value);
+      if (problem) return fail(400, 'bad-request', `path: ${name}: ${problem}`);
+      rawParams[name] = value;
+    }
     const params = parse(route.params, rawParams, 'path');
     if (!params.ok) return params.error;
+    for (const [name, value] of req.query) {
+      const problem = stringProblem(name) ?? stringProblem(value);
+      if (problem) return fail(400, 'bad-request', `query: ${name.slice(0, 32)}: ${problem}`);
+    }
     const query = parse(route.query, Object.fromEntries(req.query), 'query');
     if (!query.ok) return query.error;
     let rawBody: unknown = undefined;
@@ -111,6 +124,8 @@ export class ApiRouter implements ApiHandler {
         } catch {
           return fail(400, 'bad-request', 'the body is not valid JSON');
         }
+        const problem = jsonProblem(rawBody);
+        if (problem) return fail(400, 'bad-request', `body: ${problem}`);
       }
     }
     const body = parse(route.body, rawBody, 'body');
@@ -139,10 +154,11 @@ function parse(
   return { ok: false, error: fail(400, 'bad-request', `${where}: ${field}${issue?.message ?? 'invalid'}`) };
 }
 
-function safeDecode(segment: string): string {
+/** The segment's text, or null when its percent-encoding is not UTF-8. */
+function decodeSegment(segment: string): string | null {
   try {
     return decodeURIComponent(segment);
   } catch {
-    return segment;
+    return null;
   }
 }

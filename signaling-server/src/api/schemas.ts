@@ -1,7 +1,10 @@
 // zod schemas of the operator API's requests and responses. The router validates with them and
 // the OpenAPI document (openapi.ts) is generated from them, so the two cannot drift.
 import { z } from 'zod';
+import { ACCESS_SOURCES } from '../auth/access.js';
+import { GRANTS } from '../auth/token-verifier.js';
 import { ParticipantId, RoomName } from '../protocol/messages.js';
+import { MAX_STATE_VERSION, StorableObject } from '../protocol/storable.js';
 
 const JsonObject = z.record(z.string(), z.unknown());
 const Timestamp = z.string().describe('ISO 8601 time');
@@ -14,6 +17,7 @@ export const ErrorBody = z.object({
     'not-found',
     'method-not-allowed',
     'version-conflict',
+    'too-large',
     'api-disabled',
     'unavailable',
     'internal',
@@ -22,13 +26,22 @@ export const ErrorBody = z.object({
   state: z.object({ version: z.number().int(), data: JsonObject.nullable() }).optional(),
 });
 
+/** A page's cursor is the last room name of the page before, base64url-encoded. */
+export const encodeCursor = (name: string): string => Buffer.from(name).toString('base64url');
+export const decodeCursor = (cursor: string): string => Buffer.from(cursor, 'base64url').toString('utf8');
+
 export const RoomParams = z.object({ room: RoomName });
 export const ParticipantParams = z.object({ room: RoomName, id: ParticipantId });
 export const NodeParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/) });
 
 export const RoomListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().max(256).optional().describe('nextCursor of the previous page'),
+  cursor: z
+    .string()
+    .max(256)
+    .refine((cursor) => RoomName.safeParse(decodeCursor(cursor)).success, 'not a cursor this API handed out')
+    .optional()
+    .describe('nextCursor of the previous page'),
 });
 export const ClusterQuery = z.object({ dead: z.enum(['true', 'false']).default('false').describe('include dead nodes') });
 
@@ -50,7 +63,12 @@ export const Participant = z.object({
   room: z.string(),
   name: z.string(),
   meta: JsonObject,
-  identity: z.string().nullable().describe('token subject, when tokens are in use'),
+  identity: z.string().nullable().describe("the token's or the join hook's subject, when either named one"),
+  source: z
+    .enum(ACCESS_SOURCES)
+    .nullable()
+    .describe('where the identity and grants came from; null for a participant that joined before this was recorded'),
+  grants: z.array(z.enum(GRANTS)).nullable().describe('what the participant may do'),
   node: z.string().describe('the node that holds (or last held) its socket'),
   status: z.enum(['connected', 'disconnected']),
   graceUntil: Timestamp.nullable().describe('while disconnected: when its grace period ends'),
@@ -72,7 +90,7 @@ export const CloseResult = z.object({ removed: z.number().int().describe('partic
 export const SendBody = z.object({
   data: z
     .unknown()
-    .refine((v) => v !== undefined, 'data is required')
+    .refine((v) => v !== undefined, 'required')
     .describe('any JSON: the `data` of the `server` message'),
   to: z.array(ParticipantId).min(1).max(500).optional().describe('participant ids; absent: the whole room'),
 });
@@ -82,8 +100,8 @@ export const SendResult = z.object({
 });
 
 export const StateBody = z.object({
-  version: z.number().int().min(0).describe('the version the write expects the room to be at'),
-  data: JsonObject,
+  version: z.number().int().min(0).max(MAX_STATE_VERSION).describe('the version the write expects the room to be at'),
+  data: StorableObject,
 });
 export const StateResult = z.object({ version: z.number().int() });
 

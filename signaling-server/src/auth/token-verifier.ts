@@ -6,6 +6,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import { z } from 'zod';
 import { ProtocolError, isProtocolError } from '../protocol/errors.js';
+import { storableString } from '../protocol/storable.js';
 
 export type Grant = 'signal' | 'broadcast' | 'state';
 
@@ -38,7 +39,7 @@ export interface TokenVerifierOptions {
   jwksTimeoutMs?: number;
 }
 
-const GRANTS = ['signal', 'broadcast', 'state'] as const satisfies readonly Grant[];
+export const GRANTS = ['signal', 'broadcast', 'state'] as const satisfies readonly Grant[];
 
 /** Same alphabet and length as a `join` room in the protocol. */
 const ROOM_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -48,9 +49,10 @@ const MAX_TOKEN_LENGTH = 8192;
 
 /** The claims this server reads; other registered or private claims are ignored. */
 export const tokenPayloadSchema = z.object({
-  sub: z.string().min(1).max(256),
+  // The subject and the name are stored with the participant.
+  sub: storableString(z.string().min(1).max(256)),
   room: z.union([z.literal('*'), z.string().regex(ROOM_NAME)]),
-  name: z.string().max(64).optional(),
+  name: storableString(z.string().max(64)).optional(),
   grants: z.array(z.enum(GRANTS)).max(GRANTS.length).optional(),
   exp: z.number(),
 });

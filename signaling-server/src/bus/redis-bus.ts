@@ -26,8 +26,14 @@
 // entry read back does not follow the position asked for). A master that restarts in place, with
 // no replica to take over, is a restart: its rooms are healed as on one Redis. With waitReplicas
 // each pipeline ends with WAIT, so a publish resolves only once a replica has it.
+//
+// Every connection (the publisher, the subscriber; on a cluster each node connection and each shard
+// subscriber) is sent a PING each probe interval, and one that misses its deadline is destroyed
+// (connection-probe.ts): a flow the network dropped silently is then a reconnect like any other.
 import { Cluster, Redis, ReplyError, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Warner } from '../log-repeats.js';
+import { ConnectionProbe } from './connection-probe.js';
 import { groupBySlot, keySlot } from './key-slot.js';
 import { ShardedSubscriber, serverRunId, withTimeout } from './sharded-subscriber.js';
 import {
@@ -223,7 +229,17 @@ export interface RedisBusOptions {
   timeoutMs: number;
   /** How long each room's log keeps a message. */
   retentionMs: number;
+  /** How often every connection is sent a PING (connection-probe.ts); 0: never. */
+  probeIntervalMs?: number;
+  /** How long that PING may take before the connection is destroyed and opened again. */
+  probeTimeoutMs?: number;
+  /** TCP keepalive's idle time on every connection; 0: the system's. */
+  keepAliveMs?: number;
   log: Logger;
+  /** Warnings a fault repeats (connection errors, failed reads), logged once per interval; else `log`. */
+  warnings?: Warner;
+  /** A connection (`pub`, `sub`, `ssub`) missed its probe's deadline and was destroyed. */
+  onSilent?: (connection: string) => void;
   onStatus?: (isUp: boolean) => void;
   /** Messages this node missed and read back from the log. */
   onRecovered?: (room: string, count: number) => void;
@@ -289,6 +305,9 @@ export class RedisBus implements RoomBus {
   /** The Redis server's run id: a new one after a reconnect means it restarted with nothing. */
   private runId = '';
   private isClosing = false;
+  /** Destroys a connection that stops answering; null when probing is off. */
+  private readonly probe: ConnectionProbe | null;
+  private readonly warnings: Warner;
 
   private constructor(private readonly opts: RedisBusOptions) {
     const common: RedisOptions = {
@@ -298,7 +317,25 @@ export class RedisBus implements RoomBus {
       // Back off to at most one attempt a second: Redis coming back is noticed within a second.
       retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
       lazyConnect: true,
+      // Some paths (a load balancer's idle timeout) drop a flow silently; keepalive finds those
+      // that answer no more at the TCP level, the probe the rest.
+      keepAlive: opts.keepAliveMs ?? 0,
     };
+    this.warnings = opts.warnings ?? opts.log;
+    this.probe =
+      opts.probeIntervalMs && opts.probeTimeoutMs
+        ? new ConnectionProbe({
+            intervalMs: opts.probeIntervalMs,
+            timeoutMs: opts.probeTimeoutMs,
+            onSilent: (connection, why) => {
+              this.warnings.warn(
+                { connection, why, timeoutMs: opts.probeTimeoutMs },
+                'a redis connection fell silent: destroyed it to open another',
+              );
+              opts.onSilent?.(connection);
+            },
+          })
+        : null;
     // Named after the node, so CLIENT LIST tells an operator whose connection is whose.
     const name = opts.nodeId;
     this.waitReplicas = opts.clusterNodes ? (opts.waitReplicas ?? 0) : 0;
@@ -319,9 +356,13 @@ export class RedisBus implements RoomBus {
         retryDelayOnFailover: 0,
         redisOptions: { ...nodeOptions, connectionName: `${name}:pub` },
       });
+      // Every connection the Cluster client makes to a node is probed, for as long as it lives.
+      this.pub.on('+node', (redis: Redis) => this.probe?.watch('pub', redis));
+      this.pub.on('-node', (redis: Redis) => this.probe?.unwatch(redis));
       this.shards = new ShardedSubscriber({
         cluster: this.pub,
-        redisOptions: { connectTimeout: opts.timeoutMs, connectionName: `${name}:sub` },
+        redisOptions: { connectTimeout: opts.timeoutMs, connectionName: `${name}:sub`, keepAlive: common.keepAlive },
+        onConnection: (redis) => this.probe?.watch('ssub', redis),
         timeoutMs: opts.timeoutMs,
         log: opts.log,
         onMessage: (channel, payload) => this.receive(channel, payload),
@@ -347,19 +388,36 @@ export class RedisBus implements RoomBus {
         this.isSubscribed = false;
         opts.onStatus?.(false);
       });
-      sub.on('error', (err: Error) => opts.log.warn({ connection: 'sub', err }, 'redis error'));
+      sub.on('error', (err: Error) => this.warnings.warn({ connection: 'sub', err }, 'redis subscriber error'));
       this.sub = sub;
+      this.probe?.watch('pub', this.pub);
+      this.probe?.watch('sub', sub);
     }
     this.pub.defineCommand('logAndPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
     this.pub.defineCommand('logBaseline', { numberOfKeys: 1, lua: BASELINE_SCRIPT });
     this.pub.on('ready', () => this.reportStatus('pub connected'));
     this.pub.on('close', () => opts.onStatus?.(this.isUp()));
-    this.pub.on('error', (err: Error) => opts.log.warn({ connection: 'pub', err }, 'redis error'));
+    this.pub.on('error', (err: Error) => this.warnings.warn({ connection: 'pub', err }, 'redis publisher error'));
   }
 
   static async connect(opts: RedisBusOptions): Promise<RedisBus> {
     const bus = new RedisBus(opts);
-    await Promise.all([bus.pub.connect(), bus.sub?.connect()]);
+    // ioredis rejects connect() with "Connection is closed."; the why (ECONNREFUSED, a bad
+    // password) came first as an 'error' event.
+    let firstError: Error | undefined;
+    const remember = (err: Error) => void (firstError ??= err);
+    bus.pub.on('error', remember);
+    bus.sub?.on('error', remember);
+    try {
+      await Promise.all([bus.pub.connect(), bus.sub?.connect()]);
+    } catch (err) {
+      bus.pub.disconnect();
+      bus.sub?.disconnect();
+      throw firstError ?? err;
+    } finally {
+      bus.pub.off('error', remember);
+      bus.sub?.off('error', remember);
+    }
     if (bus.shards) await bus.connectMasters();
     // On a cluster a failover brings a new run id and keeps the data: the sharded subscriber tells
     // a master that restarted in place (restoreShards).
@@ -667,7 +725,7 @@ export class RedisBus implements RoomBus {
         if (roomLog.isReadAgain) continue;
         break;
       } catch (err) {
-        this.opts.log.warn({ err, room }, 'could not read a room log back; retrying');
+        this.warnings.warn({ err, room }, 'could not read a room log back; retrying');
         await new Promise((resolve) => setTimeout(resolve, RETRY_READ_MS).unref());
       }
     }
@@ -791,6 +849,7 @@ export class RedisBus implements RoomBus {
 
   async close(): Promise<void> {
     this.isClosing = true;
+    this.probe?.stop();
     // What was published this turn still goes out (a stopping node's last handovers).
     if (this.isFlushScheduled) this.flush();
     await this.pub.quit().catch(() => this.pub.disconnect());

@@ -22,6 +22,8 @@ export interface ShardedSubscriberOptions {
   timeoutMs: number;
   log: Logger;
   onMessage: (channel: string, payload: string) => void;
+  /** Each subscriber connection as it is made (to probe it; one that ends is let go). */
+  onConnection?: (redis: Redis) => void;
   /** Some channels may be unsubscribed now: call restore() (until it succeeds). */
   onLost: () => void;
 }
@@ -146,6 +148,7 @@ export class ShardedSubscriber {
       retryStrategy: () => null,
     });
     redis.on('smessage', this.opts.onMessage);
+    this.opts.onConnection?.(redis);
     // Losing the connection is logged once (lose()); its errors while a master is down are noise.
     redis.on('error', (err: Error) => this.opts.log.debug({ connection: `ssub ${node}`, err }, 'redis error'));
     connection = redis

@@ -117,8 +117,16 @@ async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out): Promise<v
           `state: ${JSON.stringify(detail.state.data)}`,
           '',
           formatTable(
-            ['PARTICIPANT', 'NAME', 'NODE', 'STATUS', 'JOINED'],
-            detail.participants.map((p: any) => [p.id, p.name || '-', p.node, p.status, ago(p.joinedAt)]),
+            ['PARTICIPANT', 'NAME', 'IDENTITY', 'ACCESS', 'NODE', 'STATUS', 'JOINED'],
+            detail.participants.map((p: any) => [
+              p.id,
+              p.name || '-',
+              p.identity ?? '-',
+              p.source === null ? '-' : `${p.source}:${p.grants.join(',') || 'none'}`,
+              p.node,
+              p.status,
+              ago(p.joinedAt),
+            ]),
           ),
         ].join('\n'),
       );

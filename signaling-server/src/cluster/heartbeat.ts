@@ -14,6 +14,8 @@ export interface HeartbeatOptions {
   log: Logger;
   metrics: Metrics;
   isDraining: () => boolean;
+  /** Whether the bus is reachable now: written with each heartbeat for the other nodes (bus-outage.ts). */
+  isBusUp?: () => boolean;
   /** Lets every client of this node go; called when the node finds it was judged dead. */
   onJudgedDead: () => void;
 }
@@ -47,7 +49,7 @@ export class Heartbeat {
     const { store, nodeId, log, metrics } = this.opts;
     this.isBeating = true;
     try {
-      const result = await store.heartbeat(nodeId, this.status());
+      const result = await store.heartbeat(nodeId, this.status(), this.opts.isBusUp?.() ?? true);
       metrics.dbUp.set(1);
       if (result === 'judged-dead') {
         metrics.judgedDead.inc();

@@ -3,15 +3,17 @@
 import { z } from 'zod';
 import type { IssuedIceServers } from '../ice/ice-servers.js';
 import { ProtocolError, ERROR_CODES } from './errors.js';
+import { MAX_STATE_VERSION, StorableObject, storableString } from './storable.js';
 
 export const PROTOCOL_VERSION = 1;
 
 export const RequestId = z.union([z.string().max(64), z.number().int().refine(Number.isSafeInteger)]);
-export const RoomName = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'room: 1-128 chars of [A-Za-z0-9_.:-]');
-export const ParticipantId = z.string().min(1).max(64);
+export const RoomName = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, '1-128 characters of [A-Za-z0-9_.:-]');
+/** Looked up in Postgres (resume, the operator API): only strings it can hold. */
+export const ParticipantId = storableString(z.string().min(1).max(64));
 const JsonObject = z.record(z.string(), z.unknown());
 /** Any JSON value, but present: `data: undefined` (a missing field) is a bad request. */
-const JsonValue = z.unknown().refine((v) => v !== undefined, 'data is required');
+const JsonValue = z.unknown().refine((v) => v !== undefined, 'required');
 
 export const MAX_NAME_CHARS = 64;
 
@@ -19,10 +21,11 @@ export const JoinMessage = z.object({
   type: z.literal('join'),
   id: RequestId.optional(),
   room: RoomName,
-  name: z.string().max(MAX_NAME_CHARS).optional(),
-  meta: JsonObject.optional(),
+  // name, meta and the resume token's participant id reach Postgres.
+  name: storableString(z.string().max(MAX_NAME_CHARS)).optional(),
+  meta: StorableObject.optional(),
   token: z.string().max(8192).optional(),
-  resume: z.string().max(512).optional(),
+  resume: storableString(z.string().max(512)).optional(),
 });
 export const LeaveMessage = z.object({ type: z.literal('leave'), id: RequestId.optional(), room: RoomName });
 export const SignalMessage = z.object({
@@ -42,8 +45,8 @@ export const StateMessage = z.object({
   type: z.literal('state'),
   id: RequestId.optional(),
   room: RoomName,
-  data: JsonObject,
-  version: z.number().int().min(0).refine(Number.isSafeInteger),
+  data: StorableObject,
+  version: z.number().int().min(0).max(MAX_STATE_VERSION),
 });
 export const PingMessage = z.object({ type: z.literal('ping'), id: RequestId.optional() });
 /** Addition: fresh ICE servers for this connection's participant in `room`, before the old ones expire. */

@@ -1,9 +1,20 @@
-// Who a join makes of its member: the token's claims for the room, then the participant itself,
-// either the one its resume token names (taken over from wherever it was) or a new one, recorded in
-// the database and announced on the bus. The join flow around it (queue, `joined`, holds) is the
-// RoomService's.
-import type { Logger } from 'pino';
+// Who a join makes of its member: the token's claims for the room and the join hook's answer (who
+// it is, what it may do), then the participant itself, either the one its resume token names
+// (taken over from wherever it was) or a new one, recorded in the database and announced on the
+// bus. The join flow around it (queue, `joined`, holds) is the RoomService's.
+import type { Warner } from '../log-repeats.js';
+import {
+  anonymousAccess,
+  fromStoredAccess,
+  hookAccess,
+  toStoredAccess,
+  tokenAccess,
+  type Access,
+  type StoredAccess,
+} from '../auth/access.js';
 import { roomAllowed, type TokenClaims, type TokenVerifier } from '../auth/token-verifier.js';
+import type { HookPurpose, HookRequest, JoinHook } from '../hook/join-hook.js';
+import type { Metrics } from '../metrics.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { encode, type JoinMessage } from '../protocol/messages.js';
 import type { SeatCaps } from '../store/seats.js';
@@ -22,9 +33,13 @@ export interface AdmissionOptions {
   channel: RoomChannel;
   router: SignalRouter;
   local: LocalRooms;
-  log: Logger;
+  /** Where a failed dependency is reported: repeated failures are logged once per interval. */
+  warnings: Warner;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
+  /** The application's join hook (JOIN_HOOK_URL); absent: tokens alone decide. */
+  joinHook?: JoinHookPolicy;
+  metrics: Metrics;
   maxParticipantsPerRoom: number;
   /** How many participants in grace may hold seats, per room and per identity (store/seats.ts). */
   graceSeats?: SeatCaps;
@@ -32,18 +47,50 @@ export interface AdmissionOptions {
   onUncertainResume: (m: HeldMembership) => void;
 }
 
+export interface JoinHookPolicy {
+  hook: JoinHook;
+  /** Ask the hook on a resume too; otherwise the participant keeps the access it joined with. */
+  isAskedOnResume: boolean;
+  /** Admit a join the hook could not decide as the token alone says (anonymous without tokens). */
+  isFailOpen: boolean;
+}
+
+/** What a join acts under before the store is asked. */
+export interface Authorization {
+  claims: TokenClaims | undefined;
+  /** Null for a resume whose access the store keeps (the hook is not asked on resume). */
+  access: Access | null;
+  /** The name and meta the join hook chose; absent: the token's name, else the client's. */
+  name?: string;
+  meta?: Record<string, unknown>;
+  /** The request the hook was asked with, kept for its re-checks; null when it was not asked. */
+  hookRequest: HookRequest | null;
+}
+
 export interface Admitted {
   snapshot: RoomSnapshot;
   /** The secret of the member's next resume token. */
   secret: string;
   isResumed: boolean;
+  access: Access;
+  hookRequest: HookRequest | null;
 }
 
 export class Admission {
   constructor(private readonly opts: AdmissionOptions) {}
 
-  /** The claims this join acts under: its own token, else the connection's; none in anonymous mode. */
-  async authorize(session: Session, msg: JoinMessage): Promise<TokenClaims | undefined> {
+  /** The claims and access this join acts under: its own token, else the connection's, and the hook's answer. */
+  async authorize(session: Session, msg: JoinMessage): Promise<Authorization> {
+    const claims = await this.verifyToken(session, msg);
+    const policy = this.opts.joinHook;
+    if (!policy) return { claims, access: claims ? tokenAccess(claims) : anonymousAccess(), hookRequest: null };
+    // A resume the hook is not asked about keeps what the store holds; if the resume fails and
+    // becomes a new participant, admit() asks the hook then.
+    if (msg.resume !== undefined && !policy.isAskedOnResume) return { claims, access: null, hookRequest: null };
+    return this.askHook(session, msg, claims, msg.resume !== undefined ? 'resume' : 'join');
+  }
+
+  private async verifyToken(session: Session, msg: JoinMessage): Promise<TokenClaims | undefined> {
     if (!this.opts.verifier) return undefined;
     const claims = msg.token !== undefined ? await this.opts.verifier.verify(msg.token) : session.claims;
     if (!claims) throw new ProtocolError('unauthorized', 'a token is required to join');
@@ -52,17 +99,43 @@ export class Admission {
     return claims;
   }
 
+  private async askHook(
+    session: Session,
+    msg: JoinMessage,
+    claims: TokenClaims | undefined,
+    purpose: 'join' | 'resume',
+  ): Promise<Authorization> {
+    const policy = this.opts.joinHook!;
+    const request = hookRequestOf(purpose, session, msg, claims);
+    const verdict = await policy.hook.ask(request);
+    const decided = this.opts.metrics.joinHookDecisions;
+    switch (verdict.kind) {
+      case 'allow': {
+        const { answer } = verdict;
+        const access = hookAccess(answer, claims);
+        decided.labels(purpose, 'allowed').inc();
+        return { claims, access, name: answer.name, meta: answer.meta, hookRequest: request };
+      }
+      case 'deny':
+        decided.labels(purpose, 'denied').inc();
+        throw new ProtocolError(verdict.code, verdict.reason);
+      case 'failed':
+        if (policy.isFailOpen) {
+          decided.labels(purpose, 'failed-open').inc();
+          return { claims, access: claims ? tokenAccess(claims) : anonymousAccess(), hookRequest: null };
+        }
+        decided.labels(purpose, 'failed-closed').inc();
+        throw new ProtocolError('unavailable', 'the join hook could not decide; retry later');
+    }
+  }
+
   /**
    * Resumes the participant named by the join's resume token, or adds a new one. Sets the member's
    * id and resume hash before anything can be addressed to it.
    */
-  async admit(
-    member: LocalMember,
-    msg: JoinMessage,
-    meta: Record<string, unknown>,
-    claims: TokenClaims | undefined,
-  ): Promise<Admitted> {
-    const { nodeId, store, channel, local, router, log } = this.opts;
+  async admit(member: LocalMember, msg: JoinMessage, meta: Record<string, unknown>, auth: Authorization): Promise<Admitted> {
+    const { nodeId, store, channel, local, router, warnings } = this.opts;
+    const { claims } = auth;
     const presented = msg.resume ? parseResumeToken(msg.resume) : null;
     if (presented) {
       // The next secret follows from the presented one, so a resume whose `joined` never arrived
@@ -72,7 +145,8 @@ export class Admission {
       const resuming = store.resume({
         room: msg.room,
         participantId: presented.participantId,
-        identity: claims?.sub ?? null,
+        identity: resumingIdentity(auth, this.opts.joinHook !== undefined),
+        ...(auth.access ? { access: toStoredAccess(auth.access) } : {}),
         resumeHash: hashResumeSecret(presented.secret),
         nextResumeHash: next.hash,
         nodeId,
@@ -83,7 +157,7 @@ export class Admission {
       resuming.catch(() =>
         this.opts.onUncertainResume({ room: msg.room, participantId: presented.participantId, resumeHash: next.hash }),
       );
-      const resumed = await dependency(resuming, log);
+      const resumed = await dependency(resuming, warnings);
       if (resumed) {
         member.id = resumed.self.id;
         member.epoch = resumed.epoch;
@@ -98,12 +172,16 @@ export class Admission {
         // Signals after this marker are ours; the gap before it is read back from the room's log.
         const claimed = await dependency(
           channel.publish(msg.room, { kind: Kind.Claim, participant: member.id, epoch: member.epoch }),
-          log,
+          warnings,
         );
         router.claimed(member.id, claimed);
-        return { snapshot: resumed as RoomSnapshot, secret: next.secret, isResumed: true };
+        const access = auth.access ?? keptAccess(resumed.identity, resumed.access, claims);
+        return { snapshot: resumed, secret: next.secret, isResumed: true, access, hookRequest: auth.hookRequest };
       }
     }
+    // A resume the hook was not asked about became a new participant: the hook decides it now.
+    if (!auth.access) auth = await this.askHook(member.session, msg, claims, 'join');
+    const access = auth.access!;
     const next = newResumeSecret();
     member.resumeHash = next.hash;
     const participantId = newParticipantId();
@@ -116,10 +194,11 @@ export class Admission {
           room: msg.room,
           participantId,
           nodeId,
-          // The token's identity and name win over what the client claims.
-          name: claims?.name ?? msg.name ?? '',
-          meta,
-          identity: claims?.sub ?? null,
+          // The hook's and the token's identity and name win over what the client claims.
+          name: auth.name ?? claims?.name ?? msg.name ?? '',
+          meta: auth.meta ?? meta,
+          identity: access.identity,
+          access: toStoredAccess(access),
           resumeHash: next.hash,
           maxParticipants: this.opts.maxParticipantsPerRoom,
           ...this.opts.graceSeats,
@@ -132,10 +211,51 @@ export class Admission {
             frame: encode.peerJoined(msg.room, s.self),
           }),
       ),
-      log,
+      warnings,
     );
     // Local peers have seen peer-joined once its echo is back: only then may the newcomer speak.
     await channel.echo(msg.room, { kind: Kind.PeerJoined, participant: participantId, seq: snapshot.seq });
-    return { snapshot, secret: next.secret, isResumed: false };
+    return { snapshot, secret: next.secret, isResumed: false, access, hookRequest: auth.hookRequest };
   }
+}
+
+/**
+ * The identity a resume must match: the hook's or the token's. Undefined (not compared) when a
+ * hook decides access without tokens and was not asked: the resume secret alone proves it.
+ */
+function resumingIdentity(auth: Authorization, hasHook: boolean): string | null | undefined {
+  if (auth.access) return auth.access.identity;
+  if (auth.claims) return auth.claims.sub;
+  return hasHook ? undefined : null;
+}
+
+/** The access a resume keeps: the stored one, else (a row from before it was stored) the token's. */
+function keptAccess(identity: string | null, stored: StoredAccess | null, claims: TokenClaims | undefined): Access {
+  if (stored) return fromStoredAccess(identity, stored);
+  return claims ? tokenAccess(claims) : anonymousAccess();
+}
+
+/** The body of a join hook request for this join (docs/security.md, "Join hook"). */
+export function hookRequestOf(
+  purpose: HookPurpose,
+  session: Session,
+  msg: JoinMessage,
+  claims: TokenClaims | undefined,
+): HookRequest {
+  const presented = msg.resume ? parseResumeToken(msg.resume) : null;
+  const { address, cookies, headers } = session.request;
+  return {
+    type: purpose,
+    room: msg.room,
+    participant: presented?.participantId ?? null,
+    name: msg.name ?? null,
+    meta: msg.meta ?? {},
+    address,
+    token: msg.token ?? session.request.token,
+    claims: claims
+      ? { sub: claims.sub, room: claims.room, name: claims.name, grants: [...claims.grants], exp: claims.exp }
+      : null,
+    cookies,
+    headers,
+  };
 }

@@ -21,14 +21,16 @@ import {
 } from '../protocol/messages.js';
 import type { SeatCaps } from '../store/seats.js';
 import type { Departure, HeldMembership, RoomStore } from '../store/store.js';
-import { Admission } from './admission.js';
+import { AccessRechecks } from './access-rechecks.js';
+import { Admission, hookRequestOf, type JoinHookPolicy } from './admission.js';
 import { dependency } from './dependency.js';
+import { DEFAULT_LOG_REPEAT_INTERVAL_MS, RepeatedWarnings } from '../log-repeats.js';
 import { Kind, type ReceivedEnvelope } from './envelope.js';
 import { LocalRooms } from './local-rooms.js';
 import { formatResumeToken } from './resume-token.js';
 import { RoomChannel } from './room-channel.js';
 import type { RoomView } from './room-view.js';
-import { LocalMember, Session, topicOf, type ClientLink, type LocalFanout } from './session.js';
+import { LocalMember, Session, topicOf, type ClientLink, type ConnectionRequest, type LocalFanout } from './session.js';
 import { SignalRouter } from './signal-router.js';
 
 const DEFAULT_MAX_QUEUED_REQUESTS = 32;
@@ -40,6 +42,8 @@ export interface RoomServiceOptions {
   fanout: LocalFanout;
   metrics: Metrics;
   log: Logger;
+  /** Warnings a fault repeats (failed publishes, unreachable dependencies), logged once per interval. */
+  warnings?: RepeatedWarnings;
   resumeGraceMs: number;
   maxRoomsPerConnection: number;
   maxParticipantsPerRoom: number;
@@ -48,6 +52,10 @@ export interface RoomServiceOptions {
   maxMetaBytes: number;
   /** Null in anonymous mode: no token needed. */
   verifier: TokenVerifier | null;
+  /** The application's join hook (JOIN_HOOK_URL); absent: tokens alone decide. */
+  joinHook?: JoinHookPolicy;
+  /** Asks the join hook again when its answer said when; present with joinHook. */
+  rechecks?: AccessRechecks;
   /** Where away participants' gaps start, and delivery checkpoints. */
   gapRecords: GapRecords;
   /** How long a resumed participant waits for its previous node's handover. */
@@ -67,6 +75,7 @@ export class RoomService {
   private readonly store: RoomStore;
   private readonly metrics: Metrics;
   private readonly log: Logger;
+  private readonly warnings: RepeatedWarnings;
   private readonly channel: RoomChannel;
   private readonly router: SignalRouter;
   private readonly local: LocalRooms;
@@ -78,6 +87,7 @@ export class RoomService {
   constructor(private readonly opts: RoomServiceOptions) {
     const { nodeId, store, bus, fanout, metrics, log } = opts;
     ({ nodeId: this.nodeId, store: this.store, metrics: this.metrics, log: this.log } = opts);
+    this.warnings = opts.warnings ?? new RepeatedWarnings(log, DEFAULT_LOG_REPEAT_INTERVAL_MS);
     this.channel = new RoomChannel({ nodeId, bus, metrics, log });
     this.local = new LocalRooms({ channel: this.channel, fanout, metrics, log });
     this.router = new SignalRouter({
@@ -103,16 +113,18 @@ export class RoomService {
       channel: this.channel,
       router: this.router,
       local: this.local,
-      log,
+      warnings: this.warnings,
       verifier,
+      joinHook: opts.joinHook,
+      metrics,
       maxParticipantsPerRoom,
       graceSeats: opts.graceSeats,
       onUncertainResume: (m) => void this.startGrace([m], 'disconnected'),
     });
   }
 
-  connect(link: ClientLink, claims?: TokenClaims): Session {
-    return new Session(link, claims);
+  connect(link: ClientLink, claims?: TokenClaims, request?: ConnectionRequest): Session {
+    return new Session(link, claims, request);
   }
 
   get participantCount(): number {
@@ -179,6 +191,7 @@ export class RoomService {
   /** Stops the node's timers; call before closing the bus. */
   close(): void {
     this.router.close();
+    this.opts.rechecks?.close();
   }
 
   // ---- what arrives on the bus -----------------------------------------------------------------
@@ -317,10 +330,10 @@ export class RoomService {
     const started = performance.now();
     const { session, room } = member;
     try {
-      const claims = await this.admission.authorize(session, msg);
-      member.grants = claims?.grants;
-      await dependency(view.subscription, this.log);
-      const { snapshot, secret, isResumed } = await this.admission.admit(member, msg, meta, claims);
+      const auth = await this.admission.authorize(session, msg);
+      await dependency(view.subscription, this.warnings);
+      const { snapshot, secret, isResumed, access, hookRequest } = await this.admission.admit(member, msg, meta, auth);
+      member.grants = access.grants;
       member.seq = snapshot.seq;
       member.version = snapshot.state.version;
       view.applySnapshot(snapshot.seq, [snapshot.self.id, ...snapshot.peers.map((p) => p.id)]);
@@ -340,6 +353,10 @@ export class RoomService {
       this.local.deliverHolds(member);
       this.router.releaseEarly(member);
       this.router.markJoined(member.id);
+      if (access.recheckAt !== null && this.opts.rechecks) {
+        const request = hookRequest ?? hookRequestOf('recheck', session, msg, auth.claims);
+        this.opts.rechecks.schedule(member, access.recheckAt, request);
+      }
       this.metrics.joinSeconds.observe((performance.now() - started) / 1000);
       this.log.info({ room, participant: member.id, resumed: isResumed }, 'joined');
     } catch (err) {
@@ -361,7 +378,8 @@ export class RoomService {
     const { session, room } = member;
     try {
       const left = this.store.leave({ room, participantId: member.id }, this.nodeId, (d) => this.announceDeparture(d));
-      await dependency(left, this.log);
+      await dependency(left, this.warnings);
+      this.opts.rechecks?.cancel(member);
       this.local.drop(member);
       if (!session.isClosed) session.link.send(encode.left(requestId, room));
       this.log.info({ room, participant: member.id }, 'left');
@@ -378,6 +396,7 @@ export class RoomService {
 
   /** Lets go of a member whose connection ended without `leave`; its gap is kept for its resume. */
   private enterGrace(member: LocalMember): HeldMembership {
+    this.opts.rechecks?.cancel(member);
     this.router.goAway(member);
     this.local.drop(member);
     return { room: member.room, participantId: member.id, resumeHash: member.resumeHash };
@@ -425,7 +444,7 @@ export class RoomService {
       },
       (err) => {
         this.metrics.dropped.labels('bus-unavailable').inc();
-        this.log.warn({ err, room: member.room, participant: member.id }, 'bus publish failed');
+        this.warnings.warn({ err, room: member.room, participant: member.id }, 'bus publish failed');
         if (requestId !== undefined && !member.session.isClosed) {
           const error = new ProtocolError('unavailable', 'the message bus is unreachable; retry later');
           this.replyError(member.session, requestId, error);
@@ -467,6 +486,6 @@ export class RoomService {
 
 function requireGrant(member: LocalMember, action: Grant): void {
   if (member.grants && !member.grants.has(action)) {
-    throw new ProtocolError('forbidden', `the token does not grant ${action}`);
+    throw new ProtocolError('forbidden', `${action} is not granted to this participant`);
   }
 }

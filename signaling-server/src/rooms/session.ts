@@ -14,6 +14,19 @@ export interface ClientLink {
   close(code: number, reason: string): void;
 }
 
+/** What the upgrade request said about the client, for the join hook. */
+export interface ConnectionRequest {
+  /** The client's address as the limits see it (behind trusted proxies, the one they name). */
+  address: string;
+  /** The `?token=` of the connection, as sent; null without one. */
+  token: string | null;
+  /** Recorded only while a join hook is configured; empty otherwise. */
+  cookies: Record<string, string>;
+  headers: Record<string, string>;
+}
+
+const UNKNOWN_REQUEST: ConnectionRequest = { address: '', token: null, cookies: {}, headers: {} };
+
 /** The transport's node-wide fan-out. */
 export interface LocalFanout {
   publish(topic: string, frame: string): void;
@@ -37,6 +50,7 @@ export class Session {
     readonly link: ClientLink,
     /** Claims of a token given at connect time (`?token=`); they cover every join. */
     readonly claims: TokenClaims | undefined,
+    readonly request: ConnectionRequest = UNKNOWN_REQUEST,
   ) {}
 }
 
@@ -48,7 +62,7 @@ export class LocalMember {
   /** Counts the resumes of the participant: a Claim or Handover of an older membership is stale. */
   epoch = 0;
   status: 'joining' | 'joined' | 'gone' = 'joining';
-  /** What the member's token allows; undefined in anonymous mode (everything). */
+  /** What the member's token or the join hook allows; undefined until it is admitted (anonymous mode: everything). */
   grants: ReadonlySet<Grant> | undefined;
   /** Membership seq and state version this participant has seen; older events are not sent again. */
   seq = 0;

@@ -2,6 +2,7 @@
 // participants with the node that holds them, nodes with their heartbeat and load. Reads only;
 // every change goes through RoomStore so it takes the room's lock and publishes its event.
 import { sql, type Kysely } from 'kysely';
+import { StoredAccess, type AccessSource } from '../auth/access.js';
 import type { Database } from './schema.js';
 
 export interface RoomSummary {
@@ -18,6 +19,9 @@ export interface ParticipantRecord {
   name: string;
   meta: Record<string, unknown>;
   identity: string | null;
+  /** Where the identity and grants came from; null for a participant that joined before it was recorded. */
+  source: AccessSource | null;
+  grants: string[] | null;
   node: string;
   status: 'connected' | 'disconnected';
   /** While disconnected: the end of its grace period. */
@@ -154,17 +158,21 @@ function toParticipant(r: {
   name: string;
   meta: Record<string, unknown>;
   identity: string | null;
+  access: unknown;
   node_id: string;
   status: 'connected' | 'disconnected';
   grace_until: unknown;
   joined_at: unknown;
 }): ParticipantRecord {
+  const access = StoredAccess.safeParse(r.access);
   return {
     id: r.id,
     room: r.room,
     name: r.name,
     meta: r.meta,
     identity: r.identity,
+    source: access.success ? access.data.source : null,
+    grants: access.success ? access.data.grants : null,
     node: r.node_id,
     status: r.status,
     graceUntil: iso(r.grace_until),

@@ -1,6 +1,7 @@
 // RoomStore in memory: the twin of PostgresStore for unit tests of the rooms layer. It keeps the
 // same rules (room-full, compare-and-set, grace, single-use resume, serialised membership changes
 // with announcements before they take effect) without a database.
+import type { StoredAccess } from '../auth/access.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
 import type {
@@ -23,6 +24,7 @@ import { seatsTaken } from './seats.js';
 interface Row {
   peer: Peer;
   identity: string | null;
+  access: StoredAccess | null;
   room: string;
   nodeId: string;
   status: 'connected' | 'disconnected';
@@ -41,7 +43,7 @@ interface Room {
 export class MemoryStore implements RoomStore {
   private readonly rooms = new Map<string, Room>();
   private readonly participants = new Map<string, Row>();
-  private readonly heartbeats = new Map<string, { at: number; status: string }>();
+  private readonly heartbeats = new Map<string, { at: number; status: string; isBusUp?: boolean }>();
   private readonly leases = new Map<string, { holder: string; until: number }>();
   private seq = 0;
   /** Flip to make every call fail, as a database outage would. */
@@ -62,6 +64,7 @@ export class MemoryStore implements RoomStore {
       this.participants.set(req.participantId, {
         peer: snapshot.self,
         identity: req.identity,
+        access: req.access ?? null,
         room: req.room,
         nodeId: req.nodeId,
         status: 'connected',
@@ -81,7 +84,8 @@ export class MemoryStore implements RoomStore {
       const isLive = row && (row.status === 'connected' || row.graceUntil > this.now());
       const isRetry = row?.status === 'disconnected' && row.resumeHash === req.nextResumeHash;
       const isKnownHash = row?.resumeHash === req.resumeHash || isRetry;
-      if (!row || row.room !== req.room || !isLive || !isKnownHash || row.identity !== req.identity) return null;
+      const isOtherIdentity = req.identity !== undefined && row?.identity !== req.identity;
+      if (!row || row.room !== req.room || !isLive || !isKnownHash || isOtherIdentity) return null;
       const previousNodeId = row.status === 'connected' && row.nodeId !== req.nodeId ? row.nodeId : null;
       const lastNodeId = row.nodeId;
       const epoch = row.epoch + 1;
@@ -92,9 +96,11 @@ export class MemoryStore implements RoomStore {
         graceUntil: 0,
         resumeHash: req.nextResumeHash,
         epoch,
+        access: req.access ?? row.access,
       });
       const peers = this.peersOf(req.room).filter((p) => p.id !== req.participantId);
-      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId, lastNodeId, epoch };
+      const { identity, access } = row;
+      return { self: row.peer, peers, state: room.state, seq: room.seq, previousNodeId, lastNodeId, epoch, identity, access };
     });
   }
 
@@ -149,11 +155,17 @@ export class MemoryStore implements RoomStore {
     return { seq: r?.seq ?? 0, peers: this.peersOf(room), state: r?.state ?? { version: 0, data: null } };
   }
 
-  async heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult> {
+  async heartbeat(nodeId: string, status: 'up' | 'draining', isBusUp = true): Promise<HeartbeatResult> {
     this.check();
     if (this.heartbeats.get(nodeId)?.status === 'dead') return 'judged-dead';
-    this.heartbeats.set(nodeId, { at: this.now(), status });
+    this.heartbeats.set(nodeId, { at: this.now(), status, isBusUp });
     return 'alive';
+  }
+
+  async hasPeerWithBus(nodeId: string, withinMs: number): Promise<boolean> {
+    this.check();
+    const since = this.now() - withinMs;
+    return [...this.heartbeats].some(([id, h]) => id !== nodeId && h.status !== 'dead' && h.isBusUp !== false && h.at >= since);
   }
 
   async registerNode(nodeId: string, status: 'up' | 'draining'): Promise<void> {

@@ -3,6 +3,7 @@
 // order membership events without asking the database again.
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { PublishOutcomeUnknown } from '../bus/bus.js';
+import { StoredAccess } from '../auth/access.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
 import type { Database } from './schema.js';
@@ -65,6 +66,11 @@ const REANNOUNCE_MS = 500;
 const REANNOUNCE_ATTEMPTS = 60;
 
 const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::text::jsonb`;
+/** A stored access as the row holds it; one that does not parse is treated as not recorded. */
+function parseAccess(v: unknown): StoredAccess | null {
+  const parsed = StoredAccess.safeParse(v);
+  return parsed.success ? parsed.data : null;
+}
 const msInterval = (ms: number) => sql<string>`make_interval(secs => ${ms / 1000}::float8)`;
 
 /** Records a change inside its transaction (the webhook outbox); see RoomChange. */
@@ -138,7 +144,8 @@ export class PostgresStore implements RoomStore {
         const { rows } = await sql<{ admitted: boolean; seq: number; version: number; state: RoomState['data']; peers: Peer[] }>`
           SELECT * FROM signaling_join(${req.room}, ${req.participantId}, ${req.nodeId}, ${req.identity}, ${req.name},
                                        ${json(req.meta)}, ${req.resumeHash}, ${req.maxParticipants},
-                                       ${req.maxGracePerRoom ?? null}::integer, ${req.maxGracePerIdentity ?? null}::integer)
+                                       ${req.maxGracePerRoom ?? null}::integer, ${req.maxGracePerIdentity ?? null}::integer,
+                                       ${req.access ? json(req.access) : null}::jsonb)
         `.execute(tx);
         const { admitted, seq, version, state, peers } = rows[0]!;
         // Rolls back, seq included: the seq it took is never handed out again.
@@ -174,7 +181,7 @@ export class PostgresStore implements RoomStore {
         if (!room) return null;
         const row = await tx
           .selectFrom('participants')
-          .select(['id', 'name', 'meta', 'status', 'node_id', 'resume_hash', 'identity'])
+          .select(['id', 'name', 'meta', 'status', 'node_id', 'resume_hash', 'identity', 'access'])
           .select(sql<boolean>`status = 'connected' OR grace_until > now()`.as('is_live'))
           .where('id', '=', req.participantId)
           .where('room', '=', req.room)
@@ -183,12 +190,14 @@ export class PostgresStore implements RoomStore {
         // A retry of a resume whose connection ended before `joined` (its grace is recorded).
         const isRetry = row?.status === 'disconnected' && row.resume_hash === req.nextResumeHash;
         const isKnownHash = row?.resume_hash === req.resumeHash || isRetry;
-        if (!row || !row.is_live || !isKnownHash || row.identity !== req.identity) return null;
+        const isOtherIdentity = req.identity !== undefined && row?.identity !== req.identity;
+        if (!row || !row.is_live || !isKnownHash || isOtherIdentity) return null;
         const { rows } = await sql<{ peers: Peer[]; epoch: number }>`
           WITH resumed AS (
             UPDATE participants
             SET node_id = ${req.nodeId}, status = 'connected', grace_until = NULL, disconnect_reason = NULL,
-                resume_hash = ${req.nextResumeHash}, epoch = epoch + 1
+                resume_hash = ${req.nextResumeHash}, epoch = epoch + 1,
+                access = coalesce(${req.access ? json(req.access) : null}::jsonb, access)
             WHERE id = ${req.participantId}
             RETURNING id, epoch
           ), logged AS (
@@ -209,6 +218,8 @@ export class PostgresStore implements RoomStore {
           previousNodeId,
           lastNodeId: row.node_id,
           epoch: rows[0]!.epoch,
+          identity: row.identity,
+          access: req.access ?? parseAccess(row.access),
         };
       }),
     );
@@ -318,22 +329,37 @@ export class PostgresStore implements RoomStore {
     });
   }
 
-  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult> {
+  heartbeat(nodeId: string, status: 'up' | 'draining', isBusUp = true): Promise<HeartbeatResult> {
     return this.timed('heartbeat', async () => {
       // A row the reaper marked dead stays dead: reviving it silently would leave this node serving
       // participants the cluster already removed. The node must notice and register again.
       const row = await this.liveness
         .insertInto('nodes')
-        .values({ id: nodeId, status })
+        .values({ id: nodeId, status, bus_up: isBusUp })
         .onConflict((oc) =>
           oc
             .column('id')
-            .doUpdateSet({ status, heartbeat_at: sql`now()` })
+            .doUpdateSet({ status, heartbeat_at: sql`now()`, bus_up: isBusUp })
             .where('nodes.status', '<>', 'dead'),
         )
         .returning('id')
         .executeTakeFirst();
       return row ? 'alive' : 'judged-dead';
+    });
+  }
+
+  hasPeerWithBus(nodeId: string, withinMs: number): Promise<boolean> {
+    return this.timed('peer_with_bus', async () => {
+      const row = await this.liveness
+        .selectFrom('nodes')
+        .select('id')
+        .where('id', '<>', nodeId)
+        .where('status', '<>', 'dead')
+        .where('bus_up', '=', true)
+        .where(sql<boolean>`heartbeat_at >= now() - ${msInterval(withinMs)}`)
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
     });
   }
 

@@ -25,6 +25,8 @@ export interface Database {
     grace_until: ColumnType<Date | null, Date | string | null, Date | string | null>;
     resume_hash: string;
     epoch: Generated<number>;
+    /** auth/access.ts StoredAccess; NULL on rows from before db/007. */
+    access: ColumnType<unknown, string | null | undefined, string | null>;
     joined_at: Generated<Timestamp>;
   };
   room_events: {
@@ -41,6 +43,7 @@ export interface Database {
     status: 'up' | 'draining' | 'dead';
     started_at: Generated<Timestamp>;
     heartbeat_at: Generated<Timestamp>;
+    bus_up: Generated<boolean>;
   };
   leases: { name: string; holder: string; expires_at: Timestamp };
   node_load: { node_id: string; connections: number; reported_at: Generated<Timestamp> };

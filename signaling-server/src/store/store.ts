@@ -1,5 +1,6 @@
 // The storage interface of the domain: rooms, participants, the event log, node heartbeats and
 // leases. PostgresStore implements it on Postgres or PGlite; MemoryStore is its twin for unit tests.
+import type { StoredAccess } from '../auth/access.js';
 import type { Peer, PeerLeftReason, RoomState } from '../protocol/messages.js';
 import type { SeatCaps } from './seats.js';
 
@@ -19,6 +20,8 @@ export interface JoinRequest extends SeatCaps {
   name: string;
   meta: Record<string, unknown>;
   identity: string | null;
+  /** Where the identity and grants came from, and the grants; absent: not recorded (null in the row). */
+  access?: StoredAccess;
   resumeHash: string;
   maxParticipants: number;
 }
@@ -26,8 +29,14 @@ export interface JoinRequest extends SeatCaps {
 export interface ResumeRequest {
   room: string;
   participantId: string;
-  /** The token subject of whoever resumes; must match the participant's (null in anonymous mode). */
-  identity: string | null;
+  /**
+   * The identity of whoever resumes (its token's or the join hook's `sub`); must match the
+   * participant's (null in anonymous mode). Undefined: not compared, the resume secret alone
+   * decides (a join hook that is not asked on resume, without tokens).
+   */
+  identity: string | null | undefined;
+  /** The access the join hook gave this resume; replaces the stored one. Absent: the stored one stays. */
+  access?: StoredAccess;
   /** sha256 of the secret the client presented. */
   resumeHash: string;
   /**
@@ -46,6 +55,9 @@ export interface ResumeResult extends RoomSnapshot {
   lastNodeId: string;
   /** The new membership's epoch: one more than the one it takes over. */
   epoch: number;
+  /** The participant's identity and access as stored now (null access: joined before it was recorded). */
+  identity: string | null;
+  access: StoredAccess | null;
 }
 
 /** A room as the database has it now. */
@@ -137,7 +149,9 @@ export interface RoomStore {
    * Records that the node is alive, unless the reaper has marked it dead: a dead row is never
    * revived by a heartbeat (the node must learn it was judged dead and registerNode() again).
    */
-  heartbeat(nodeId: string, status: 'up' | 'draining'): Promise<HeartbeatResult>;
+  heartbeat(nodeId: string, status: 'up' | 'draining', isBusUp?: boolean): Promise<HeartbeatResult>;
+  /** Another node, not dead, heartbeat within the last `withinMs` saying it could reach the bus. */
+  hasPeerWithBus(nodeId: string, withinMs: number): Promise<boolean>;
   /** Writes the node's row as alive whatever it said: at start, and after learning it was judged dead. */
   registerNode(nodeId: string, status: 'up' | 'draining'): Promise<void>;
   /**

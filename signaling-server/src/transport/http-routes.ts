@@ -48,6 +48,9 @@ interface Answer {
   headers?: Record<string, string>;
 }
 
+/** How long /readyz waits for its checks before answering not ready (well within a 1 s probe). */
+const READY_DEADLINE_MS = 800;
+
 /** Headers the API reads; uWS offers no way to list them all cheaply, and it needs no others. */
 const API_HEADERS = ['authorization', 'content-type', 'x-api-key'];
 
@@ -57,7 +60,9 @@ export function registerHttpRoutes(app: TemplatedApp, opts: HttpRoutesOptions): 
   });
   app.get('/readyz', (res) => {
     answerLater(res, opts.log, async () => {
-      const ready = await opts.isReady().catch(() => false);
+      // A dependency that hangs (a black-holed Postgres) makes the node unready, not the probe slow:
+      // load balancers and kubelets give up after a second or so and would learn nothing.
+      const ready = await withDeadline(opts.isReady(), READY_DEADLINE_MS, false).catch(() => false);
       return { status: ready ? '200 OK' : '503 Service Unavailable', type: 'text/plain', body: ready ? 'ready' : 'not ready' };
     });
   });
@@ -93,17 +98,27 @@ function serveApi(res: HttpResponse, req: HttpRequest, opts: HttpRoutesOptions):
   res.onAborted(() => (state.isAborted = true));
   readBody(res, opts.maxBodyBytes).then(
     (body) => {
-      if (body === null) {
-        if (!state.isAborted) res.cork(() => res.writeStatus('413 Payload Too Large').end());
-        return;
-      }
-      const work = opts.api
-        ? opts.api.handle({ method, path, query, headers, body })
-        : Promise.resolve({ status: 404, body: { error: 'not-found', message: 'no API on this node' } });
+      // The same JSON error shape as the API's own (api/schemas.ts ErrorBody).
+      const work =
+        body === null
+          ? Promise.resolve({
+              status: 413,
+              body: { error: 'too-large', message: `the request body is over ${opts.maxBodyBytes} bytes` },
+            })
+          : opts.api
+            ? opts.api.handle({ method, path, query, headers, body })
+            : Promise.resolve({ status: 404, body: { error: 'not-found', message: 'no API on this node' } });
       reply(res, state, opts.log, () => work.then(toAnswer));
     },
     () => undefined,
   );
+}
+
+/** `work`'s value, or `fallback` once `ms` have passed without one. */
+function withDeadline<T>(work: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 function toAnswer(r: ApiResponse): Answer {

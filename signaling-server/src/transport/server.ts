@@ -13,7 +13,7 @@ import type { Metrics } from '../metrics.js';
 import { DecodeError, decodeClientMessage, encode } from '../protocol/messages.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { RoomService } from '../rooms/room-service.js';
-import type { ClientLink, Session } from '../rooms/session.js';
+import type { ClientLink, ConnectionRequest, Session } from '../rooms/session.js';
 import { registerHttpRoutes, type ApiHandler } from './http-routes.js';
 import type { StaticFiles } from './static-files.js';
 import type { Uws } from './uws.js';
@@ -47,6 +47,8 @@ export interface ServerOptions {
   addressRates: AddressRates;
   /** Tells the client's address behind trusted proxies; per-address limits count by its limitKey. */
   clientAddress: ClientAddressResolver;
+  /** With a join hook: the request headers it is told (besides the cookies). Null: no hook, nothing recorded. */
+  joinHookHeaders: string[] | null;
 }
 
 interface Connection {
@@ -62,6 +64,8 @@ interface Connection {
   addressKey: string;
   address: AddressBuckets;
   claims: TokenClaims | undefined;
+  /** What the join hook is told about the upgrade request. */
+  request: ConnectionRequest;
   /** Why the connect-time token was refused; the connection is closed with 1008 right after open. */
   authError: ProtocolError | undefined;
   bucket: TokenBucket;
@@ -111,6 +115,8 @@ export class SignalingServer {
   private readonly allowedOrigins: Set<string> | undefined;
   /** While draining, new upgrades are refused. */
   isDraining = false;
+  /** While this node's clients are being sent away because it cannot reach the bus, new upgrades are refused too. */
+  isBusAway = false;
 
   constructor(private readonly opts: ServerOptions) {
     const { uws, metrics } = opts;
@@ -177,6 +183,10 @@ export class SignalingServer {
           refused('draining');
           return void res.writeStatus('503 Service Unavailable').end('draining');
         }
+        if (this.isBusAway) {
+          refused('bus-away');
+          return void res.writeStatus('503 Service Unavailable').end('this node cannot reach the message bus');
+        }
         // Every browser sends Origin with an upgrade and cannot read the HTTP status of a refusal;
         // other clients (which send none) keep the plain HTTP status.
         const refuseUpgrade = (code: RefusedUpgrade['code'], status: string, message: string) => {
@@ -203,6 +213,7 @@ export class SignalingServer {
           addressKey,
           address: this.addressLimits.acquire(addressKey),
           claims: undefined,
+          request: readRequest(req, ip, token, opts.joinHookHeaders),
           authError: undefined,
           bucket: new TokenBucket(perSec, burst),
           bytes: new TokenBucket(opts.connectionBytes.perSec, opts.connectionBytes.burst),
@@ -235,7 +246,7 @@ export class SignalingServer {
         }
         const ws = socket as WebSocket<Connection>;
         const conn = data;
-        conn.session = opts.rooms.connect(new UwsLink(ws, conn, backpressureDropped), conn.claims);
+        conn.session = opts.rooms.connect(new UwsLink(ws, conn, backpressureDropped), conn.claims, conn.request);
         this.sockets.add(ws);
         metrics.connections.set(this.sockets.size);
         ws.send(encode.welcome(opts.nodeId, heartbeatMs));
@@ -394,19 +405,30 @@ export class SignalingServer {
     const order = [...this.sockets].sort(() => Math.random() - 0.5);
     const perWave = Math.ceil(order.length / waves);
     for (let i = 0; i < order.length; i += perWave) {
-      for (const ws of order.slice(i, i + perWave)) {
-        const conn = ws.getUserData();
-        if (conn.isClosed) continue;
-        const retryAfterMs = Math.round(Math.random() * jitterMs);
-        ws.send(encode.reconnect(retryAfterMs));
-        // Messages the client sent before it read `reconnect` are still on their way, and a busy
-        // client reads late: keep reading until a while after it was told to leave, then close.
-        // A client that closes first is fine too.
-        setTimeout(() => conn.isClosed || ws.end(1012, 'draining'), retryAfterMs + CLOSE_AFTER_RECONNECT_MS);
-      }
+      for (const ws of order.slice(i, i + perWave)) this.sendAway(ws, jitterMs, 'draining');
       if (i + perWave < order.length) await new Promise((resolve) => setTimeout(resolve, waveMs));
     }
     while (this.sockets.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  /**
+   * Tells every client at once to reconnect elsewhere and closes it with 1012: this node cannot
+   * reach the bus, and every moment a client stays its sends fail. No waves: the other nodes take
+   * resumes, which are cheap next to a cluster-wide rolling restart.
+   */
+  sendAllAway(jitterMs: number): void {
+    for (const ws of [...this.sockets]) this.sendAway(ws, jitterMs, 'bus unreachable');
+  }
+
+  private sendAway(ws: WebSocket<Connection>, jitterMs: number, reason: string): void {
+    const conn = ws.getUserData();
+    if (conn.isClosed) return;
+    const retryAfterMs = Math.round(Math.random() * jitterMs);
+    ws.send(encode.reconnect(retryAfterMs));
+    // Messages the client sent before it read `reconnect` are still on their way, and a busy
+    // client reads late: keep reading until a while after it was told to leave, then close.
+    // A client that closes first is fine too.
+    setTimeout(() => conn.isClosed || ws.end(1012, reason), retryAfterMs + CLOSE_AFTER_RECONNECT_MS);
   }
 
   get connectionCount(): number {
@@ -435,6 +457,21 @@ function readOrigin(res: HttpResponse, req: HttpRequest, resolver: ClientAddress
   const header = resolver.forwardedHeader;
   if (header !== null) req.forEach((key, value) => key === header && origin.forwardedFor.push(value));
   return origin;
+}
+
+/** The upgrade request as the join hook sees it; headers and cookies only when there is a hook. */
+function readRequest(req: HttpRequest, address: string, token: string | null, hookHeaders: string[] | null): ConnectionRequest {
+  const request: ConnectionRequest = { address, token, cookies: {}, headers: {} };
+  if (hookHeaders === null) return request;
+  for (const name of hookHeaders) {
+    const value = req.getHeader(name);
+    if (value !== '') request.headers[name] = value;
+  }
+  for (const pair of req.getHeader('cookie').split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) request.cookies[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return request;
 }
 
 /**

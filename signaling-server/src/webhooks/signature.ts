@@ -3,10 +3,10 @@
 import { createHmac } from 'node:crypto';
 
 /** The key bytes of a `whsec_<base64>` secret; throws on anything else. */
-export function parseWebhookSecret(secret: string): Buffer {
+export function parseWebhookSecret(secret: string, variable = 'WEBHOOK_SECRET'): Buffer {
   const match = /^whsec_([A-Za-z0-9+/=]+)$/.exec(secret.trim());
   const key = match ? Buffer.from(match[1]!, 'base64') : Buffer.alloc(0);
-  if (key.length < 16) throw new Error('WEBHOOK_SECRET must be whsec_ followed by at least 16 base64-encoded bytes');
+  if (key.length < 16) throw new Error(`${variable} must be whsec_ followed by at least 16 base64-encoded bytes`);
   return key;
 }
 

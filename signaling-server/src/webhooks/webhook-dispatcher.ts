@@ -96,13 +96,14 @@ export class WebhookDispatcher {
 
   /** Delivers the due head of each endpoint and room once; true when any was accepted or dropped. */
   private async round(): Promise<boolean> {
+    // Ordered by the bigint id: the text form (kept for the driver) would put "10" before "9".
     const { rows: heads } = await sql<Head>`
-      SELECT * FROM (
-        SELECT DISTINCT ON (endpoint, room) id::text, endpoint, room, event_id, type, body, attempts,
+      SELECT heads.id::text AS id, endpoint, room, event_id, type, body, attempts, is_due, is_expired FROM (
+        SELECT DISTINCT ON (endpoint, room) id, endpoint, room, event_id, type, body, attempts,
                next_attempt_at <= now() AS is_due,
                created_at < now() - make_interval(secs => ${this.opts.maxAgeMs / 1000}::float8) AS is_expired
         FROM webhook_outbox ORDER BY endpoint, room, id
-      ) heads WHERE is_due OR is_expired ORDER BY id LIMIT ${ROUND_SIZE}
+      ) heads WHERE is_due OR is_expired ORDER BY heads.id LIMIT ${ROUND_SIZE}
     `.execute(this.opts.db);
     const results = await Promise.all(heads.map((head) => this.handle(head)));
     return results.some((done) => done);

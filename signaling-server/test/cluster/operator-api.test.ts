@@ -1,6 +1,7 @@
 // The operator API on two nodes: who may call it, what it refuses, and every action as the
 // clients of both nodes see it (kick, send, close, state), plus the cluster view and a drain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { killAllNodes, startCluster, startNode, untilMetric, type RunningNode } from '../support/cluster.js';
 import { ClientTracker, newRoom } from '../support/clients.js';
 import { ADMIN_API_KEYS, READ_KEY, callApi } from '../support/operator-api.js';
@@ -70,13 +71,13 @@ describe('bad requests', () => {
   it('answers 400 naming the problem, and 404/405 for unknown routes and methods', async () => {
     const badRoom = await callApi(a, 'GET', '/v1/rooms/has%20space');
     expect(badRoom.status).toBe(400);
-    expect(badRoom.body.message).toMatch(/room/);
+    expect(badRoom.body.message).toBe('path: room: 1-128 characters of [A-Za-z0-9_.:-]');
     const notJson = await callApi(a, 'PUT', '/v1/rooms/x/state', { rawBody: '{nope' });
     expect(notJson.status).toBe(400);
     expect(notJson.body.message).toMatch(/JSON/);
     const noData = await callApi(a, 'POST', '/v1/rooms/x/send', { body: { to: ['p'] } });
     expect(noData.status).toBe(400);
-    expect(noData.body.message).toMatch(/data/);
+    expect(noData.body.message).toBe('body: data: required');
     const badVersion = await callApi(a, 'PUT', '/v1/rooms/x/state', { body: { version: -1, data: {} } });
     expect(badVersion.status).toBe(400);
     const badLimit = await callApi(a, 'GET', '/v1/rooms?limit=0');
@@ -84,6 +85,18 @@ describe('bad requests', () => {
     expect((await callApi(a, 'GET', '/v1/nothing')).status).toBe(404);
     expect((await callApi(a, 'PATCH', '/v1/rooms')).status).toBe(405);
     expect((await callApi(a, 'GET', `/v1/rooms/${newRoom('never')}`)).status).toBe(404);
+  });
+
+  it('a body over MAX_MESSAGE_BYTES answers 413 with a JSON error, as the OpenAPI document says', async () => {
+    const doc = (await callApi(a, 'GET', '/v1/openapi.json', { key: null })).body;
+    const documented = doc.paths['/v1/rooms/{room}/state'].put.responses['413'];
+    expect(documented).toBeDefined();
+    const schema = z.fromJSONSchema(documented.content['application/json'].schema);
+    const data = { blob: 'x'.repeat(64 * 1024) };
+    const reply = await callApi(a, 'PUT', `/v1/rooms/${newRoom('big')}/state`, { body: { version: 0, data } });
+    expect(reply.status).toBe(413);
+    expect(reply.body).toMatchObject({ error: 'too-large', message: expect.stringMatching(/65536 bytes/) });
+    expect(schema.safeParse(reply.body).success).toBe(true);
   });
 });
 

@@ -50,7 +50,15 @@ afterEach(async () => {
 const freshDatabase = () => createTestDatabase(postgres.databaseUrl);
 
 const HEARTBEAT_MS = 1000;
-const ENV = { NODE_HEARTBEAT_MS: String(HEARTBEAT_MS), DB_TIMEOUT_MS: '2000', REDIS_TIMEOUT_MS: '5000' };
+// These tests stall Redis (CLIENT PAUSE) and let it go on: a stall longer than the connection
+// probe's deadline would be a dead connection (destroyed, and what Redis held dropped with it), so
+// the deadline is set above every pause here.
+const ENV = {
+  NODE_HEARTBEAT_MS: String(HEARTBEAT_MS),
+  DB_TIMEOUT_MS: '2000',
+  REDIS_TIMEOUT_MS: '5000',
+  REDIS_PROBE_TIMEOUT_MS: '10000',
+};
 
 /** Two nodes on a database of their own (or the given one) and the private Redis. */
 async function twoNodes(env: Record<string, string> = ENV, databaseUrl?: string): Promise<[RunningNode, RunningNode]> {

@@ -71,8 +71,13 @@ describe('against live nodes', () => {
 
     const one = await signalctl(['room', room]);
     expect(one.stdout).toContain(`room ${room}: 2 participant(s), state v0`);
-    expect(one.stdout).toMatch(new RegExp(`${aj.self.id}\\s+alice\\s+${a.id}\\s+connected`));
-    expect(one.stdout).toMatch(new RegExp(`${bj.self.id}\\s+bob\\s+${b.id}\\s+connected`));
+    // Anonymous mode: no identity, every grant.
+    expect(one.stdout).toMatch(
+      new RegExp(`${aj.self.id}\\s+alice\\s+-\\s+anonymous:signal,broadcast,state\\s+${a.id}\\s+connected`),
+    );
+    expect(one.stdout).toMatch(
+      new RegExp(`${bj.self.id}\\s+bob\\s+-\\s+anonymous:signal,broadcast,state\\s+${b.id}\\s+connected`),
+    );
   });
 
   it('send, kick and close reach the clients on both nodes', async () => {

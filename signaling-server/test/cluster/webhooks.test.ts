@@ -148,6 +148,42 @@ describe('when the receiver or a node fails', () => {
     expect(new Set(receiver.accepted.map((d) => d.id)).size).toBe(receiver.accepted.length);
   });
 
+  it('a backlog whose ids cross a power of ten, first attempts refused: each room still in order', async () => {
+    // Twelve rooms join, then all leave: their started/joined rows get ids just below 10^k and
+    // their left/finished rows ids from 10^k on, so text order ("1000" < "999") would put a
+    // room's end before its start.
+    const { rows } = await db.query(`SELECT last_value FROM webhook_outbox_id_seq`);
+    const power = 10 ** String(Number(rows[0].last_value) + 100).length;
+    await db.query(`SELECT setval('webhook_outbox_id_seq', $1)`, [power - 25]);
+    const rooms = Array.from({ length: 12 }, () => newRoom('backlog'));
+    const refused = new Set<string>();
+    let isBacklogBuilt = false;
+    // Until the backlog is built, and the first attempt of every event after: 500 or 503.
+    receiver.respond = (d) => {
+      if (!rooms.includes(d.data.room)) return 204;
+      if (isBacklogBuilt && refused.has(d.id)) return 204;
+      refused.add(d.id);
+      return refused.size % 2 === 0 ? 500 : 503;
+    };
+    const members = await Promise.all(rooms.map(async (room, i) => ({ room, client: await clients.connect(nodes[i % 3]!) })));
+    await Promise.all(members.map(({ client, room }) => client.join(room)));
+    await Promise.all(members.map(({ client, room }) => client.request({ type: 'leave', room })));
+    isBacklogBuilt = true;
+    await receiver.until(() => rooms.every((room) => isFinished(room)()), 20_000, 'every backlog room');
+    receiver.respond = () => 204;
+
+    for (const room of rooms) {
+      expect(types(receiver.roomEvents(room)), room).toEqual([
+        'room.started',
+        'participant.joined',
+        'participant.left:left',
+        'room.finished',
+      ]);
+    }
+    const { rows: after } = await db.query(`SELECT last_value FROM webhook_outbox_id_seq`);
+    expect(Number(after[0].last_value)).toBeGreaterThanOrEqual(power + 20);
+  });
+
   it('events a receiver refuses for longer than WEBHOOK_MAX_AGE_MS are dropped and counted; other rooms flow meanwhile', async () => {
     const stuck = newRoom('stuck');
     const fine = newRoom('fine');

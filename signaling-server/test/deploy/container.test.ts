@@ -85,8 +85,8 @@ describe('Dockerfile', () => {
     const all = stages(dockerfile);
     expect(all.length).toBeGreaterThanOrEqual(2);
     const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node;
-    expect(engines).toMatch(/^>=20\.\d+ <21$/);
-    const minimumMinor = Number(/^>=20\.(\d+)/.exec(engines)![1]);
+    expect(engines).toMatch(/^\^20\.\d+ \|\| \^22$/);
+    const minimumMinor = Number(/^\^20\.(\d+)/.exec(engines)![1]);
     for (const stage of all) {
       const tag = /^node:20\.(\d+)\.(\d+)-bookworm-slim$/.exec(stage.from);
       expect(tag, stage.from).not.toBeNull();
@@ -98,6 +98,8 @@ describe('Dockerfile', () => {
   it('installs production dependencies only, with npm ci, in the final stage', () => {
     const runs = final('RUN').map((i) => i.args);
     expect(runs.some((r) => /\bnpm ci\b.*--omit=dev/.test(r))).toBe(true);
+    // An image built on Node 22 (NODE_IMAGE) needs the optional uws-pack, its uWebSockets.js build.
+    expect(runs.some((r) => /--omit=optional|--no-optional/.test(r))).toBe(false);
     expect(runs.some((r) => /\bnpm (install|i)\b/.test(r))).toBe(false);
   });
 

@@ -2,14 +2,15 @@
 // object against the Kubernetes schemas, and checks the deployment rules on the rendered output:
 // what operators apply is what is tested. Needs kubectl on PATH, no cluster.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
-import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
@@ -78,6 +79,7 @@ const SCHEMAS: Record<string, new (data: never) => { validate(): void }> = {
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'networking.k8s.io/v1/Ingress': Ingress,
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
 };
@@ -91,11 +93,42 @@ async function render(dir: string): Promise<Obj[]> {
     .filter((o): o is Obj => o !== null);
 }
 
-const rendered = {} as Record<Overlay | 'root', Obj[]>;
+/**
+ * The prod overlay with the ingress component, as an operator adds it: a kustomization outside the
+ * tree (kustomize takes only relative paths) that lists prod and the component.
+ */
+async function renderProdWithIngress(): Promise<Obj[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'signaling-ingress-'));
+  const to = (path: string) => relative(dir, join(ROOT, path));
+  try {
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      [
+        'apiVersion: kustomize.config.k8s.io/v1beta1',
+        'kind: Kustomization',
+        'namespace: signaling-prod',
+        'sortOptions:',
+        '  order: fifo',
+        `resources: [${to('k8s/overlays/prod')}]`,
+        `components: [${to('k8s/components/ingress')}]`,
+      ].join('\n'),
+    );
+    return await render(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const rendered = {} as Record<Overlay | 'root' | 'prodWithIngress', Obj[]>;
 
 beforeAll(async () => {
-  const [root, ...overlays] = await Promise.all([render('.'), ...OVERLAYS.map((o) => render(`k8s/overlays/${o}`))]);
+  const [root, withIngress, ...overlays] = await Promise.all([
+    render('.'),
+    renderProdWithIngress(),
+    ...OVERLAYS.map((o) => render(`k8s/overlays/${o}`)),
+  ]);
   rendered.root = root!;
+  rendered.prodWithIngress = withIngress!;
   OVERLAYS.forEach((o, i) => (rendered[o] = overlays[i]!));
 });
 
@@ -647,6 +680,18 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     expect(find(/signaling_bus_recovered_total\b/)).toHaveLength(1);
   });
 
+  it('renders the Namespace first, the config before the Deployment, the Deployment and its Service before the dashboard', () => {
+    const at = (kind: string, name: string) => objs().findIndex((o) => o.kind === kind && o.metadata.name === name);
+    const { container } = signaling(objs());
+    expect(objs()[0]!.kind).toBe('Namespace');
+    expect(at('ConfigMap', container.envFrom[0].configMapRef.name)).toBeLessThan(at('Deployment', 'signaling'));
+    expect(at('Deployment', 'signaling')).toBeLessThan(at('ConfigMap', 'signaling-grafana-dashboard'));
+    expect(at('Service', 'signaling')).toBeLessThan(at('ConfigMap', 'signaling-grafana-dashboard'));
+    // Every Secret a pod reads that the overlay renders comes before the pods.
+    const firstPod = objs().findIndex((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
+    for (const [i, o] of objs().entries()) if (o.kind === 'Secret') expect(i, o.metadata.name).toBeLessThan(firstPod);
+  });
+
   it('ships the Grafana dashboard as a ConfigMap the dashboard sidecar picks up', () => {
     const map = one(objs(), 'ConfigMap', 'signaling-grafana-dashboard');
     expect(map.metadata.labels.grafana_dashboard).toBe('1');
@@ -679,6 +724,52 @@ describe.each(OVERLAYS.filter((o) => EXPECTED[o].autoscaler === 'ScaledObject'))
     const selector = /^sum\(signaling_connections\{(.*)\}\)$/.exec(prometheus.metadata.query)?.[1];
     expect(selector?.split(',').sort()).toEqual(['job="signaling"', `namespace="${expected.namespace}"`]);
     expect(so.spec.advanced.horizontalPodAutoscalerConfig.behavior).toEqual(BASE_HPA.spec.behavior);
+  });
+});
+
+describe('the ingress component on prod', () => {
+  const objs = () => rendered.prodWithIngress;
+
+  it('adds one valid Ingress in the namespace and changes nothing else but the config', () => {
+    const ingress = one(objs(), 'Ingress', 'signaling');
+    new Ingress(ingress as never).validate();
+    const problems: string[] = [];
+    unknownFields(ingress, 'V1Ingress', 'Ingress/signaling', problems);
+    expect(problems).toEqual([]);
+    expect(ingress.metadata.namespace).toBe('signaling-prod');
+    const kinds = (list: Obj[]) => list.map((o) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, '')}`);
+    expect(kinds(objs()).filter((k) => k !== 'Ingress/signaling')).toEqual(kinds(rendered.prod));
+  });
+
+  it('routes only the WebSocket to the Service, over TLS from the signaling-tls Secret (cert-manager or kubectl)', () => {
+    const ingress = one(objs(), 'Ingress', 'signaling');
+    const service = one(objs(), 'Service', 'signaling');
+    const paths = (ingress.spec.rules as Obj[]).flatMap((r) => r.http.paths as Obj[]);
+    expect(paths.map((p) => [p.path, p.pathType])).toEqual([['/ws', 'Exact']]);
+    expect(paths[0]!.backend.service).toEqual({ name: service.metadata.name, port: { name: service.spec.ports[0].name } });
+    const hosts = (ingress.spec.rules as Obj[]).map((r) => r.host);
+    expect(ingress.spec.tls).toEqual([{ hosts, secretName: 'signaling-tls' }]);
+    expect(ingress.metadata.annotations['cert-manager.io/cluster-issuer']).toBeTruthy();
+    const docs = readFileSync(join(ROOT, 'docs', 'deployment.md'), 'utf8');
+    expect(docs).toContain('create secret tls signaling-tls');
+    expect(docs).toContain('k8s/components/ingress');
+  });
+
+  it('keeps WebSockets open past the idle timeout and asks for no session affinity', () => {
+    const ingress = one(objs(), 'Ingress', 'signaling');
+    const { config } = signaling(objs());
+    const annotations = ingress.metadata.annotations as Record<string, string>;
+    for (const name of ['proxy-read-timeout', 'proxy-send-timeout'])
+      expect(Number(annotations[`nginx.ingress.kubernetes.io/${name}`]) * 1000).toBeGreaterThan(Number(config.IDLE_TIMEOUT_MS));
+    expect(Object.keys(annotations).filter((a) => /affinity|session-cookie/.test(a))).toEqual([]);
+    expect(one(objs(), 'Service', 'signaling').spec.sessionAffinity).toBe('None');
+  });
+
+  it('sets ALLOWED_ORIGINS to origins with a scheme and TRUSTED_PROXIES to CIDRs', () => {
+    const { config } = signaling(objs());
+    for (const origin of config.ALLOWED_ORIGINS!.split(',')) expect(new URL(origin).origin).toBe(origin);
+    for (const cidr of config.TRUSTED_PROXIES!.split(',')) expect(cidr).toMatch(/^\d+\.\d+\.\d+\.\d+\/\d+$/);
+    expect(signaling(rendered.prod).config.TRUSTED_PROXIES).toBeUndefined();
   });
 });
 
@@ -733,6 +824,17 @@ describe('across overlays', () => {
     expect(Number(database.port)).toBe(one(objs, 'Service', 'postgres').spec.ports[0].port);
     // Placeholders, recognisably not real credentials.
     expect(data('signaling-postgres').password).toMatch(/^dev-only-/);
+  });
+
+  it('docs/deployment.md creates each Secret once per environment', () => {
+    const docs = readFileSync(join(ROOT, 'docs', 'deployment.md'), 'utf8');
+    for (const section of ['## 5. Staging', '## 6. Prod']) {
+      const start = docs.indexOf(section);
+      const text = docs.slice(start, docs.indexOf('\n## ', start + 1));
+      const created = [...text.matchAll(/kubectl create secret generic (\S+) -n "\$NS"(?![^\n]*--dry-run)/g)].map((m) => m[1]);
+      expect(created.length, section).toBeGreaterThan(0);
+      expect(new Set(created).size, `${section}: ${created.join(', ')}`).toBe(created.length);
+    }
   });
 
   it('docs/deployment.md tells the operator how to create every Secret staging and prod expect', () => {

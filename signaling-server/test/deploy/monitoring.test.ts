@@ -95,6 +95,13 @@ describe('metric names in the deployment configuration', () => {
     }
   });
 
+  it('every alert has a row in the runbook of docs/operations.md', () => {
+    const rule = parse(read('k8s/base/prometheusrule.yaml')) as Obj;
+    const alerts = (rule.spec.groups as Obj[]).flatMap((g) => (g.rules as Obj[]).map((r) => String(r.alert)));
+    const rows = new Set([...read('docs/operations.md').matchAll(/^\| `(Signaling\w+)` \|/gm)].map((m) => m[1]));
+    expect(alerts.filter((alert) => !rows.has(alert))).toEqual([]);
+  });
+
   it('every Grafana panel queries only exported series', () => {
     const dashboard = JSON.parse(read('k8s/base/dashboards/signaling.json')) as Obj;
     const exprs = (dashboard.panels as Obj[]).flatMap((p) => ((p.targets ?? []) as Obj[]).map((t) => String(t.expr)));

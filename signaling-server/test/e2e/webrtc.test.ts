@@ -1,6 +1,7 @@
 // The demo page in a real browser: two pages on two different nodes of one cluster set up a WebRTC
 // call through it, and the call can still renegotiate after one of the nodes restarts.
-// Needs Debian's Chromium at /usr/bin/chromium (or CHROMIUM_PATH) and a built tree (npm run build).
+// Needs Debian's Chromium at /usr/bin/chromium (or CHROMIUM_PATH; the global setup installs it) and a
+// built tree (npm run build).
 // UPDATE_SCREENSHOTS=1 also writes the demo's desktop and phone screenshots to docs/images/.
 /// <reference lib="dom" />
 import { mkdirSync } from 'node:fs';

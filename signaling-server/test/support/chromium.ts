@@ -1,12 +1,13 @@
 // Debian's Chromium driven by playwright-core for the browser tests, and the demo page's test
 // hooks (`window.demo`, see signaling-server/public/app.js). Needs /usr/bin/chromium (or
-// CHROMIUM_PATH).
+// CHROMIUM_PATH), which the global setup installs (system-packages.ts).
 /// <reference lib="dom" />
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { SignalingClient } from '../../../client/src/index.js';
+import { SYSTEM_PROGRAMS, systemProgramPath } from './system-packages.js';
 
 /** What signaling-server/public/app.js exposes as `window.demo`. */
 declare global {
@@ -31,7 +32,6 @@ declare global {
   }
 }
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const WAIT = { timeout: 20_000 };
 
 export interface Chromium {
@@ -43,7 +43,7 @@ export interface Chromium {
 export async function launchChromium(): Promise<Chromium> {
   const userDataDir = mkdtempSync(join(tmpdir(), 'signaling-e2e-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath: systemProgramPath(SYSTEM_PROGRAMS.chromium),
     headless: true, // passes --headless
     viewport: { width: 1280, height: 800 },
     args: [

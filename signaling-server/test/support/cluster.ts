@@ -76,9 +76,8 @@ function redisEnv(redisUrl: string | undefined): Record<string, string> {
   return { REDIS_URL: redisUrl };
 }
 
-export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
-  const id = opts.nodeId ?? uniqueName('node-');
-  const env: Record<string, string> = {
+function nodeEnv(opts: NodeOptions, id: string): Record<string, string> {
+  return {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '',
     HOST: '127.0.0.1',
@@ -90,6 +89,39 @@ export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
     ...(opts.redisPrefix ? { REDIS_PREFIX: opts.redisPrefix } : {}),
     ...opts.env,
   };
+}
+
+export interface FailedStart {
+  code: number | null;
+  stderr: string;
+  /** Every log line, parsed. */
+  logs: Record<string, unknown>[];
+}
+
+/** Starts a node that is expected to refuse to start: resolves when it exits, rejects if it listens. */
+export async function startNodeExpectingFailure(opts: NodeOptions = {}): Promise<FailedStart> {
+  const id = opts.nodeId ?? uniqueName('node-');
+  const child = spawn(process.execPath, [MAIN], { env: nodeEnv(opts, id), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timeoutMs = opts.startTimeoutMs ?? 20_000;
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  clearTimeout(timer);
+  const logs = stdout
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  if (logs.some((l) => l.msg === 'listening')) throw new Error(`node ${id} started listening though it should have refused`);
+  if (code === null) throw new Error(`node ${id} neither started nor exited within ${timeoutMs} ms\n${stderr}`);
+  return { code, stderr, logs };
+}
+
+export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
+  const id = opts.nodeId ?? uniqueName('node-');
+  const env = nodeEnv(opts, id);
   const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';

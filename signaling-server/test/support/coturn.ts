@@ -1,6 +1,6 @@
 // A private coturn (Debian's `coturn` package) for the TURN tests: loopback only, on a free port,
 // TURN REST API auth with the given shared secrets, no configuration file, database or CLI from
-// the system. Restartable on the same port with other secrets.
+// the system; the global setup installs the package (system-packages.ts). Restartable on the same port with other secrets.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -8,8 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './cluster.js';
-
-const TURNSERVER = process.env.TURNSERVER_PATH ?? '/usr/bin/turnserver';
+import { SYSTEM_PROGRAMS, systemProgramPath } from './system-packages.js';
 
 export interface ThrowawayCoturn {
   port: number;
@@ -41,6 +40,7 @@ function answersStun(port: number): Promise<boolean> {
 }
 
 export async function startCoturn(secrets: string[]): Promise<ThrowawayCoturn> {
+  const turnserver = systemProgramPath(SYSTEM_PROGRAMS.turnserver);
   const port = await freePort(); // TCP and UDP: coturn listens on both
   // Relay ports: a small range from another kernel pick; coturn skips ports that are taken.
   const relayBase = Math.min(await freePort(), 65_535 - 64);
@@ -87,16 +87,16 @@ export async function startCoturn(secrets: string[]): Promise<ThrowawayCoturn> {
         `--pidfile=${join(dir, 'turnserver.pid')}`,
         `--userdb=${join(dir, 'turndb')}`,
       ];
-      const process_ = spawn(TURNSERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const process_ = spawn(turnserver, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       child = process_;
       exited = new Promise((resolve) => process_.once('exit', () => resolve()));
       let spawnError: Error | undefined;
-      process_.once('error', (err) => (spawnError = err)); // not installed: see .ci/run
+      process_.once('error', (err) => (spawnError = err));
       process_.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
       process_.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
       const deadline = Date.now() + 10_000;
       while (!(await answersStun(port))) {
-        if (spawnError) throw new Error(`cannot run ${TURNSERVER}: ${spawnError.message}`);
+        if (spawnError) throw new Error(`cannot run ${turnserver}: ${spawnError.message}`);
         if (process_.exitCode !== null) throw new Error(`turnserver exited with ${process_.exitCode}:\n${output}`);
         if (Date.now() > deadline) throw new Error(`turnserver did not answer STUN on ${port} in 10 s:\n${output}`);
       }

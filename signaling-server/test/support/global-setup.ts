@@ -1,6 +1,8 @@
-// Runs once per `vitest run`: finds Postgres and Redis and hands their URLs to the test files.
+// Runs once per `vitest run`: installs the Debian packages whose programs some tests start, finds
+// Postgres and Redis and hands their URLs to the test files.
 import type { TestProject } from 'vitest/node';
 import { findBackends } from './backends.js';
+import { installMissingSystemPackages } from './system-packages.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -12,6 +14,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  await installMissingSystemPackages();
   const backends = await findBackends();
   project.provide('databaseUrl', backends.databaseUrl);
   project.provide('redisUrl', backends.redisUrl);

@@ -1,4 +1,4 @@
-// A private HAProxy (Debian's `haproxy` package) in front of test nodes, on a free loopback port:
+// A private HAProxy (Debian's `haproxy` package, which the global setup installs) in front of test nodes, on a free loopback port:
 // HTTP mode as in deploy/haproxy/haproxy.cfg, telling the nodes the client's address either with
 // the PROXY protocol v2 or with X-Forwarded-For. Clients reach it from any 127.x.y.z address
 // (ws's `localAddress`), so one machine can play many clients behind one proxy.
@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './cluster.js';
+import { SYSTEM_PROGRAMS, systemProgramPath } from './system-packages.js';
 
 export type ClientAddressMode = 'proxy-v2' | 'forwardfor';
 
@@ -30,6 +31,7 @@ function isListening(port: number): Promise<boolean> {
 
 /** Starts HAProxy balancing over the given node ports; it connects to them from 127.0.0.1. */
 export async function startHaproxy(nodePorts: number[], mode: ClientAddressMode): Promise<Haproxy> {
+  const haproxy = systemProgramPath(SYSTEM_PROGRAMS.haproxy);
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'haproxy-test-'));
   const config = join(dir, 'haproxy.cfg');
@@ -56,7 +58,7 @@ export async function startHaproxy(nodePorts: number[], mode: ClientAddressMode)
     ].join('\n'),
   );
   let output = '';
-  const child: ChildProcess = spawn('haproxy', ['-f', config, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(haproxy, ['-f', config, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -263,6 +263,40 @@ export function describeRoomStore(name: string, create: () => Promise<RoomStore>
       expect(await store.resume({ ...attempt, identity: 'alice' })).toMatchObject({ self: { id: req.participantId } });
     });
 
+    it("keeps where a participant's identity and grants came from across resumes, unless a resume re-decides them", async () => {
+      const store = await create();
+      const room = fresh('room');
+      const access = { source: 'hook' as const, grants: ['signal' as const], recheckAt: '2030-01-01T00:00:00.000Z' };
+      const req = request(room, { identity: 'carol', access });
+      await store.join(req, none);
+      const base = { room, participantId: req.participantId, nodeId: 'node-b' };
+      // Undefined identity: the resume secret alone decides (a hook not asked on resume).
+      const kept = await store.resume({ ...base, identity: undefined, resumeHash: req.resumeHash, nextResumeHash: 'r1' });
+      expect(kept).toMatchObject({ identity: 'carol', access });
+      const narrowed = { source: 'hook' as const, grants: [], recheckAt: null };
+      const redecided = await store.resume({
+        ...base,
+        identity: 'carol',
+        access: narrowed,
+        resumeHash: 'r1',
+        nextResumeHash: 'r2',
+      });
+      expect(redecided).toMatchObject({ identity: 'carol', access: narrowed });
+      const again = await store.resume({ ...base, identity: 'carol', resumeHash: 'r2', nextResumeHash: 'r3' });
+      expect(again?.access).toEqual(narrowed);
+      // A join that recorded nothing reads back as nothing recorded.
+      const bare = request(room);
+      await store.join(bare, none);
+      const resumed = await store.resume({
+        ...base,
+        participantId: bare.participantId,
+        identity: null,
+        resumeHash: bare.resumeHash,
+        nextResumeHash: 'b1',
+      });
+      expect(resumed).toMatchObject({ identity: null, access: null });
+    });
+
     it('leaves a participant alone when the grace is recorded by a node that no longer holds it', async () => {
       const store = await create();
       const room = fresh('room');

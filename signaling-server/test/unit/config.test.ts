@@ -29,6 +29,49 @@ describe('configuration', () => {
     expect(() => loadConfig({ DB_SYNCHRONOUS_COMMIT: 'sometimes' })).toThrow(/DB_SYNCHRONOUS_COMMIT/);
   });
 
+  it('reads every switch as on/off, true/false, yes/no or 1/0, in any case, and refuses anything else', () => {
+    for (const on of ['on', 'ON', 'true', 'True', 'yes', '1']) {
+      expect(loadConfig({ ADMIN_API_JWT: on, ALLOW_UWS_FALLBACK: on })).toMatchObject({
+        ADMIN_API_JWT: true,
+        ALLOW_UWS_FALLBACK: true,
+      });
+    }
+    for (const off of ['off', 'OFF', 'false', 'no', '0', '']) {
+      expect(loadConfig({ ADMIN_API_JWT: off, ALLOW_UWS_FALLBACK: off })).toMatchObject({
+        ADMIN_API_JWT: false,
+        ALLOW_UWS_FALLBACK: false,
+      });
+    }
+    expect(() => loadConfig({ ADMIN_API_JWT: 'enabled' })).toThrow(/ADMIN_API_JWT: not a switch: write on or off/);
+  });
+
+  it('refuses an ALLOWED_ORIGINS entry no browser would send, saying what to write', () => {
+    expect(loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com, http://localhost:8080' }).ALLOWED_ORIGINS).toEqual([
+      'https://app.example.com',
+      'http://localhost:8080',
+    ]);
+    expect(loadConfig({ ALLOWED_ORIGINS: 'capacitor://localhost' }).ALLOWED_ORIGINS).toEqual(['capacitor://localhost']);
+    expect(() => loadConfig({ ALLOWED_ORIGINS: 'https://ok.example,app.example.com' })).toThrow(
+      'invalid configuration: ALLOWED_ORIGINS: app.example.com has no scheme: write it as https://app.example.com',
+    );
+    expect(() => loadConfig({ ALLOWED_ORIGINS: 'localhost:8080' })).toThrow(/ALLOWED_ORIGINS: localhost:8080 has no scheme/);
+    expect(() => loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com/' })).toThrow(
+      'ALLOWED_ORIGINS: https://app.example.com/ is not an origin as browsers send it: write https://app.example.com',
+    );
+    expect(() => loadConfig({ ALLOWED_ORIGINS: 'https://App.Example.com:443' })).toThrow(/write https:\/\/app\.example\.com$/);
+  });
+
+  it('refuses an HS256 secret shorter than 32 bytes', () => {
+    const long = 'x'.repeat(32);
+    expect(loadConfig({ AUTH_JWT_SECRET: long, AUTH_JWT_SECRET_PREVIOUS: long }).AUTH_JWT_SECRET).toBe(long);
+    expect(() => loadConfig({ AUTH_JWT_SECRET: 'short' })).toThrow(
+      /AUTH_JWT_SECRET: shorter than 32 bytes, too short for HS256: make one with openssl rand -base64 32/,
+    );
+    expect(() => loadConfig({ AUTH_JWT_SECRET: long, AUTH_JWT_SECRET_PREVIOUS: 'x'.repeat(31) })).toThrow(
+      /AUTH_JWT_SECRET_PREVIOUS: shorter than 32 bytes/,
+    );
+  });
+
   it('reads TRUSTED_PROXIES as a list of CIDRs and refuses one that is not', () => {
     expect(loadConfig({}).TRUSTED_PROXIES).toEqual([]);
     expect(loadConfig({ TRUSTED_PROXIES: ' 10.0.0.0/8, fd00::/8,192.0.2.1 ' }).TRUSTED_PROXIES).toEqual([
@@ -94,5 +137,30 @@ describe('configuration', () => {
     expect(short).toEqual([expect.stringMatching(/^DRAIN_TIMEOUT_MS \(2000\) leaves 1500 ms for clients/)]);
     const slow = timerWarnings(loadConfig({ DB_TIMEOUT_MS: '2000', NODE_HEARTBEAT_MS: '1000' }));
     expect(slow).toEqual([expect.stringMatching(/^DB_TIMEOUT_MS \(2000\) is at least two NODE_HEARTBEAT_MS periods/)]);
+  });
+  it('leaves the join hook off by default and needs its secret with its URL', () => {
+    const config = loadConfig({});
+    expect(config.JOIN_HOOK_URL).toBeUndefined();
+    expect(config).toMatchObject({
+      JOIN_HOOK_TIMEOUT_MS: 2000,
+      JOIN_HOOK_ON_RESUME: false,
+      JOIN_HOOK_FAIL_OPEN: false,
+      JOIN_HOOK_HEADERS: [],
+      JOIN_HOOK_MAX_CONCURRENCY: 32,
+      JOIN_HOOK_MAX_QUEUED: 256,
+      JOIN_HOOK_BREAKER_FAILURES: 5,
+      JOIN_HOOK_BREAKER_COOLDOWN_MS: 5000,
+    });
+    expect(() => loadConfig({ JOIN_HOOK_URL: 'https://app.example/hook' })).toThrow(/JOIN_HOOK_SECRET/);
+    expect(() => loadConfig({ JOIN_HOOK_URL: 'https://app.example/hook', JOIN_HOOK_SECRET: 'hunter2' })).toThrow(
+      /JOIN_HOOK_SECRET must be whsec_/,
+    );
+    const secret = `whsec_${Buffer.alloc(24, 1).toString('base64')}`;
+    expect(loadConfig({ JOIN_HOOK_URL: 'https://app.example/hook', JOIN_HOOK_SECRET: secret }).JOIN_HOOK_URL).toBe(
+      'https://app.example/hook',
+    );
+    expect(() => loadConfig({ JOIN_HOOK_URL: 'ftp://app.example/hook' })).toThrow(/JOIN_HOOK_URL/);
+    expect(loadConfig({ JOIN_HOOK_HEADERS: ' X-Tenant ,user-agent' }).JOIN_HOOK_HEADERS).toEqual(['x-tenant', 'user-agent']);
+    expect(() => loadConfig({ JOIN_HOOK_HEADERS: 'bad header' })).toThrow(/JOIN_HOOK_HEADERS/);
   });
 });
