@@ -64,6 +64,14 @@ export class AdminAuth {
     const key = this.matchKey(presented);
     if (key) return { ok: true, access: key.access, who: key.label };
     if (this.verifyToken && presented.split('.').length === 3) return this.checkToken(presented);
+    // An entry copied whole from ADMIN_API_KEYS: the scope is configuration, not part of the key.
+    const scope = /^(read|write):/.exec(presented)?.[1];
+    if (scope) {
+      return {
+        ok: false,
+        reason: `unknown API key: send the key without its "${scope}:" prefix (ADMIN_API_KEYS=${scope}:KEY means the key is KEY)`,
+      };
+    }
     return { ok: false, reason: 'unknown API key' };
   }
 

@@ -11,7 +11,11 @@ export interface OperatorClientOptions {
 }
 
 export class OperatorClient {
-  constructor(private readonly opts: OperatorClientOptions) {}
+  private readonly opts: OperatorClientOptions;
+
+  constructor(opts: OperatorClientOptions) {
+    this.opts = { ...opts, url: opts.url && nodeUrl(opts.url), key: opts.key && bareKey(opts.key) };
+  }
 
   get hasUrl(): boolean {
     return this.opts.url !== undefined;
@@ -43,4 +47,19 @@ export class OperatorClient {
     if (!res.ok) throw new CliError(`${res.status} ${parsed?.error ?? 'error'}: ${parsed?.message ?? text}`);
     return parsed as T;
   }
+}
+
+/** `localhost:8080` as `http://localhost:8080`: an operator types a node's address the short way. */
+export function nodeUrl(given: string): string {
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(given) ? given : `http://${given}`;
+  if (!URL.canParse(url)) throw new CliError(`${given} is not a node's URL (e.g. http://localhost:8080)`);
+  return url;
+}
+
+/**
+ * The key as the API wants it: an ADMIN_API_KEYS entry pasted whole (`write:KEY`) is the key KEY.
+ * A configured key never starts with `read:` or `write:`, since ADMIN_API_KEYS reads that as its scope.
+ */
+export function bareKey(given: string): string {
+  return given.replace(/^(read|write):/, '');
 }

@@ -42,7 +42,8 @@ type Out = (text: string) => void;
 
 async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out): Promise<void> {
   const command = argv[0];
-  if (command === undefined || command === 'help' || command === '--help') return out(USAGE);
+  if (command === undefined) throw new UsageError(USAGE);
+  if (command === 'help' || command === '--help') return out(USAGE);
   if (command === 'token') return out(await token(argv.slice(1), env));
   let parsed;
   try {
@@ -177,7 +178,9 @@ async function status(api: OperatorClient, o: Options, env: NodeJS.ProcessEnv, p
   const [pods, hpa, cluster] = await Promise.all([
     kube?.pods() ?? null,
     kube?.hpa() ?? null,
-    api.hasUrl ? api.call('GET', '/v1/cluster') : null,
+    // Dead nodes too (as long as the database keeps them, NODE_RETENTION_MS): one that vanished is
+    // exactly what an operator looks for.
+    api.hasUrl ? api.call('GET', '/v1/cluster?dead=true') : null,
   ]);
   const nodes: any[] = cluster?.nodes ?? [];
   const nodeOf = new Map(nodes.map((n) => [n.id, n]));
@@ -187,7 +190,11 @@ async function status(api: OperatorClient, o: Options, env: NodeJS.ProcessEnv, p
       lines.push(`autoscaler ${hpa.name}: ${hpa.current} current, ${hpa.desired} desired (min ${hpa.min}, max ${hpa.max})`);
     else if (kube) lines.push(`no autoscaler "${o.kube.hpa}" in namespace ${kube.namespace}`);
     // Pods and nodes are one row each where the pod name is the node id (the manifests set NODE_ID so).
-    const names = [...new Set([...(pods ?? []).map((p) => p.name), ...nodes.map((n) => n.id)])].sort();
+    // Live first, the dead after them.
+    const isDead = (name: string) => nodeOf.get(name)?.status === 'dead';
+    const names = [...new Set([...(pods ?? []).map((p) => p.name), ...nodes.map((n) => n.id)])].sort(
+      (x, y) => Number(isDead(x)) - Number(isDead(y)) || x.localeCompare(y),
+    );
     const rows = names.map((name) => {
       const pod = pods?.find((p) => p.name === name);
       const node = nodeOf.get(name);
@@ -197,13 +204,16 @@ async function status(api: OperatorClient, o: Options, env: NodeJS.ProcessEnv, p
         pod ? (pod.isReady ? 'yes' : 'no') : null,
         pod?.restarts,
         podState,
+        node?.id,
         node?.status,
         node?.connections,
         node?.participants,
         node ? `${Math.round(node.heartbeatAgeMs / 100) / 10}s` : null,
       ];
     });
-    lines.push(formatTable(['NAME', 'READY', 'RESTARTS', 'POD', 'NODE', 'CONNECTIONS', 'PARTICIPANTS', 'HEARTBEAT'], rows));
+    lines.push(
+      formatTable(['NAME', 'READY', 'RESTARTS', 'POD', 'NODE', 'STATUS', 'CONNECTIONS', 'PARTICIPANTS', 'HEARTBEAT'], rows),
+    );
     if (!cluster) lines.push("(set SIGNALCTL_URL and SIGNALCTL_KEY to see each node's connections)");
     return lines.join('\n');
   });
@@ -259,7 +269,15 @@ function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v;
 }
 
+/** The command line itself is wrong: the usage goes to stderr and signalctl exits 2. */
+class UsageError extends Error {}
+
 main(process.argv.slice(2), process.env, (text) => process.stdout.write(`${text}\n`)).catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`signalctl: ${message.split('\n')[0]}\n`);
   process.exitCode = 1;

@@ -8,20 +8,31 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminAuth } from '../../src/api/admin-auth.js';
 import { createPayloadVerifier } from '../../src/auth/token-verifier.js';
-import { freePort, killAllNodes, startCluster, untilMetric, type RunningNode } from '../support/cluster.js';
+import {
+  freePort,
+  killAllNodes,
+  startCluster,
+  startNode,
+  untilMetric,
+  type NodeOptions,
+  type RunningNode,
+} from '../support/cluster.js';
 import { ClientTracker, newRoom } from '../support/clients.js';
 import { FakeKubeApi, SIGNALING, fakeKubeConfig } from '../support/fake-kube-api.js';
-import { ADMIN_API_KEYS, READ_KEY, WRITE_KEY } from '../support/operator-api.js';
+import { eventually } from '../support/eventually.js';
+import { ADMIN_API_KEYS, READ_KEY, WRITE_KEY, callApi } from '../support/operator-api.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/signalctl.js', import.meta.url));
 let a: RunningNode;
 let b: RunningNode;
+let clusterOptions: NodeOptions;
 let home: string;
 const clients = new ClientTracker();
 
 beforeAll(async () => {
   const cluster = await startCluster(2, { env: { ADMIN_API_KEYS, NODE_HEARTBEAT_MS: '500', DRAIN_TIMEOUT_MS: '2000' } });
   [a, b] = cluster.nodes as [RunningNode, RunningNode];
+  clusterOptions = cluster.options;
   // A home without ~/.kube: Kubernetes is used only when a test points at the fake.
   home = mkdtempSync(join(tmpdir(), 'signalctl-'));
 });
@@ -118,7 +129,40 @@ describe('against live nodes', () => {
     const nodes = JSON.parse(run.stdout).nodes;
     expect(nodes.map((n: { id: string }) => n.id)).toEqual(expect.arrayContaining([a.id, b.id]));
     const human = await signalctl(['status']);
-    expect(human.stdout).toMatch(new RegExp(`${b.id}\\s+-\\s+-\\s+-\\s+up\\s+[1-9]`));
+    expect(human.stdout).toMatch(/^NAME\s+READY\s+RESTARTS\s+POD\s+NODE\s+STATUS\s+CONNECTIONS\s+PARTICIPANTS\s+HEARTBEAT\n/);
+    expect(human.stdout).toMatch(new RegExp(`${b.id}\\s+-\\s+-\\s+-\\s+${b.id}\\s+up\\s+[1-9]`));
+  });
+
+  it('status lists a node that died as dead, after the live ones', async () => {
+    const c = await startNode(clusterOptions);
+    await c.kill();
+    await eventually(
+      'the killed node judged dead',
+      20_000,
+      () => callApi(a, 'GET', '/v1/cluster?dead=true'),
+      (r) => r.body.nodes.some((n: { id: string; status: string }) => n.id === c.id && n.status === 'dead'),
+    );
+    const human = await signalctl(['status']);
+    expect(human.stdout).toMatch(new RegExp(`\\n${c.id}\\s+-\\s+-\\s+-\\s+${c.id}\\s+dead\\s+`));
+    const rows = human.stdout.trim().split('\n').slice(1);
+    expect(rows.findIndex((r) => r.startsWith(c.id))).toBeGreaterThan(rows.findIndex((r) => r.startsWith(a.id)));
+    const json = JSON.parse((await signalctl(['status', '--json'])).stdout);
+    expect(json.nodes.find((n: { id: string }) => n.id === c.id)).toMatchObject({ status: 'dead' });
+  });
+
+  it('takes a key as ADMIN_API_KEYS writes it (write:KEY) and a node address without http://', async () => {
+    const pasted = await signalctl(['rooms', '--json'], { SIGNALCTL_KEY: `write:${WRITE_KEY}` });
+    expect(pasted.stderr).toBe('');
+    expect(JSON.parse(pasted.stdout)).toHaveProperty('rooms');
+    const short = await signalctl(['rooms', '--json'], { SIGNALCTL_URL: `127.0.0.1:${a.port}` });
+    expect(short.stderr).toBe('');
+    expect(JSON.parse(short.stdout)).toHaveProperty('rooms');
+    // Anyone else who sends the entry whole is told what to send instead.
+    const reply = await callApi(a, 'GET', '/v1/rooms', { key: `read:${READ_KEY}` });
+    expect(reply).toMatchObject({ status: 401, body: { error: 'unauthorized' } });
+    expect(reply.body.message).toBe(
+      'unknown API key: send the key without its "read:" prefix (ADMIN_API_KEYS=read:KEY means the key is KEY)',
+    );
   });
 });
 
@@ -141,6 +185,20 @@ describe('one-line errors', () => {
     expect(deadKube.code).toBe(1);
     expect(deadKube.stderr).toMatch(/^signalctl: cannot list pods: .*\n$/);
     expect((await signalctl(['launch'])).stderr).toBe('signalctl: unknown command "launch"; try signalctl help\n');
+    const badUrl = await signalctl(['rooms'], { SIGNALCTL_URL: 'http://[nope' });
+    expect(badUrl).toMatchObject({
+      code: 1,
+      stderr: "signalctl: http://[nope is not a node's URL (e.g. http://localhost:8080)\n",
+    });
+  });
+
+  it('with no command at all prints the usage on stderr and exits 2; help prints it on stdout', async () => {
+    const bare = await signalctl([]);
+    expect(bare).toMatchObject({ code: 2, stdout: '' });
+    expect(bare.stderr).toMatch(/^usage: signalctl <command> \[options\]\n/);
+    const help = await signalctl(['help']);
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^usage: signalctl/);
   });
 });
 
@@ -168,7 +226,7 @@ describe('with Kubernetes', () => {
 
       const human = await signalctl(['status', '--kubeconfig', kubeconfig, '--selector', 'app.kubernetes.io/name=signaling']);
       expect(human.stdout).toContain('autoscaler signaling: 2 current, 3 desired (min 2, max 10)');
-      expect(human.stdout).toMatch(new RegExp(`${b.id}\\s+no\\s+3\\s+Running\\s+up\\s+\\d+`));
+      expect(human.stdout).toMatch(new RegExp(`${b.id}\\s+no\\s+3\\s+Running\\s+${b.id}\\s+up\\s+\\d+`));
       expect(kube.requests.every((r) => r.authorization === 'Bearer fake-service-account-token')).toBe(true);
     } finally {
       await kube.close();
