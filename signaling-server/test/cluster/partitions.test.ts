@@ -192,3 +192,59 @@ it('a node cut off from Redis for 10 s, its flows forgotten: unready within 5 s,
   expect(await metric(cutOff, 'signaling_bus_away_moves_total')).toBe(1);
   expect(members.reduce((n, m) => n + [...m.acked.values()].flat().length, 0)).toBeGreaterThan(1000);
 }, 60_000);
+
+it('a node cut off from Postgres alone keeps its participants: nobody sees peer-left, nothing acked is lost, and afterwards every node sees the same rooms', async () => {
+  // Heartbeats each second, so the reaper would judge the node dead after 2 s of silence: a 10 s
+  // cut is five times that, as a 30 s Postgres failover is six times the default 5 s heartbeat.
+  const env = { RESUME_GRACE_MS: '20000', NODE_HEARTBEAT_MS: '1000', DB_TIMEOUT_MS: '1000' };
+  const databaseUrl = await createTestDatabase();
+  const common = { redisUrl: testRedisUrl(), redisPrefix: `${uniqueName('pg')}:`, env };
+  const first = await startNode({ ...common, databaseUrl });
+  const { url, proxy } = await throughProxy(databaseUrl);
+  const cutOff = await startNode({ ...common, databaseUrl: url });
+  const third = await startNode({ ...common, databaseUrl });
+  const nodes = [cutOff, first, third];
+  const { members, stop } = await signallingRooms(nodes, 3);
+  const victims = members.filter((m) => m.client.welcome.node === cutOff.id);
+
+  proxy.setMode('hold');
+  const cut = Date.now();
+  await eventually(
+    '/readyz 503 on the cut-off node',
+    5000,
+    () => readyz(cutOff),
+    (r) => r.status === 503,
+  );
+  // A join there cannot be recorded: it is refused, not left hanging.
+  const joiner = await clients.connect(cutOff);
+  expect(await joiner.request({ type: 'join', room: members[0]!.room }, 5000)).toMatchObject({
+    type: 'error',
+    code: 'unavailable',
+  });
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, cut + 10_000 - Date.now())));
+  proxy.setMode('pass');
+  await eventually(
+    '/readyz 200 on the cut-off node again',
+    10_000,
+    () => readyz(cutOff),
+    (r) => r.status === 200,
+  );
+  stop();
+  await untilAllArrived(members);
+  expect(verify(members).broken).toEqual([]);
+  expect(members.flatMap((m) => m.churn)).toEqual([]);
+  expect(victims.every((m) => m.isConnected)).toBe(true);
+  // Views agree: a newcomer on each node finds every member of the room, and no one else.
+  for (const room of new Set(members.map((m) => m.room))) {
+    const expected = members
+      .filter((m) => m.room === room)
+      .map((m) => m.id)
+      .sort();
+    for (const node of nodes) {
+      const newcomer = await clients.connect(node);
+      const joined = await newcomer.join(room);
+      expect(joined.peers.map((p) => p.id).sort()).toEqual(expected);
+      expect(await newcomer.request({ type: 'leave', room })).toMatchObject({ type: 'left' });
+    }
+  }
+}, 60_000);
