@@ -18,6 +18,7 @@ import { WebhookOutbox } from './webhooks/webhook-outbox.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { MemoryHub } from './bus/memory-bus.js';
 import { MemoryGapRecords, RedisGapRecords, type GapRecords } from './bus/gap-records.js';
+import { RedisNodeBeats, type NodeBeats } from './bus/node-beats.js';
 import type { RoomBus } from './bus/bus.js';
 import { drain } from './cluster/drain.js';
 import { BusOutage } from './cluster/bus-outage.js';
@@ -69,6 +70,7 @@ async function start(config: Config, log: Logger) {
 
   let bus: RoomBus;
   let gapRecords: GapRecords;
+  let beats: NodeBeats | undefined;
   if (hasRedis(config)) {
     const redisVariable = config.REDIS_URL ? 'REDIS_URL' : 'REDIS_CLUSTER_NODES';
     const redisAddress = config.REDIS_URL ? addressOf(config.REDIS_URL) : config.REDIS_CLUSTER_NODES!.join(',');
@@ -95,6 +97,7 @@ async function start(config: Config, log: Logger) {
     );
     bus = redisBus;
     gapRecords = new RedisGapRecords(redisBus.client, config.REDIS_PREFIX);
+    beats = new RedisNodeBeats(redisBus.client, config.REDIS_PREFIX);
   } else {
     bus = new MemoryHub(config.BUS_LOG_RETENTION_MS).createBus(config.NODE_ID);
     gapRecords = new MemoryGapRecords();
@@ -190,12 +193,21 @@ async function start(config: Config, log: Logger) {
     metrics,
     isDraining: () => isDraining,
     isBusUp: () => bus.isUp(),
+    beats,
     // 1012 as in a drain: the clients reconnect and re-join (resuming what the cluster still holds).
     onJudgedDead: () => server?.closeAll(1012, 'node restarting'),
   });
   await heartbeat.register();
   heartbeat.start();
-  const reaper = new Reaper({ store, nodeId: config.NODE_ID, heartbeatMs: config.NODE_HEARTBEAT_MS, log, metrics, announce });
+  const reaper = new Reaper({
+    store,
+    nodeId: config.NODE_ID,
+    heartbeatMs: config.NODE_HEARTBEAT_MS,
+    log,
+    metrics,
+    announce,
+    beats,
+  });
   reaper.start();
   // Nodes with webhooks on take turns at the outbox's lease; the holder delivers every row.
   const webhooks = webhookKey

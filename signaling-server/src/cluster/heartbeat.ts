@@ -2,9 +2,12 @@
 // node whose row goes stale is taken for dead by the reaper, and its participants are removed. A
 // heartbeat never revives a row the reaper marked dead: the node learns it was judged dead, lets its
 // clients go (close 1012: they reconnect and re-join) and registers again, rather than serving
-// participants the rest of the cluster has already seen leave.
+// participants the rest of the cluster has already seen leave. With `beats` the node also beats
+// through Redis, on a timer of its own so a Postgres that hangs does not hold that beat up: the
+// reaper judges a node dead only when both have gone quiet.
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
+import type { NodeBeats } from '../bus/node-beats.js';
 import type { RoomStore } from '../store/store.js';
 
 export interface HeartbeatOptions {
@@ -16,13 +19,17 @@ export interface HeartbeatOptions {
   isDraining: () => boolean;
   /** Whether the bus is reachable now: written with each heartbeat for the other nodes (bus-outage.ts). */
   isBusUp?: () => boolean;
+  /** The second heartbeat, through Redis; absent without Redis. */
+  beats?: NodeBeats;
   /** Lets every client of this node go; called when the node finds it was judged dead. */
   onJudgedDead: () => void;
 }
 
 export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
+  private busTimer: NodeJS.Timeout | null = null;
   private isBeating = false;
+  private isBusBeating = false;
 
   constructor(private readonly opts: HeartbeatOptions) {}
 
@@ -37,11 +44,32 @@ export class Heartbeat {
       if (!this.isBeating) void this.beat();
     }, this.opts.intervalMs);
     this.timer.unref();
+    if (this.opts.beats) {
+      void this.beatThroughBus();
+      this.busTimer = setInterval(() => void this.beatThroughBus(), this.opts.intervalMs);
+      this.busTimer.unref();
+    }
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.busTimer) clearInterval(this.busTimer);
     this.timer = null;
+    this.busTimer = null;
+  }
+
+  private async beatThroughBus(): Promise<void> {
+    if (this.isBusBeating || this.opts.isDraining()) return;
+    this.isBusBeating = true;
+    try {
+      await this.opts.beats!.beat(this.opts.nodeId);
+    } catch (err) {
+      // The bus being away is reported by signaling_bus_up; this only counts the missed beats.
+      this.opts.metrics.backgroundErrors.labels('bus-heartbeat').inc();
+      this.opts.log.debug({ err }, 'could not beat through redis');
+    } finally {
+      this.isBusBeating = false;
+    }
   }
 
   /** One heartbeat; true when the database took it. */

@@ -3,8 +3,12 @@
 // a lease in the database; any node takes over within a heartbeat period when the holder dies.
 // A round goes room by room: a room that fails (its lock held by a frozen session, its event not
 // published) is logged, counted and found again next round, and the others still go.
+// A node whose database heartbeat is stale but which still beats through Redis (cut off from
+// Postgres alone) is alive: it keeps its participants. One silent in both is dead. When the
+// reaper cannot read the Redis beats, the database's word stands, as before there were two.
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
+import type { NodeBeats } from '../bus/node-beats.js';
 import type { Departure, OnRoomFailure, RoomStore } from '../store/store.js';
 
 export const REAPER_LEASE = 'reaper';
@@ -16,6 +20,8 @@ export interface ReaperOptions {
   log: Logger;
   metrics: Metrics;
   announce: (d: Departure) => Promise<unknown>;
+  /** The heartbeats through Redis; absent without Redis. */
+  beats?: Pick<NodeBeats, 'aliveWithin'>;
 }
 
 export class Reaper {
@@ -59,7 +65,8 @@ export class Reaper {
       // Right after an outage or a stall every node's heartbeat looks stale. Judge nodes dead only
       // once they have all had two periods to beat again; expired grace periods are reaped meanwhile.
       const deadAfterMs = performance.now() - this.lastFailureAt < 2 * heartbeatMs ? null : 2 * heartbeatMs;
-      const departures = await store.reap(deadAfterMs, this.opts.announce, this.roomFailed);
+      const spared = deadAfterMs === null ? [] : await this.aliveThroughBus(deadAfterMs);
+      const departures = await store.reap(deadAfterMs, this.opts.announce, this.roomFailed, spared);
       this.record(departures, 'reaped');
       return departures;
     } catch (err) {
@@ -83,6 +90,18 @@ export class Reaper {
       // What is left of it goes with the heartbeat expiry.
       this.opts.metrics.backgroundErrors.labels('evict-node').inc();
       this.opts.log.warn({ err, goneNode: goneNodeId }, 'could not evict a gone node');
+      return [];
+    }
+  }
+
+  /** The nodes that beat through Redis within the period; none when Redis cannot say. */
+  private async aliveThroughBus(withinMs: number): Promise<string[]> {
+    if (!this.opts.beats) return [];
+    try {
+      return await this.opts.beats.aliveWithin(withinMs);
+    } catch (err) {
+      this.opts.metrics.backgroundErrors.labels('bus-heartbeat').inc();
+      this.opts.log.debug({ err }, 'could not read the heartbeats through redis');
       return [];
     }
   }

@@ -201,11 +201,16 @@ export class MemoryStore implements RoomStore {
     return true;
   }
 
-  async reap(deadAfterMs: number | null, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]> {
+  async reap(
+    deadAfterMs: number | null,
+    announce: Announce<Departure>,
+    onRoomFailure?: OnRoomFailure,
+    spared: readonly string[] = [],
+  ): Promise<Departure[]> {
     this.check();
     const departures: Departure[] = [];
     for (const [id, node] of this.heartbeats) {
-      const isSilent = deadAfterMs !== null && node.at < this.now() - deadAfterMs;
+      const isSilent = deadAfterMs !== null && node.at < this.now() - deadAfterMs && !spared.includes(id);
       const holdsSomeone = [...this.participants.values()].some((r) => r.nodeId === id && r.status === 'connected');
       if (isSilent && (node.status !== 'dead' || holdsSomeone))
         departures.push(...(await this.evictNode(id, announce, onRoomFailure)));

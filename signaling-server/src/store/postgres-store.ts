@@ -398,7 +398,12 @@ export class PostgresStore implements RoomStore {
     });
   }
 
-  reap(deadAfterMs: number | null, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]> {
+  reap(
+    deadAfterMs: number | null,
+    announce: Announce<Departure>,
+    onRoomFailure?: OnRoomFailure,
+    spared: readonly string[] = [],
+  ): Promise<Departure[]> {
     return this.timed('reap', async () => {
       const departures: Departure[] = [];
       if (deadAfterMs !== null) {
@@ -409,7 +414,9 @@ export class PostgresStore implements RoomStore {
           WHERE n.heartbeat_at < now() - ${msInterval(deadAfterMs)}
             AND (n.status <> 'dead' OR EXISTS (SELECT 1 FROM participants p WHERE p.node_id = n.id AND p.status = 'connected'))
         `.execute(this.db);
+        const isSpared = new Set(spared);
         for (const { id } of silent) {
+          if (isSpared.has(id)) continue;
           departures.push(...(await this.removeHeldBy(id, deadAfterMs, announce, onRoomFailure)));
           await this.markDeadIfEmpty(id, deadAfterMs);
         }

@@ -166,9 +166,15 @@ export interface RoomStore {
    * Removes participants whose grace ran out, and those of nodes that stopped heartbeating for
    * deadAfterMs (null: judge no node dead this round). A node whose heartbeat is stale is found
    * again each round while it still holds connected participants, even once marked dead; it is
-   * marked dead only when none is left. A failing room is reported and the round goes on.
+   * marked dead only when none is left. A failing room is reported and the round goes on. Nodes in
+   * `spared` are judged alive whatever their database heartbeat says (they beat elsewhere: Redis).
    */
-  reap(deadAfterMs: number | null, announce: Announce<Departure>, onRoomFailure?: OnRoomFailure): Promise<Departure[]>;
+  reap(
+    deadAfterMs: number | null,
+    announce: Announce<Departure>,
+    onRoomFailure?: OnRoomFailure,
+    spared?: readonly string[],
+  ): Promise<Departure[]>;
   /**
    * Undoes a join whose COMMIT outcome is unknown: removes the participant if the join did commit,
    * and in any case announces its departure with a fresh seq, since its peer-joined went out

@@ -192,3 +192,104 @@ it('a node cut off from Redis for 10 s, its flows forgotten: unready within 5 s,
   expect(await metric(cutOff, 'signaling_bus_away_moves_total')).toBe(1);
   expect(members.reduce((n, m) => n + [...m.acked.values()].flat().length, 0)).toBeGreaterThan(1000);
 }, 60_000);
+
+it('a node cut off from Postgres alone keeps its participants: nobody sees peer-left, nothing acked is lost, and afterwards every node sees the same rooms', async () => {
+  // Heartbeats each second, so the reaper would judge the node dead after 2 s of silence: a 10 s
+  // cut is five times that, as a 30 s Postgres failover is six times the default 5 s heartbeat.
+  const env = { RESUME_GRACE_MS: '20000', NODE_HEARTBEAT_MS: '1000', DB_TIMEOUT_MS: '1000' };
+  const databaseUrl = await createTestDatabase();
+  const common = { redisUrl: testRedisUrl(), redisPrefix: `${uniqueName('pg')}:`, env };
+  const first = await startNode({ ...common, databaseUrl });
+  const { url, proxy } = await throughProxy(databaseUrl);
+  const cutOff = await startNode({ ...common, databaseUrl: url });
+  const third = await startNode({ ...common, databaseUrl });
+  const nodes = [cutOff, first, third];
+  const { members, stop } = await signallingRooms(nodes, 3);
+  const victims = members.filter((m) => m.client.welcome.node === cutOff.id);
+
+  proxy.setMode('hold');
+  const cut = Date.now();
+  await eventually(
+    '/readyz 503 on the cut-off node',
+    5000,
+    () => readyz(cutOff),
+    (r) => r.status === 503,
+  );
+  // A join there cannot be recorded: it is refused, not left hanging.
+  const joiner = await clients.connect(cutOff);
+  expect(await joiner.request({ type: 'join', room: members[0]!.room }, 5000)).toMatchObject({
+    type: 'error',
+    code: 'unavailable',
+  });
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, cut + 10_000 - Date.now())));
+  proxy.setMode('pass');
+  await eventually(
+    '/readyz 200 on the cut-off node again',
+    10_000,
+    () => readyz(cutOff),
+    (r) => r.status === 200,
+  );
+  stop();
+  await untilAllArrived(members);
+  expect(verify(members).broken).toEqual([]);
+  expect(members.flatMap((m) => m.churn)).toEqual([]);
+  expect(victims.every((m) => m.isConnected)).toBe(true);
+  // Views agree: a newcomer on each node finds every member of the room, and no one else.
+  for (const room of new Set(members.map((m) => m.room))) {
+    const expected = members
+      .filter((m) => m.room === room)
+      .map((m) => m.id)
+      .sort();
+    for (const node of nodes) {
+      const newcomer = await clients.connect(node);
+      const joined = await newcomer.join(room);
+      expect(joined.peers.map((p) => p.id).sort()).toEqual(expected);
+      expect(await newcomer.request({ type: 'leave', room })).toMatchObject({ type: 'left' });
+    }
+  }
+}, 60_000);
+
+it('Redis black-holed for every node for 5 s: nothing acked is lost, nobody is moved or leaves, and every node is ready again within 5 s of the heal', async () => {
+  const env = { RESUME_GRACE_MS: '20000', NODE_HEARTBEAT_MS: '1000' };
+  const { url, proxy } = await throughProxy(testRedisUrl());
+  const common = { databaseUrl: await createTestDatabase(), redisUrl: url, redisPrefix: `${uniqueName('all')}:`, env };
+  const nodes = [await startNode(common)];
+  nodes.push(...(await Promise.all([0, 1].map(() => startNode(common)))));
+  const { members, stop } = await signallingRooms(nodes, 3);
+  await eventually('signals flowing', 5000, async () => members.every((m) => [...m.acked.values()].flat().length > 10), Boolean);
+
+  proxy.setMode('hold');
+  const cut = Date.now();
+  await eventually(
+    '/readyz 503 everywhere',
+    5000,
+    () => Promise.all(nodes.map(readyz)),
+    (rs) => rs.every((r) => r.status === 503),
+  );
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, cut + 5000 - Date.now())));
+  // The heal, with every flow opened before it forgotten.
+  proxy.setMode('forget');
+  const healed = Date.now();
+  await eventually(
+    '/readyz 200 everywhere',
+    5000,
+    () => Promise.all(nodes.map(readyz)),
+    (rs) => rs.every((r) => r.status === 200),
+  );
+  expect(Date.now() - healed).toBeLessThanOrEqual(5000);
+  // Signals flow again, then stop.
+  const acked = () => members.reduce((n, m) => n + [...m.acked.values()].flat().length, 0);
+  const before = acked();
+  await eventually(
+    'signals acked again',
+    5000,
+    async () => acked(),
+    (n) => n > before + 100,
+  );
+  stop();
+  await untilAllArrived(members);
+  expect(verify(members).broken).toEqual([]);
+  expect(members.flatMap((m) => m.churn)).toEqual([]);
+  // Nowhere to send them: everyone stayed where they were.
+  expect(members.every((m) => m.isConnected && m.client.seen((msg) => msg.type === 'reconnect').length === 0)).toBe(true);
+}, 60_000);
