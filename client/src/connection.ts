@@ -117,7 +117,7 @@ export class Connection {
   drop(code: number, reason: string, why: ReconnectReason): void {
     if (!this.socket) return;
     discard(this.socket);
-    this.handleClose(code, reason, why);
+    this.handleClose(code, reason, why, false);
   }
 
   close(code = 1000, reason = 'client closed', error = new SignalingError('closed', reason)): void {
@@ -155,7 +155,7 @@ export class Connection {
     this.lastReceivedAt = Date.now();
     socket.onmessage = (event: { data: unknown }) => this.handleFrame(event.data);
     socket.onclose = (event: { code?: number; reason?: string }) => {
-      if (this.socket === socket) this.handleClose(event.code ?? 1006, event.reason ?? '', 'closed');
+      if (this.socket === socket) this.handleClose(event.code ?? 1006, event.reason ?? '', 'closed', true);
     };
     socket.onerror = (event: unknown) => {
       // A close event follows, where the end of the socket is handled; keep what this one says.
@@ -238,7 +238,8 @@ export class Connection {
     return socket;
   }
 
-  private handleClose(code: number, reason: string, why: ReconnectReason): void {
+  /** `isServerClose`: the code came from the node (the client's own drops use 4000–4002, which mean nothing final). */
+  private handleClose(code: number, reason: string, why: ReconnectReason, isServerClose: boolean): void {
     if (!this.isWelcomed) {
       this.lastFailure = this.describeFailure(code);
       if (why === 'closed') why = 'connect-failed';
@@ -252,7 +253,7 @@ export class Connection {
     }
     if (this.isClosed) return;
     const isDraining = this.reconnectTimer !== undefined && why !== 'drain';
-    const isFinal = FINAL_CLOSE_CODES.has(code) || this.maxAttempts === 0;
+    const isFinal = (isServerClose && FINAL_CLOSE_CODES.has(code)) || this.maxAttempts === 0;
     this.hooks.down({ code, reason, willReconnect: !isFinal });
     if (isFinal) {
       const text = `connection closed (${code}${reason ? `: ${reason}` : ''})`;

@@ -235,6 +235,27 @@ describe('reconnecting', () => {
     expect(client.roomNames).toEqual(['public']);
   });
 
+  it('a re-join the node cannot serve drops the connection and tries again, without ending the client', async () => {
+    let isUnavailable = false;
+    const node = await startNode(undefined, {
+      intercept: (conn, m) => {
+        if (!(isUnavailable && m.type === 'join')) return false;
+        isUnavailable = false;
+        conn.send({ type: 'error', id: m.id, code: 'unavailable', message: 'database down' });
+        return true;
+      },
+    });
+    const client = makeClient(node.url);
+    await client.connect();
+    const { self } = await client.join('lobby');
+    const log = record(client, ['reconnecting', 'closed']);
+    isUnavailable = true;
+    node.connections[0]!.socket.terminate();
+    await connectedAgain(client);
+    expect(log.map(([, e]) => (e as { reason?: string }).reason)).toEqual(['closed', 'rejoin-failed']);
+    expect(client.room('lobby')?.self.id).toBe(self.id);
+  });
+
   it('stops for good on a 1008 policy close', async () => {
     const node = await startNode();
     const client = makeClient(node.url);
