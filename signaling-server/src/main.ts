@@ -315,6 +315,7 @@ async function start(config: Config, log: Logger) {
   });
   const port = await server.listen();
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
+  process.stderr.write(`${startupLine(config, port, adminAuth.isEnabled, database.isEmbedded)}\n`);
   // A node cut off from Redis alone sends its clients where their sends work; see bus-outage.ts.
   const busOutage =
     hasRedis(config) && config.BUS_DOWN_RECONNECT_MS > 0
@@ -390,6 +391,20 @@ async function start(config: Config, log: Logger) {
   requestStop = (reason) => void (isStopping || stop(reason));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * The one line a person starting the node reads (on stderr: stdout is the JSON log): where the
+ * demo is and what to set next.
+ */
+function startupLine(config: Config, port: number, isApiOn: boolean, isEmbedded: boolean): string {
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const api = isApiOn
+    ? `operator API at ${base}/v1 (signalctl: SIGNALCTL_URL=${base} SIGNALCTL_KEY=<a key of ADMIN_API_KEYS>)`
+    : 'operator API off: set ADMIN_API_KEYS to write:<a key of 16+ characters> to turn it on';
+  const mode = isEmbedded || !hasRedis(config) ? '; embedded, one node only (DATABASE_URL and REDIS_URL make a cluster)' : '';
+  return `signaling node ${config.NODE_ID}: demo at ${base}/ — ${api}${mode}; logs are JSON on stdout`;
 }
 
 /** The database, migrated: its first query is the migration, so an unreachable database fails here. */

@@ -4,7 +4,7 @@
 // The type declarations are checked from the installed package too.
 /// <reference lib="dom" />
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +106,13 @@ it('packs only the built SDK, its types and docs', () => {
     expect.arrayContaining(['package.json', 'README.md', 'CHANGELOG.md', 'dist/index.js', 'dist/index.d.ts']),
   );
   expect(paths.filter((p) => !/^(package\.json|README\.md|CHANGELOG\.md|dist\/.+)$/.test(p))).toEqual([]);
+});
+
+it("the installed README's links stay inside the package", () => {
+  const installed = join(scratch, 'node_modules', ...CLIENT.name.split('/'));
+  const readme = readFileSync(join(installed, 'README.md'), 'utf8');
+  const relative = [...readme.matchAll(/\]\(([^)#\s]+)[^)]*\)/g)].map((m) => m[1]!).filter((t) => !/^[a-z]+:/i.test(t));
+  expect(relative.filter((target) => !existsSync(join(installed, target)) || target.startsWith('..'))).toEqual([]);
 });
 
 it('an application type-checks against the installed package through its exports', async () => {

@@ -61,6 +61,8 @@ export interface RunningNode {
   process: ChildProcess;
   /** Every log line so far, parsed. */
   logs: Record<string, unknown>[];
+  /** What the node wrote on stderr so far (not the log: that is stdout). */
+  stderr(): string;
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   kill(): Promise<void>;
@@ -164,6 +166,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<RunningNode> {
     httpUrl: `http://127.0.0.1:${port}`,
     process: child,
     logs,
+    stderr: () => stderr,
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
