@@ -11,6 +11,7 @@ import base from './vitest.config.js';
 //   acked delivery across a killed master here;
 // - faults.test.ts: stops and restarts a private Redis under running nodes;
 // - postgres-faults.test.ts: a private Redis it makes hang (CLIENT PAUSE);
+// - partitions.test.ts: puts a black-hole proxy between some nodes and one Redis;
 // - presence.test.ts: a private Redis with ACL users and paused clients;
 // - embedded.test.ts: runs without any Redis, the same here as in `npm test`.
 export default defineConfig({
@@ -23,6 +24,7 @@ export default defineConfig({
       'signaling-server/test/cluster/delivery.test.ts',
       'signaling-server/test/cluster/faults.test.ts',
       'signaling-server/test/cluster/postgres-faults.test.ts',
+      'signaling-server/test/cluster/partitions.test.ts',
       'signaling-server/test/cluster/presence.test.ts',
       'signaling-server/test/cluster/embedded.test.ts',
     ],

@@ -177,6 +177,8 @@ async function start(config: Config, log: Logger) {
     handoverWaitMs: config.HANDOVER_WAIT_MS,
     checkpointMs: config.CHECKPOINT_MS,
     iceServers,
+    // Known from the heartbeat (below), which is the first to fail when Postgres goes away.
+    isDatabaseUp: () => heartbeat.isDatabaseUp,
   });
 
   // A previous process with this NODE_ID held sockets that are gone now: free its participants

@@ -30,6 +30,8 @@ export class Heartbeat {
   private busTimer: NodeJS.Timeout | null = null;
   private isBeating = false;
   private isBusBeating = false;
+  /** False from a failed heartbeat until one succeeds. */
+  isDatabaseUp = true;
 
   constructor(private readonly opts: HeartbeatOptions) {}
 
@@ -79,6 +81,7 @@ export class Heartbeat {
     try {
       const result = await store.heartbeat(nodeId, this.status(), this.opts.isBusUp?.() ?? true);
       metrics.dbUp.set(1);
+      this.isDatabaseUp = true;
       if (result === 'judged-dead') {
         metrics.judgedDead.inc();
         log.warn('the cluster judged this node dead while it was alive: closing its connections and registering again');
@@ -88,6 +91,7 @@ export class Heartbeat {
       return true;
     } catch (err) {
       metrics.dbUp.set(0);
+      this.isDatabaseUp = false;
       metrics.backgroundErrors.labels('heartbeat').inc();
       log.warn({ err }, 'heartbeat failed');
       return false;

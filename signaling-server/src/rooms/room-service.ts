@@ -66,6 +66,11 @@ export interface RoomServiceOptions {
   maxQueuedRequests?: number;
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
+  /**
+   * False while the database is known unreachable (the last heartbeat failed): joins and leaves
+   * then answer `unavailable` at once instead of after DB_TIMEOUT_MS.
+   */
+  isDatabaseUp?: () => boolean;
   /** ICE servers for `joined` and `ice-servers`, bound to the participant; absent when none are configured. */
   iceServers?: IceServerSource;
 }
@@ -330,6 +335,7 @@ export class RoomService {
     const started = performance.now();
     const { session, room } = member;
     try {
+      this.refuseWhileDatabaseAway();
       const auth = await this.admission.authorize(session, msg);
       await dependency(view.subscription, this.warnings);
       const { snapshot, secret, isResumed, access, hookRequest } = await this.admission.admit(member, msg, meta, auth);
@@ -377,6 +383,7 @@ export class RoomService {
   private async leave(member: LocalMember, requestId: RequestId | undefined): Promise<void> {
     const { session, room } = member;
     try {
+      this.refuseWhileDatabaseAway();
       const left = this.store.leave({ room, participantId: member.id }, this.nodeId, (d) => this.announceDeparture(d));
       await dependency(left, this.warnings);
       this.opts.rechecks?.cancel(member);
@@ -386,6 +393,10 @@ export class RoomService {
     } catch (err) {
       if (!session.isClosed) this.replyError(session, requestId, err);
     }
+  }
+
+  private refuseWhileDatabaseAway(): void {
+    if (this.opts.isDatabaseUp?.() === false) throw new ProtocolError('unavailable', 'the database is unreachable; retry later');
   }
 
   /** Publishes a participant's departure to its room; the store calls it before committing. */

@@ -215,9 +215,23 @@ it('a node cut off from Postgres alone keeps its participants: nobody sees peer-
     () => readyz(cutOff),
     (r) => r.status === 503,
   );
-  // A join there cannot be recorded: it is refused, not left hanging.
+  // A join there cannot be recorded: once a heartbeat has failed, it is refused at once.
+  await eventually(
+    'signaling_db_up 0 on the cut-off node',
+    5000,
+    () => metric(cutOff, 'signaling_db_up'),
+    (v) => v === 0,
+  );
   const joiner = await clients.connect(cutOff);
+  const asked = Date.now();
   expect(await joiner.request({ type: 'join', room: members[0]!.room }, 5000)).toMatchObject({
+    type: 'error',
+    code: 'unavailable',
+  });
+  expect(Date.now() - asked).toBeLessThan(300);
+  // A leave too: the member stays, and its peers see nothing.
+  const stayer = victims[0]!.client;
+  expect(await stayer.request({ type: 'leave', room: victims[0]!.room }, 5000)).toMatchObject({
     type: 'error',
     code: 'unavailable',
   });
