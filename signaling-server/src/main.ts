@@ -36,6 +36,7 @@ import { PostgresStore } from './store/postgres-store.js';
 import { PostgresPruneStore } from './store/retention-store.js';
 import { SignalingServer } from './transport/server.js';
 import { StaticFiles } from './transport/static-files.js';
+import { checkPortFree } from './transport/port-check.js';
 import { StartupError, addressOf, reasonOf, startupStep } from './startup-error.js';
 import { loadUws } from './transport/uws.js';
 
@@ -44,6 +45,8 @@ async function start(config: Config, log: Logger) {
   if (!isNative) log.warn('running on the uWebSockets.js JavaScript fallback (ALLOW_UWS_FALLBACK): expect far lower throughput');
   const metrics = createMetrics();
   for (const warning of timerWarnings(config)) log.warn(warning);
+  // Before the database: a second run of the same command must not evict the first one's participants.
+  await startupStep('PORT', `cannot listen on ${config.HOST}:${config.PORT}`, () => checkPortFree(config.HOST, config.PORT));
 
   const database = await startupStep(
     config.DATABASE_URL ? 'DATABASE_URL' : 'DATA_DIR',
@@ -260,7 +263,7 @@ async function start(config: Config, log: Logger) {
       return true;
     },
   });
-  const port = await server.listen();
+  const port = await startupStep('PORT', `cannot listen on ${config.HOST}:${config.PORT}`, () => server!.listen());
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
   process.stderr.write(`${startupLine(config, port, adminAuth.isEnabled, database.isEmbedded)}\n`);
   const load = new NodeLoadReporter({
