@@ -41,6 +41,7 @@ import { PostgresStore } from './store/postgres-store.js';
 import { PostgresPruneStore } from './store/retention-store.js';
 import { SignalingServer } from './transport/server.js';
 import { StaticFiles } from './transport/static-files.js';
+import { checkPortFree } from './transport/port-check.js';
 import { StartupError, addressOf, reasonOf, startupStep } from './startup-error.js';
 import { loadUws } from './transport/uws.js';
 
@@ -50,6 +51,8 @@ async function start(config: Config, log: Logger) {
   const metrics = createMetrics();
   const warnings = new RepeatedWarnings(log, config.LOG_REPEAT_INTERVAL_MS);
   for (const warning of timerWarnings(config)) log.warn(warning);
+  // Before the database: a second run of the same command must not evict the first one's participants.
+  await startupStep('PORT', `cannot listen on ${config.HOST}:${config.PORT}`, () => checkPortFree(config.HOST, config.PORT));
 
   const database = await startupStep(
     config.DATABASE_URL ? 'DATABASE_URL' : 'DATA_DIR',
@@ -315,7 +318,7 @@ async function start(config: Config, log: Logger) {
       return true;
     },
   });
-  const port = await server.listen();
+  const port = await startupStep('PORT', `cannot listen on ${config.HOST}:${config.PORT}`, () => server!.listen());
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
   process.stderr.write(`${startupLine(config, port, adminAuth.isEnabled, database.isEmbedded)}\n`);
   // A node cut off from Redis alone sends its clients where their sends work; see bus-outage.ts.

@@ -8,6 +8,7 @@ import { Kysely, PostgresDialect, type PostgresCursor, type PostgresPool, type P
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { PGliteDialect } from './pglite-dialect.js';
+import { lockDataDir } from './data-dir-lock.js';
 
 export interface OpenDatabase {
   db: Kysely<Database>;
@@ -71,9 +72,24 @@ export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase>
   const { PGlite } = await import('@electric-sql/pglite');
   const dir = join(opts.dataDir, 'pglite');
   mkdirSync(dir, { recursive: true });
-  const pglite = await PGlite.create(dir);
+  const lock = lockDataDir(opts.dataDir);
+  let pglite;
+  try {
+    pglite = await PGlite.create(dir);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
-  return { db, livenessDb: db, isEmbedded: true, close: () => db.destroy() };
+  return {
+    db,
+    livenessDb: db,
+    isEmbedded: true,
+    close: async () => {
+      await db.destroy();
+      lock.release();
+    },
+  };
 }
 
 function openPool(opts: DatabaseOptions, max: number, name: string): pg.Pool {

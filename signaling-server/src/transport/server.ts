@@ -2,6 +2,11 @@
 // the protocol schemas and hands typed messages to the rooms layer; it knows nothing of Postgres or
 // Redis. The plain HTTP routes (health, metrics, the /v1 API, static files) are in http-routes.ts.
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import { checkPortFree } from './port-check.js';
+
+/** uWS's LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT. */
+const EXCLUSIVE_PORT = 1;
+type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void;
 import type { Logger } from 'pino';
 import type { TokenClaims, TokenVerifier } from '../auth/token-verifier.js';
 import { AddressRateLimits, type AddressBuckets, type AddressRates, type Rate } from '../limits/address-buckets.js';
@@ -370,11 +375,24 @@ export class SignalingServer {
     }
   }
 
-  /** Starts listening; resolves with the port (useful when configured as 0). */
+  /**
+   * Starts listening, with the port to itself: uWS's default shares it (SO_REUSEPORT) with any
+   * other node listening there, which then splits the traffic. Resolves with the port (useful when
+   * configured as 0).
+   */
   listen(): Promise<number> {
+    const { host, port } = this.opts;
     return new Promise((resolve, reject) => {
-      this.app.listen(this.opts.host, this.opts.port, (socket) => {
-        if (!socket) return reject(new Error(`cannot listen on ${this.opts.host}:${this.opts.port}`));
+      // The typings lack the (host, port, options, cb) form the native binary and the fallback take.
+      const listen = this.app.listen.bind(this.app) as unknown as ListenWithOptions;
+      listen(host, port, EXCLUSIVE_PORT, (socket) => {
+        if (!socket) {
+          // uWS says no more than false: the probe finds out why.
+          return void checkPortFree(host, port).then(
+            () => reject(new Error('uWebSockets.js refused to listen')),
+            (err: Error) => reject(err),
+          );
+        }
         this.listenSocket = socket;
         resolve(this.opts.uws.us_socket_local_port(socket));
       });
