@@ -229,3 +229,14 @@ it('serves the native protocol at /ws beside it', async () => {
   expect(first.type).toBe('welcome');
   ws.close();
 });
+
+// Last: it stops node B.
+it('closes its y-webrtc connections with 1012 when the node drains, so that clients reconnect elsewhere', async () => {
+  const client = await YClient.connect(b);
+  await subscribed(client, ['doc-6']);
+  const stopped = b.stop('SIGTERM');
+  expect(await client.closed).toBe(1012);
+  expect(await stopped).toBe(0);
+  const elsewhere = await YClient.connect(a);
+  await subscribed(elsewhere, ['doc-6']);
+});
