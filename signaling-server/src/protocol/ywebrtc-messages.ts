@@ -3,11 +3,13 @@
 // publish as it was sent. Decoding checks only what the server acts on; the rest of a publish is
 // the clients' business and is relayed untouched.
 import { z } from 'zod';
+import { storableString } from './storable.js';
 
 /** Longer topics are ignored; y-webrtc uses the room name of the app as the topic. */
 export const MAX_TOPIC_LENGTH = 256;
 
-const Topic = z.string().min(1).max(MAX_TOPIC_LENGTH);
+/** Not stored, but a topic names a bus channel and a uWS topic: no lone surrogates (they cannot be encoded) nor U+0000. */
+const Topic = storableString(z.string().min(1).max(MAX_TOPIC_LENGTH));
 /** As y-webrtc's own server, entries that are not topics are skipped, the others kept. */
 const Topics = z
   .array(z.unknown())

@@ -130,9 +130,10 @@ export class YWebrtcEndpoint {
           received('too-large');
           return ws.end(1009, 'frame too large');
         }
+        let text: string;
         let value: unknown;
         try {
-          const text = textDecoder.decode(message);
+          text = textDecoder.decode(message);
           if (jsonDepthExceeds(text, opts.maxJsonDepth)) return received('invalid');
           value = JSON.parse(text);
         } catch {
@@ -150,7 +151,7 @@ export class YWebrtcEndpoint {
           case 'publish': {
             if (!conn.address.busBytes.take(message.byteLength)) return void refuse(ws, conn, 'bus-rate');
             // The frame goes on as the client sent it: y-webrtc's server adds `clients`, which no client reads.
-            const frame = Buffer.from(message).toString();
+            const frame = text;
             if (conn.subscribing) void conn.subscribing.then(() => publish(msg.topic, frame));
             else void publish(msg.topic, frame);
             return;

@@ -172,16 +172,22 @@ it('ignores and counts bad input, keeps the connection, and leaks nothing to oth
     { type: 'subscribe', topics: 'private-doc' },
     { type: 'subscribe', topics: { 0: 'private-doc' } },
     { type: 'unsubscribe', topics: 5 },
-    { type: 'subscribe', topics: ['x'.repeat(300)] },
     '['.repeat(100) + ']'.repeat(100),
+    // A lone surrogate: no topic can be made of it (nor a bus channel).
+    { type: 'publish', topic: '\udfff', data: 'x' },
   ];
-  for (const frame of bad) hostile.send(frame);
+  // Subscribes whose every entry is skipped: too long, a lone surrogate.
+  const skipped = [
+    { type: 'subscribe', topics: ['x'.repeat(300)] },
+    { type: 'subscribe', topics: ['\ud800'] },
+  ];
+  for (const frame of [...bad, ...skipped]) hostile.send(frame);
   hostile.send({ type: 'no-such-type', topic: 'private-doc' });
   hostile.send({ type: '__proto__' });
   hostile.ws.send(Buffer.from([0xff, 0xfe, 0x00]));
   await hostile.roundTrip();
   expect(hostile.received).toEqual([{ type: 'pong' }]);
-  expect((await metric(a, invalid)) - invalidBefore).toBe(bad.length);
+  expect((await metric(a, invalid)) - invalidBefore).toBe(bad.length + 1);
   expect((await metric(a, unknown)) - unknownBefore).toBe(2);
   // A subscribe with some bad entries keeps the good ones, as y-webrtc's server does.
   hostile.send({ type: 'subscribe', topics: [1, null, 'mixed-doc'] });
