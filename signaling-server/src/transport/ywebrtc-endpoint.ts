@@ -151,9 +151,8 @@ export class YWebrtcEndpoint {
           case 'publish': {
             if (!conn.address.busBytes.take(message.byteLength)) return void refuse(ws, conn, 'bus-rate');
             // The frame goes on as the client sent it: y-webrtc's server adds `clients`, which no client reads.
-            const frame = text;
-            if (conn.subscribing) void conn.subscribing.then(() => publish(msg.topic, frame));
-            else void publish(msg.topic, frame);
+            if (conn.subscribing) void conn.subscribing.then(() => publish(msg.topic, text));
+            else void publish(msg.topic, text);
             return;
           }
           case 'ping':

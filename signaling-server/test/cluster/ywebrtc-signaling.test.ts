@@ -2,6 +2,7 @@
 // every subscriber of its topic on either node (the sender too), an unsubscribe stops it, and bad
 // input is ignored and counted, or closed when it is a flood, as y-webrtc's clients expect.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import fc from 'fast-check';
 import WebSocket from 'ws';
 import { killAllNodes, metric, startCluster, type RunningNode } from '../support/cluster.js';
 
@@ -17,7 +18,7 @@ beforeAll(async () => {
       MAX_MESSAGE_BYTES: '4096',
       MAX_CONNECTIONS_PER_IP: '6',
       RATE_LIMIT_PER_SEC: '50',
-      RATE_LIMIT_BURST: '50',
+      RATE_LIMIT_BURST: '600',
       RATE_LIMIT_STRIKES: '20',
     },
   });
@@ -197,6 +198,44 @@ it('ignores and counts bad input, keeps the connection, and leaks nothing to oth
   expect(bystander.received.filter((m) => m.topic !== 'private-doc')).toEqual([{ type: 'pong' }]);
 });
 
+it('survives generated hostile frames, and none of them reaches a subscriber of another topic', async () => {
+  const bystander = await YClient.connect(a);
+  await subscribed(bystander, ['fuzz-private']);
+  const hostile = await YClient.connect(a);
+  const text = fc.oneof(
+    fc.string(),
+    fc.string({ unit: 'binary' }),
+    fc.constantFrom('__proto__', 'constructor', '\ud800', '\u0000'),
+  );
+  const topics = fc.oneof(
+    fc.array(fc.oneof(text, fc.jsonValue({ maxDepth: 2 })), { maxLength: 5 }),
+    fc.jsonValue({ maxDepth: 2 }),
+  );
+  const message = fc
+    .record(
+      {
+        type: fc.constantFrom('subscribe', 'unsubscribe', 'publish', 'ping', 'pong', '__proto__', ''),
+        topic: fc.oneof(text, fc.jsonValue({ maxDepth: 2 })),
+        topics,
+        data: fc.jsonValue({ maxDepth: 3 }),
+      },
+      { requiredKeys: ['type'] },
+    )
+    .map((m) => JSON.stringify(m));
+  const frame = fc.oneof(
+    { weight: 8, arbitrary: message },
+    { weight: 1, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v)) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
+  );
+  // Fewer than the rate limit's burst: the flood test is a separate one.
+  for (const f of fc.sample(frame, { numRuns: 500, seed: 20261207 })) hostile.send(f);
+  await hostile.roundTrip();
+  const published = hostile.received.filter((m) => m.type === 'publish');
+  expect(published.every((m) => typeof m.topic === 'string' && m.topic !== 'fuzz-private')).toBe(true);
+  await bystander.roundTrip();
+  expect(bystander.received.filter((m) => m.type === 'publish' && m.topic !== 'fuzz-private')).toEqual([]);
+}, 30_000);
+
 it('closes a connection that sends a frame over MAX_MESSAGE_BYTES, and counts it', async () => {
   const series = 'signaling_compat_messages_received_total{protocol="y-webrtc",type="too-large"}';
   const before = (await metric(b, series)) || 0;
@@ -209,7 +248,7 @@ it('closes a connection that sends a frame over MAX_MESSAGE_BYTES, and counts it
 it('closes a connection that floods past its rate limit with 1008, and the node goes on', async () => {
   const series = 'signaling_compat_dropped_total{protocol="y-webrtc",reason="rate-limit"}';
   const flooder = await YClient.connect(b);
-  for (let i = 0; i < 200; i++) flooder.send({ type: 'ping' });
+  for (let i = 0; i < 1000; i++) flooder.send({ type: 'ping' });
   expect(await flooder.closed).toBe(1008);
   expect(await metric(b, series)).toBeGreaterThanOrEqual(20);
   const after = await YClient.connect(b);
