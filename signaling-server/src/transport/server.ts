@@ -433,8 +433,9 @@ export class SignalingServer {
     setTimeout(() => conn.isClosed || ws.end(1012, reason), retryAfterMs + CLOSE_AFTER_RECONNECT_MS);
   }
 
+  /** Open WebSockets on every endpoint: the load /v1/cluster and `signalctl status` show. */
   get connectionCount(): number {
-    return this.sockets.size;
+    return this.sockets.size + (this.ywebrtc?.connectionCount ?? 0);
   }
 
   subscriberCount(topic: string): number {

@@ -5,6 +5,8 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { killAllNodes, metric, startCluster, type RunningNode } from '../support/cluster.js';
+import { eventually } from '../support/eventually.js';
+import { ADMIN_API_KEYS, READ_KEY, callApi } from '../support/operator-api.js';
 
 const PATH = '/y-webrtc';
 let a: RunningNode;
@@ -20,6 +22,8 @@ beforeAll(async () => {
       RATE_LIMIT_PER_SEC: '50',
       RATE_LIMIT_BURST: '600',
       RATE_LIMIT_STRIKES: '20',
+      ADMIN_API_KEYS,
+      NODE_HEARTBEAT_MS: '500',
     },
   });
   [a, b] = cluster.nodes as [RunningNode, RunningNode];
@@ -264,6 +268,18 @@ it('refuses connections past MAX_CONNECTIONS_PER_IP with 429, and counts them', 
   );
   expect(status).toBe(429);
   expect(await metric(a, series)).toBe(1);
+});
+
+it("counts y-webrtc connections in the node's load that the operator API shows", async () => {
+  await YClient.connect(b);
+  await YClient.connect(b);
+  const nodes = await eventually(
+    "node B's connections in /v1/cluster",
+    5000,
+    async () => (await callApi(a, 'GET', '/v1/cluster', { key: READ_KEY })).body.nodes as { id: string; connections: number }[],
+    (list) => list.find((n) => n.id === b.id)?.connections === 2,
+  );
+  expect(nodes.find((n) => n.id === b.id)?.connections).toBe(2);
 });
 
 it('serves the native protocol at /ws beside it', async () => {
