@@ -33,6 +33,8 @@ export class TopicRelay {
   private readonly counts = new Map<string, number>();
   /** Channel subscriptions in flight, by topic. */
   private readonly pending = new Map<string, Promise<void>>();
+  /** Topics whose channel this node is subscribed to. */
+  private readonly live = new Set<string>();
 
   constructor(private readonly opts: TopicRelayOptions) {
     const delivered = opts.metrics.compatDeliveries.labels('y-webrtc');
@@ -55,17 +57,22 @@ export class TopicRelay {
   }
 
   /**
-   * One more local subscriber of the topic; the first one subscribes this node to its channel.
-   * Resolves once the channel is subscribed (or that failed, counted and logged): a client's
-   * publishes wait for it, so that answers to them are not missed.
+   * One more local subscriber of the topic; the first one subscribes this node to its channel,
+   * and so does a later one while that has not succeeded yet (the bus was down). Resolves once the
+   * channel is subscribed, or that failed (counted and logged): a client's publishes wait for it,
+   * so that the answers to them are not missed.
    */
   subscribe(topic: string): Promise<void> {
-    const count = this.counts.get(topic) ?? 0;
-    this.counts.set(topic, count + 1);
+    this.counts.set(topic, (this.counts.get(topic) ?? 0) + 1);
     this.opts.metrics.compatTopics.labels('y-webrtc').set(this.counts.size);
-    if (count > 0) return this.pending.get(topic) ?? Promise.resolve();
+    if (this.live.has(topic)) return Promise.resolve();
+    const pending = this.pending.get(topic);
+    if (pending) return pending;
     const subscribed = this.opts.bus
       .subscribe(topicChannel(topic))
+      .then(() => {
+        if (this.counts.has(topic)) this.live.add(topic);
+      })
       .catch((err: unknown) => {
         this.opts.metrics.compatDropped.labels('y-webrtc', 'bus-unavailable').inc();
         this.opts.log.warn({ err }, 'could not subscribe to a topic channel');
@@ -81,6 +88,7 @@ export class TopicRelay {
     if (count === undefined) return;
     if (count > 1) return void this.counts.set(topic, count - 1);
     this.counts.delete(topic);
+    this.live.delete(topic);
     this.opts.metrics.compatTopics.labels('y-webrtc').set(this.counts.size);
     this.opts.bus.unsubscribe(topicChannel(topic)).catch((err: unknown) => {
       this.opts.log.warn({ err }, 'could not unsubscribe from a topic channel');
