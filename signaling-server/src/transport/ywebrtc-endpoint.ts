@@ -48,7 +48,6 @@ export interface YWebrtcEndpointOptions {
 }
 
 interface Connection extends AdmittedConnection {
-  isClosed: boolean;
   topics: Set<string>;
   /** Subscriptions in flight; the connection's publishes wait for them. */
   subscribing: Promise<void> | null;
@@ -68,13 +67,12 @@ export class YWebrtcEndpoint {
     const dropped = (reason: string) => metrics.compatDropped.labels(PROTOCOL, reason).inc();
     const received = (type: string) => metrics.compatMessagesReceived.labels(PROTOCOL, type).inc();
     const connections = metrics.compatConnections.labels(PROTOCOL);
-    /** Counts a refusal and a strike; true when the connection had too many and was closed. */
-    const refuse = (ws: WebSocket<Connection>, conn: Connection, reason: string): boolean => {
+    /** Counts a refusal and a strike; closes the connection (1008) when it has had too many. */
+    const refuse = (ws: WebSocket<Connection>, conn: Connection, reason: string): void => {
       dropped(reason);
-      if (!conn.strikes.strike()) return false;
+      if (!conn.strikes.strike()) return;
       log.warn({ ip: conn.ip, reason }, 'closing a connection that keeps exceeding its rate limit');
       ws.end(1008, 'rate limit exceeded repeatedly');
-      return true;
     };
     const publish = (topic: string, frame: string) =>
       relay.publish(topic, frame).catch((err: unknown) => {
@@ -100,7 +98,6 @@ export class YWebrtcEndpoint {
         const { perSec, burst, strikes, strikeWindowMs } = opts.rateLimit;
         const conn: Connection = {
           ...admitted,
-          isClosed: false,
           topics: new Set(),
           subscribing: null,
           bucket: new TokenBucket(perSec, burst),
@@ -125,7 +122,7 @@ export class YWebrtcEndpoint {
             : !conn.address.bytes.take(message.byteLength)
               ? 'address-byte-rate'
               : null;
-        if (refusal) return void refuse(ws, conn, refusal);
+        if (refusal) return refuse(ws, conn, refusal);
         if (message.byteLength > opts.maxMessageBytes) {
           received('too-large');
           return ws.end(1009, 'frame too large');
@@ -149,7 +146,7 @@ export class YWebrtcEndpoint {
             for (const topic of msg.topics) this.unsubscribe(ws, conn, topic);
             return;
           case 'publish': {
-            if (!conn.address.busBytes.take(message.byteLength)) return void refuse(ws, conn, 'bus-rate');
+            if (!conn.address.busBytes.take(message.byteLength)) return refuse(ws, conn, 'bus-rate');
             // The frame goes on as the client sent it: y-webrtc's server adds `clients`, which no client reads.
             if (conn.subscribing) void conn.subscribing.then(() => publish(msg.topic, text));
             else void publish(msg.topic, text);
@@ -162,7 +159,6 @@ export class YWebrtcEndpoint {
 
       close: (ws) => {
         const conn = ws.getUserData();
-        conn.isClosed = true;
         for (const topic of conn.topics) relay.unsubscribe(topic);
         conn.topics.clear();
         opts.release(conn);
