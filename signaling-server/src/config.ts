@@ -100,6 +100,9 @@ const hs256Secret = optionalString.refine(
   `shorter than ${MIN_HS256_SECRET_BYTES} bytes, too short for HS256: make one with openssl rand -base64 32`,
 );
 
+/** Paths the node serves itself; a drop-in endpoint may not take them. */
+const RESERVED_PATHS = ['/ws', '/healthz', '/readyz', '/metrics', '/v1', '/client'];
+
 const ConfigSchema = z
   .object({
     PORT: int(8080, 0, 65535),
@@ -235,6 +238,18 @@ const ConfigSchema = z
     WEBHOOK_TIMEOUT_MS: int(5_000, 100),
     WEBHOOK_RETRY_MS: int(1_000, 10),
     WEBHOOK_MAX_AGE_MS: int(3_600_000, 1_000),
+    /** Where y-webrtc's signaling endpoint is served (its clients' signaling URL); unset: off. */
+    YWEBRTC_PATH: optionalString.pipe(
+      z
+        .string()
+        .regex(/^(\/[A-Za-z0-9_.~-]+)+$/, 'a path such as /y-webrtc: /-separated segments of [A-Za-z0-9_.~-]')
+        .refine((p) => !RESERVED_PATHS.some((r) => p === r || p.startsWith(`${r}/`)), {
+          message: `must not be one of the node's own paths (${RESERVED_PATHS.join(', ')})`,
+        })
+        .optional(),
+    ),
+    /** Topics one y-webrtc connection may subscribe to at once; more are ignored (and counted). */
+    YWEBRTC_MAX_TOPICS: int(64, 1, 10_000),
     /** The application's join hook: POSTed on every join (docs/security.md, "Join hook"); unset: off. */
     JOIN_HOOK_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
     /** Standard Webhooks secret the hook requests are signed with, `whsec_<base64>`; required with JOIN_HOOK_URL. */

@@ -16,6 +16,8 @@ import { parseWebhookSecret } from './webhooks/signature.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 import { WebhookOutbox } from './webhooks/webhook-outbox.js';
 import { RedisBus } from './bus/redis-bus.js';
+import { TopicRelay } from './rooms/topic-relay.js';
+import type { LocalFanout } from './rooms/session.js';
 import { MemoryHub } from './bus/memory-bus.js';
 import { MemoryGapRecords, RedisGapRecords, type GapRecords } from './bus/gap-records.js';
 import { RedisNodeBeats, type NodeBeats } from './bus/node-beats.js';
@@ -152,14 +154,16 @@ async function start(config: Config, log: Logger) {
 
   let isDraining = false;
   let server: SignalingServer | null = null;
+  // The server is made last (it needs the rooms); until then there is nobody to fan out to.
+  const fanout: LocalFanout = {
+    publish: (topic, frame) => server?.publish(topic, frame),
+    subscriberCount: (topic) => server?.subscriberCount(topic) ?? 0,
+  };
   const rooms = new RoomService({
     nodeId: config.NODE_ID,
     store,
     bus,
-    fanout: {
-      publish: (topic, frame) => server?.publish(topic, frame),
-      subscriberCount: (topic) => server?.subscriberCount(topic) ?? 0,
-    },
+    fanout,
     metrics,
     log,
     warnings,
@@ -312,6 +316,21 @@ async function start(config: Config, log: Logger) {
       ipv6PrefixLength: config.IPV6_PREFIX_LENGTH,
     }),
     joinHookHeaders: joinHook ? config.JOIN_HOOK_HEADERS : null,
+    ...(config.YWEBRTC_PATH
+      ? {
+          ywebrtc: {
+            path: config.YWEBRTC_PATH,
+            maxTopics: config.YWEBRTC_MAX_TOPICS,
+            relay: new TopicRelay({
+              nodeId: config.NODE_ID,
+              bus,
+              fanout,
+              metrics,
+              log,
+            }),
+          },
+        }
+      : {}),
     isReady: async () => {
       if (isDraining || !bus.isUp()) return false;
       await store.ping();
@@ -321,6 +340,7 @@ async function start(config: Config, log: Logger) {
   const port = await startupStep('PORT', `cannot listen on ${config.HOST}:${config.PORT}`, () => server!.listen());
   log.info({ host: config.HOST, port, native: isNative }, 'listening');
   process.stderr.write(`${startupLine(config, port, adminAuth.isEnabled, database.isEmbedded)}\n`);
+  if (config.YWEBRTC_PATH) log.info({ protocol: 'y-webrtc', path: config.YWEBRTC_PATH }, 'serving y-webrtc signaling');
   // A node cut off from Redis alone sends its clients where their sends work; see bus-outage.ts.
   const busOutage =
     hasRedis(config) && config.BUS_DOWN_RECONNECT_MS > 0

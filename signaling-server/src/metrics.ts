@@ -186,6 +186,37 @@ export function createMetrics() {
       labelNames: ['op'] as const,
       registers,
     }),
+    // The drop-in endpoints of other signaling protocols (y-webrtc), apart from the native /ws series.
+    compatConnections: new Gauge({
+      name: 'signaling_compat_connections',
+      help: 'Open WebSocket connections of a drop-in protocol endpoint on this node, by protocol',
+      labelNames: ['protocol'] as const,
+      registers,
+    }),
+    compatMessagesReceived: new Counter({
+      name: 'signaling_compat_messages_received_total',
+      help: 'Messages received on a drop-in protocol endpoint, by protocol and type (invalid, unknown, too-large included)',
+      labelNames: ['protocol', 'type'] as const,
+      registers,
+    }),
+    compatDropped: new Counter({
+      name: 'signaling_compat_dropped_total',
+      help: 'Messages and upgrades of a drop-in protocol endpoint refused or dropped, by protocol and reason',
+      labelNames: ['protocol', 'reason'] as const,
+      registers,
+    }),
+    compatTopics: new Gauge({
+      name: 'signaling_compat_topics',
+      help: 'Topics with at least one subscriber on this node, by protocol',
+      labelNames: ['protocol'] as const,
+      registers,
+    }),
+    compatDeliveries: new Counter({
+      name: 'signaling_compat_deliveries_total',
+      help: 'Frames of a drop-in protocol handed to client sockets on this node, by protocol',
+      labelNames: ['protocol'] as const,
+      registers,
+    }),
   };
 }
 

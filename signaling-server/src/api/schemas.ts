@@ -111,7 +111,7 @@ export const NodeInfo = z.object({
   startedAt: Timestamp,
   heartbeatAt: Timestamp,
   heartbeatAgeMs: z.number().int(),
-  connections: z.number().int().nullable().describe('open WebSockets at its last report'),
+  connections: z.number().int().nullable().describe('open WebSockets at its last report, on every endpoint (/ws and y-webrtc)'),
   participants: z.number().int().describe('participants the database says it holds as connected'),
 });
 export const ClusterInfo = z.object({ node: z.string().describe('the node that answered'), nodes: z.array(NodeInfo) });

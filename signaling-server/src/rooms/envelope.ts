@@ -18,6 +18,7 @@ export const enum Kind {
   Kicked = 'k',
   Server = 'v',
   NodeCommand = 'n',
+  Topic = 'p',
 }
 
 /** A broadcast: every participant of the room but the sender. */
@@ -95,6 +96,12 @@ export interface NodeCommandEnvelope {
   command: string;
 }
 
+/** A frame published to a topic of a drop-in protocol (y-webrtc): every subscriber, sender included, gets it as is. */
+export interface TopicEnvelope {
+  kind: Kind.Topic;
+  frame: string;
+}
+
 /** What a node publishes; the channel adds the origin. */
 export type Envelope =
   | BroadcastEnvelope
@@ -105,7 +112,8 @@ export type Envelope =
   | HandoverEnvelope
   | KickedEnvelope
   | ServerEnvelope
-  | NodeCommandEnvelope;
+  | NodeCommandEnvelope
+  | TopicEnvelope;
 
 /** What a node receives: the envelope and the node that published it. */
 export type ReceivedEnvelope = Envelope & { origin: string };
@@ -130,6 +138,8 @@ export function encodeEnvelope(origin: string, e: Envelope): string {
       return `${origin}\t${e.kind}\t${e.to ?? ''}\t0\n${e.frame}`;
     case Kind.NodeCommand:
       return `${origin}\t${e.kind}\t${e.command}\t0\n`;
+    case Kind.Topic:
+      return `${origin}\t${e.kind}\t\t0\n${e.frame}`;
   }
 }
 
@@ -168,6 +178,8 @@ export function decodeEnvelope(payload: string): ReceivedEnvelope | null {
       return { origin, kind, to: subject === '' ? null : subject, frame: body };
     case Kind.NodeCommand:
       return { origin, kind, command: subject };
+    case Kind.Topic:
+      return { origin, kind, frame: body };
     default:
       return null;
   }

@@ -174,6 +174,8 @@ export class LocalRooms implements MemberDirectory {
         this.metrics.deliveries.labels('server').inc(this.fanout.subscriberCount(topicOf(room)));
         return;
       case Kind.NodeCommand:
+      case Kind.Topic:
+        // Not room events: NodeCommands and TopicRelay read their own channels.
         return;
       default:
         this.log.warn({ room, kind: envelope.kind }, 'ignoring a bus message of a kind rooms do not handle');

@@ -162,6 +162,7 @@ const KIND_NAMES: Record<Kind, string> = {
   [Kind.Kicked]: 'kicked',
   [Kind.Server]: 'server',
   [Kind.NodeCommand]: 'node-command',
+  [Kind.Topic]: 'topic',
 };
 
 /** How long an operation waits for its own event to come back from the bus before going on. */

@@ -109,7 +109,8 @@ export class RoomService {
     this.channel.onEnvelope((room, envelope, isOwn, position) => this.receive(room, envelope, isOwn, position));
     this.channel.onGap((room) => {
       this.metrics.busGaps.inc();
-      void this.heal(room);
+      // Channels that are not rooms (`#node:`, `#topic:`) have no view to heal.
+      if (!room.startsWith('#')) void this.heal(room);
     });
     const { verifier, maxParticipantsPerRoom } = opts;
     this.admission = new Admission({

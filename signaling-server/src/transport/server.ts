@@ -20,7 +20,9 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { RoomService } from '../rooms/room-service.js';
 import type { ClientLink, ConnectionRequest, Session } from '../rooms/session.js';
 import { registerHttpRoutes, type ApiHandler } from './http-routes.js';
+import type { TopicRelay } from '../rooms/topic-relay.js';
 import type { StaticFiles } from './static-files.js';
+import { YWebrtcEndpoint, type AdmittedConnection } from './ywebrtc-endpoint.js';
 import type { Uws } from './uws.js';
 
 export interface ServerOptions {
@@ -54,6 +56,8 @@ export interface ServerOptions {
   clientAddress: ClientAddressResolver;
   /** With a join hook: the request headers it is told (besides the cookies). Null: no hook, nothing recorded. */
   joinHookHeaders: string[] | null;
+  /** y-webrtc's signaling endpoint at `path`; absent, there is none. */
+  ywebrtc?: { path: string; maxTopics: number; relay: TopicRelay };
 }
 
 interface Connection {
@@ -118,6 +122,7 @@ export class SignalingServer {
   private readonly connectionsPerIp: IpConnectionCounter;
   private readonly addressLimits: AddressRateLimits;
   private readonly allowedOrigins: Set<string> | undefined;
+  private readonly ywebrtc: YWebrtcEndpoint | undefined;
   /** While draining, new upgrades are refused. */
   isDraining = false;
   /** While this node's clients are being sent away because it cannot reach the bus, new upgrades are refused too. */
@@ -154,7 +159,6 @@ export class SignalingServer {
       ws.end(1008, 'rate limit exceeded repeatedly');
       return true;
     };
-    const { clientAddress } = opts;
     const backpressureDropped = metrics.dropped.labels('backpressure');
     const received = new Map<string, ReturnType<typeof metrics.messagesReceived.labels>>();
     const countReceived = (type: string) => {
@@ -180,33 +184,16 @@ export class SignalingServer {
         const key = req.getHeader('sec-websocket-key');
         const protocol = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const origin = req.getHeader('origin');
         const token = new URLSearchParams(req.getQuery() ?? '').get('token');
-        const ip = clientAddress.resolve(readOrigin(res, req, clientAddress));
-        const addressKey = clientAddress.limitKey(ip);
-        if (this.isDraining) {
-          refused('draining');
-          return void res.writeStatus('503 Service Unavailable').end('draining');
-        }
-        if (this.isBusAway) {
-          refused('bus-away');
-          return void res.writeStatus('503 Service Unavailable').end('this node cannot reach the message bus');
-        }
-        // Every browser sends Origin with an upgrade and cannot read the HTTP status of a refusal;
-        // other clients (which send none) keep the plain HTTP status.
-        const refuseUpgrade = (code: RefusedUpgrade['code'], status: string, message: string) => {
-          if (origin === '') return void res.writeStatus(status).end(message);
+        // Every browser sends Origin with an upgrade and cannot read the HTTP status of a refusal:
+        // it is refused inside the WebSocket instead; other clients keep the plain HTTP status.
+        const refuseInside = (code: RefusedUpgrade['code'], message: string) => {
           const refusal: RefusedUpgrade = { isRefused: true, code, message, closeCode: REFUSAL_CLOSE_CODES[code] };
           res.upgrade<SocketData>(refusal, key, protocol, extensions, context);
         };
-        if (this.allowedOrigins && origin !== '' && !this.allowedOrigins.has(origin)) {
-          refused('origin');
-          return refuseUpgrade('forbidden-origin', '403 Forbidden', 'origin not allowed');
-        }
-        if (!this.connectionsPerIp.tryAcquire(addressKey)) {
-          refused('ip-limit');
-          return refuseUpgrade('rate-limited', '429 Too Many Requests', 'too many connections from this address');
-        }
+        const admitted = this.admit(res, req, refused, refuseInside);
+        if (!admitted) return;
+        const { ip, addressKey } = admitted;
         const { perSec, burst, strikes, strikeWindowMs } = opts.rateLimit;
         const conn: Connection = {
           isRefused: false,
@@ -214,9 +201,7 @@ export class SignalingServer {
           isClosed: false,
           lastSeen: performance.now(),
           isSilenced: false,
-          ip,
-          addressKey,
-          address: this.addressLimits.acquire(addressKey),
+          ...admitted,
           claims: undefined,
           request: readRequest(req, ip, token, opts.joinHookHeaders),
           authError: undefined,
@@ -228,8 +213,7 @@ export class SignalingServer {
         let isAborted = false;
         res.onAborted(() => {
           isAborted = true;
-          this.connectionsPerIp.release(addressKey);
-          this.addressLimits.release(conn.address);
+          this.release(conn);
         });
         opts.verifier
           .verify(token)
@@ -344,13 +328,32 @@ export class SignalingServer {
         if (conn.isRefused) return;
         const ws = socket as WebSocket<Connection>;
         conn.isClosed = true;
-        this.connectionsPerIp.release(conn.addressKey);
-        this.addressLimits.release(conn.address);
+        this.release(conn);
         this.sockets.delete(ws);
         metrics.connections.set(this.sockets.size);
         if (conn.session) opts.rooms.closeSession(conn.session, conn.isSilenced ? 'timeout' : 'disconnected');
       },
     });
+
+    if (opts.ywebrtc) {
+      this.ywebrtc = new YWebrtcEndpoint({
+        app: this.app,
+        uws,
+        path: opts.ywebrtc.path,
+        idleTimeoutMs: opts.idleTimeoutMs,
+        maxMessageBytes: opts.maxMessageBytes,
+        sendBufferBytes: opts.sendBufferBytes,
+        maxJsonDepth: opts.maxJsonDepth,
+        maxTopics: opts.ywebrtc.maxTopics,
+        rateLimit: opts.rateLimit,
+        connectionBytes: opts.connectionBytes,
+        relay: opts.ywebrtc.relay,
+        metrics,
+        log: opts.log,
+        admit: (res, req, refusedFor) => this.admit(res, req, refusedFor),
+        release: (admitted) => this.release(admitted),
+      });
+    }
 
     registerHttpRoutes(this.app, {
       metrics,
@@ -360,6 +363,43 @@ export class SignalingServer {
       api: opts.api,
       maxBodyBytes: opts.maxMessageBytes,
     });
+  }
+
+  /**
+   * The checks every upgrade passes, on any endpoint: not draining, the bus reachable, an allowed
+   * origin, a free slot in the address's connection budget (taken here; pair with release()).
+   * Null once a refusal was answered. Reads the request, so it runs before any await.
+   */
+  private admit(
+    res: HttpResponse,
+    req: HttpRequest,
+    refused: (reason: string) => void,
+    refuseInside?: (code: RefusedUpgrade['code'], message: string) => void,
+  ): AdmittedConnection | null {
+    const { clientAddress } = this.opts;
+    const origin = req.getHeader('origin');
+    const ip = clientAddress.resolve(readOrigin(res, req, clientAddress));
+    const addressKey = clientAddress.limitKey(ip);
+    const refuse = (status: string, body: string, reason: string, code?: RefusedUpgrade['code']): null => {
+      refused(reason);
+      if (code && refuseInside && origin !== '') refuseInside(code, body);
+      else res.writeStatus(status).end(body);
+      return null;
+    };
+    if (this.isDraining) return refuse('503 Service Unavailable', 'draining', 'draining');
+    if (this.isBusAway) return refuse('503 Service Unavailable', 'this node cannot reach the message bus', 'bus-away');
+    if (this.allowedOrigins && origin !== '' && !this.allowedOrigins.has(origin)) {
+      return refuse('403 Forbidden', 'origin not allowed', 'origin', 'forbidden-origin');
+    }
+    if (!this.connectionsPerIp.tryAcquire(addressKey)) {
+      return refuse('429 Too Many Requests', 'too many connections from this address', 'ip-limit', 'rate-limited');
+    }
+    return { ip, addressKey, address: this.addressLimits.acquire(addressKey) };
+  }
+
+  private release(admitted: AdmittedConnection): void {
+    this.connectionsPerIp.release(admitted.addressKey);
+    this.addressLimits.release(admitted.address);
   }
 
   private checkLiveness(): void {
@@ -409,6 +449,7 @@ export class SignalingServer {
   /** Closes every connection with the given code (1001 on shutdown). */
   closeAll(code: number, reason: string): void {
     for (const ws of [...this.sockets]) ws.end(code, reason);
+    this.ywebrtc?.closeAll(code, reason);
   }
 
   /**
@@ -418,6 +459,8 @@ export class SignalingServer {
    */
   async drainConnections(spreadMs: number, jitterMs: number): Promise<void> {
     this.isDraining = true;
+    // y-webrtc's client reconnects by itself within a few seconds and its topics hold no state: no waves.
+    this.ywebrtc?.closeAll(1012, 'draining');
     const waveMs = 100;
     const waves = Math.max(1, Math.floor(spreadMs / waveMs));
     const order = [...this.sockets].sort(() => Math.random() - 0.5);
@@ -436,6 +479,7 @@ export class SignalingServer {
    */
   sendAllAway(jitterMs: number): void {
     for (const ws of [...this.sockets]) this.sendAway(ws, jitterMs, 'bus unreachable');
+    this.ywebrtc?.closeAll(1012, 'bus unreachable');
   }
 
   private sendAway(ws: WebSocket<Connection>, jitterMs: number, reason: string): void {
@@ -449,8 +493,9 @@ export class SignalingServer {
     setTimeout(() => conn.isClosed || ws.end(1012, reason), retryAfterMs + CLOSE_AFTER_RECONNECT_MS);
   }
 
+  /** Open WebSockets on every endpoint: the load /v1/cluster and `signalctl status` show. */
   get connectionCount(): number {
-    return this.sockets.size;
+    return this.sockets.size + (this.ywebrtc?.connectionCount ?? 0);
   }
 
   subscriberCount(topic: string): number {

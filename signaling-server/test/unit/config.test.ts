@@ -16,6 +16,8 @@ describe('configuration', () => {
     expect(config.DATABASE_URL).toBeUndefined();
     expect(config.REDIS_URL).toBeUndefined();
     expect(config.DB_SYNCHRONOUS_COMMIT).toBeUndefined();
+    expect(config.YWEBRTC_PATH).toBeUndefined();
+    expect(config.YWEBRTC_MAX_TOPICS).toBe(64);
     expect(config.NODE_ID).toMatch(/^.+-[0-9a-f]{6}$/);
   });
 
@@ -27,6 +29,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
     expect(() => loadConfig({ NODE_ID: 'has space' })).toThrow(/NODE_ID/);
     expect(() => loadConfig({ DB_SYNCHRONOUS_COMMIT: 'sometimes' })).toThrow(/DB_SYNCHRONOUS_COMMIT/);
+    expect(() => loadConfig({ YWEBRTC_PATH: 'y-webrtc' })).toThrow(/YWEBRTC_PATH/);
+    expect(() => loadConfig({ YWEBRTC_PATH: '/ws' })).toThrow(/YWEBRTC_PATH/);
+    expect(() => loadConfig({ YWEBRTC_PATH: '/v1/signal' })).toThrow(/YWEBRTC_PATH/);
+  });
+
+  it('serves y-webrtc signaling at a path of its own when one is set', () => {
+    expect(loadConfig({ YWEBRTC_PATH: '/y-webrtc' }).YWEBRTC_PATH).toBe('/y-webrtc');
+    expect(loadConfig({ YWEBRTC_PATH: '/apps/yjs' }).YWEBRTC_PATH).toBe('/apps/yjs');
   });
 
   it('reads every switch as on/off, true/false, yes/no or 1/0, in any case, and refuses anything else', () => {
