@@ -77,7 +77,11 @@ export function registerHttpRoutes(app: TemplatedApp, opts: HttpRoutesOptions): 
   app.any('/v1', api);
   app.any('/v1/*', api);
   app.get('/*', (res, req) => {
-    const file = opts.staticFiles?.lookup(req.getUrl());
+    // uws-pack's older router (the build loaded on Node 22) ranks this GET wildcard above
+    // `any('/v1/*')`, so API GETs can land here.
+    const url = req.getUrl();
+    if (url === '/v1' || url.startsWith('/v1/')) return api(res, req);
+    const file = opts.staticFiles?.lookup(url);
     res.cork(() => {
       if (!file) res.writeStatus('404 Not Found').end('not found');
       else res.writeHeader('content-type', file.type).writeHeader('cache-control', 'no-cache').end(file.body);
