@@ -184,8 +184,10 @@ async function start(config: Config, log: Logger) {
     handoverWaitMs: config.HANDOVER_WAIT_MS,
     checkpointMs: config.CHECKPOINT_MS,
     iceServers,
-    // Known from the heartbeat (below), which is the first to fail when Postgres goes away.
-    isDatabaseUp: () => heartbeat.isDatabaseUp,
+    // The heartbeat (below) is the first to find Postgres gone; while it says so, a ping with a
+    // short deadline tells whether it is back, so a join never waits DB_TIMEOUT_MS on a database
+    // known to be away, nor is refused for long after it returned.
+    isDatabaseUp: () => heartbeat.isDatabaseUp || heartbeat.checkDatabase(DATABASE_RECHECK_MS),
   });
 
   // A previous process with this NODE_ID held sockets that are gone now: free its participants
@@ -457,6 +459,9 @@ async function openAndMigrate(config: Config, log: Logger, metrics: ReturnType<t
   }
   return database;
 }
+
+/** How long a join or leave waits for Postgres to answer a ping while the heartbeat says it is away. */
+const DATABASE_RECHECK_MS = 250;
 
 /** The operator API's version in its OpenAPI document. */
 const API_VERSION = '1.0.0';

@@ -60,6 +60,19 @@ export class Heartbeat {
     this.busTimer = null;
   }
 
+  /** Pings the database within `ms`: true (and isDatabaseUp again) if it answered. */
+  async checkDatabase(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    const answered = this.opts.store.ping().then(
+      () => true,
+      () => false,
+    );
+    const isUp = await Promise.race([answered, late]).finally(() => clearTimeout(timer));
+    if (isUp) this.isDatabaseUp = true;
+    return isUp;
+  }
+
   private async beatThroughBus(): Promise<void> {
     if (this.isBusBeating || this.opts.isDraining()) return;
     this.isBusBeating = true;

@@ -67,10 +67,10 @@ export interface RoomServiceOptions {
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
   /**
-   * False while the database is known unreachable (the last heartbeat failed): joins and leaves
-   * then answer `unavailable` at once instead of after DB_TIMEOUT_MS.
+   * False while the database is known unreachable: joins and leaves then answer `unavailable` at
+   * once instead of after DB_TIMEOUT_MS. Asked before each join and leave, so it must answer fast.
    */
-  isDatabaseUp?: () => boolean;
+  isDatabaseUp?: () => boolean | Promise<boolean>;
   /** ICE servers for `joined` and `ice-servers`, bound to the participant; absent when none are configured. */
   iceServers?: IceServerSource;
 }
@@ -336,7 +336,7 @@ export class RoomService {
     const started = performance.now();
     const { session, room } = member;
     try {
-      this.refuseWhileDatabaseAway();
+      await this.refuseWhileDatabaseAway();
       const auth = await this.admission.authorize(session, msg);
       await dependency(view.subscription, this.warnings);
       const { snapshot, secret, isResumed, access, hookRequest } = await this.admission.admit(member, msg, meta, auth);
@@ -384,7 +384,7 @@ export class RoomService {
   private async leave(member: LocalMember, requestId: RequestId | undefined): Promise<void> {
     const { session, room } = member;
     try {
-      this.refuseWhileDatabaseAway();
+      await this.refuseWhileDatabaseAway();
       const left = this.store.leave({ room, participantId: member.id }, this.nodeId, (d) => this.announceDeparture(d));
       await dependency(left, this.warnings);
       this.opts.rechecks?.cancel(member);
@@ -396,8 +396,9 @@ export class RoomService {
     }
   }
 
-  private refuseWhileDatabaseAway(): void {
-    if (this.opts.isDatabaseUp?.() === false) throw new ProtocolError('unavailable', 'the database is unreachable; retry later');
+  private async refuseWhileDatabaseAway(): Promise<void> {
+    if ((await this.opts.isDatabaseUp?.()) === false)
+      throw new ProtocolError('unavailable', 'the database is unreachable; retry later');
   }
 
   /** Publishes a participant's departure to its room; the store calls it before committing. */

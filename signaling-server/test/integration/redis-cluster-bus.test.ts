@@ -28,7 +28,12 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-type BusExtras = Partial<Pick<Parameters<typeof RedisBus.connect>[0], 'onUnreplicated' | 'onStatus' | 'waitReplicas'>>;
+type BusExtras = Partial<
+  Pick<
+    Parameters<typeof RedisBus.connect>[0],
+    'onUnreplicated' | 'onStatus' | 'waitReplicas' | 'probeIntervalMs' | 'probeTimeoutMs' | 'onSilent'
+  >
+>;
 
 async function bus(extra: BusExtras = {}, on: LocalRedisCluster = redis) {
   const b = await RedisBus.connect({
@@ -262,5 +267,39 @@ it('heals the rooms of a master that restarted empty, with no replica to take ov
     buses.splice(buses.indexOf(sender), 2);
     bareAdmin.disconnect();
     await bare.stop();
+  }
+}, 90_000);
+
+it('finds a shard subscriber whose master stops answering without closing anything, and is back once it answers again', async () => {
+  // No replicas and a long node timeout: the cluster itself takes the paused master for alive, so
+  // only the connection probe (REDIS_PROBE_TIMEOUT_MS) can tell.
+  const quiet = await startRedisCluster({ masters: 3, replicasPerMaster: 0, nodeTimeoutMs: 60_000 });
+  const quietAdmin = new Cluster(quiet.seeds.map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })));
+  const probe = { probeIntervalMs: 500, probeTimeoutMs: 1000, waitReplicas: 0 } as const;
+  const silent: string[] = [];
+  const [sender, receiver] = [
+    await bus({ waitReplicas: 0 }, quiet),
+    await bus({ ...probe, onSilent: (connection) => silent.push(connection) }, quiet),
+  ];
+  try {
+    const got = collect(receiver);
+    const [room] = await roomsOnEveryMaster('paused', 1, quiet, quietAdmin);
+    await receiver.subscribe(room!);
+    await sender.publish(room!, 'before');
+    await until(() => got.get(room!)?.length === 1, 'the message before the pause');
+    const victim = masterOf(room!, quietAdmin);
+    quiet.pause(victim);
+    await until(() => !receiver.isUp(), 'the receiver reports itself down', 5000);
+    expect(silent).toContain('ssub');
+    quiet.resume(victim);
+    await until(() => receiver.isUp(), 'the receiver up again');
+    await sender.publish(room!, 'after');
+    await until(() => got.get(room!)?.length === 2, 'the message after the pause');
+    expect(got.get(room!)!.map((m) => m.payload)).toEqual(['before', 'after']);
+  } finally {
+    await Promise.all([sender, receiver].map((b) => b.close()));
+    buses.splice(buses.indexOf(sender), 2);
+    quietAdmin.disconnect();
+    await quiet.stop();
   }
 }, 90_000);

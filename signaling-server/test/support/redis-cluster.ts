@@ -39,6 +39,12 @@ export interface LocalRedisCluster {
    * does after a master's restart. Resolves once every node says cluster_state:ok.
    */
   restartMaster(port: number): Promise<void>;
+  /**
+   * SIGSTOPs a node (SIGCONT with resume()): its sockets stay open and the kernel still takes the
+   * bytes sent to it, but nothing answers, as with a paused VM or a path that black-holes it.
+   */
+  pause(port: number): void;
+  resume(port: number): void;
   stop(): Promise<void>;
 }
 
@@ -247,7 +253,27 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
     );
   };
 
-  return { seeds: servers.map((s) => `${HOST}:${s.port}`), nodes, masterPorts, killMaster, restartMaster, stop };
+  const signal = (port: number, sig: NodeJS.Signals) => {
+    const server = servers.find((s) => s.port === port);
+    if (!server) throw new Error(`redis cluster: no node on ${port}`);
+    server.proc.kill(sig);
+  };
+  // A paused node would hold stop() up: it is let go first.
+  const stopAll = async () => {
+    for (const s of servers) s.proc.kill('SIGCONT');
+    await stop();
+  };
+
+  return {
+    seeds: servers.map((s) => `${HOST}:${s.port}`),
+    nodes,
+    masterPorts,
+    killMaster,
+    restartMaster,
+    pause: (port) => signal(port, 'SIGSTOP'),
+    resume: (port) => signal(port, 'SIGCONT'),
+    stop: stopAll,
+  };
 }
 
 /** Every replica has its link to its master up and has loaded the master's data. */
