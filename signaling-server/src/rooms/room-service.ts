@@ -475,7 +475,7 @@ export class RoomService {
           frame: encode.state(room, version, msg.data, member.id),
         }),
       );
-      const result = await dependency(written, this.log);
+      const result = await dependency(written, this.warnings);
       if (!result.ok) {
         const { current } = result;
         throw new ProtocolError('version-conflict', `room state is at version ${current.version}`, { state: current });
