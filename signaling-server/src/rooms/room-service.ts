@@ -340,6 +340,7 @@ export class RoomService {
       await dependency(view.subscription, this.warnings);
       const { snapshot, secret, isResumed, access, hookRequest } = await this.admission.admit(member, msg, meta, auth);
       member.grants = access.grants;
+      member.identity = access.identity;
       member.seq = snapshot.seq;
       member.version = snapshot.state.version;
       view.applySnapshot(snapshot.seq, [snapshot.self.id, ...snapshot.peers.map((p) => p.id)]);

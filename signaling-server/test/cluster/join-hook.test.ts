@@ -262,6 +262,17 @@ describe('resumes and re-checks', () => {
     await peer.waitForType('peer-left', (m) => m.peer.id === joined.self.id && m.reason === 'kicked');
     expect(await metric(a, 'signaling_join_hook_decisions_total{purpose="recheck",decision="removed"}')).toBe(1);
   });
+
+  it('a re-check that names another identity removes the participant (a resume keeps who it is)', async () => {
+    const room = newRoom('hook-recheck-sub');
+    backend.answer = (req) => allow({ sub: req.type === 'recheck' ? 'someone-else' : 'member-2', recheckAfterSec: 1 });
+    const member = await clients.connect(a);
+    await member.join(room);
+    expect(await member.waitForType('kicked', () => true, 5000)).toMatchObject({
+      room,
+      reason: 'the join hook named another identity',
+    });
+  });
 });
 
 describe('a slow backend under a storm of joins', () => {
@@ -368,6 +379,20 @@ describe('with JOIN_HOOK_ON_RESUME, JOIN_HOOK_FAIL_OPEN and tokens', () => {
       code: 'forbidden',
       message: 'banned since',
     });
+  });
+
+  it("a re-check that names another identity than the token's removes the participant and the node keeps serving", async () => {
+    const room = newRoom('hook-recheck-token');
+    const jwt = await token('tom', ['signal', 'broadcast']);
+    tokened.answer = (req) => allow(req.type === 'recheck' ? { sub: 'mallory' } : { recheckAfterSec: 1 });
+    const member = await clients.connect(c);
+    await member.join(room, { token: jwt });
+    expect(await member.waitForType('kicked', () => true, 5000)).toMatchObject({
+      room,
+      reason: 'the join hook named another identity',
+    });
+    tokened.answer = () => allow();
+    await (await clients.connect(c)).join(newRoom('hook-after-recheck'), { token: jwt });
   });
 
   it('fail-open: a join the hook cannot decide is admitted as the token alone says', async () => {
