@@ -27,12 +27,15 @@ const MAX_RETRY_MS = 60_000;
 
 export class AccessRechecks {
   private readonly timers = new Map<LocalMember, NodeJS.Timeout>();
+  /** After close(), a re-check still in flight schedules no next one. */
+  private isClosed = false;
 
   constructor(private readonly opts: AccessRechecksOptions) {}
 
   /** Asks again at `at` (ms since the epoch; at once when past) with the request the member joined with. */
   schedule(member: LocalMember, at: number, request: HookRequest): void {
     this.cancel(member);
+    if (this.isClosed) return;
     const delayMs = Math.max(0, at - Date.now());
     const timer = setTimeout(() => {
       this.timers.delete(member);
@@ -54,7 +57,13 @@ export class AccessRechecks {
     this.timers.delete(member);
   }
 
+  /** Re-checks waiting for their time. */
+  get pendingCount(): number {
+    return this.timers.size;
+  }
+
   close(): void {
+    this.isClosed = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
   }
