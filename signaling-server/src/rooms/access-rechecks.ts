@@ -39,6 +39,7 @@ export class AccessRechecks {
     const delayMs = Math.max(0, at - Date.now());
     const timer = setTimeout(() => {
       this.timers.delete(member);
+      this.countPending();
       this.recheck(member, request, Math.max(1000, delayMs)).catch((err: unknown) => {
         // A bug, not an outage: the participant keeps its place until it leaves. The request
         // holds the token and cookies, so only where it happened is logged.
@@ -48,13 +49,16 @@ export class AccessRechecks {
     }, delayMs);
     timer.unref();
     this.timers.set(member, timer);
+    this.countPending();
   }
 
   /** The member left or went away: a resume schedules it again from what the store holds. */
   cancel(member: LocalMember): void {
     const timer = this.timers.get(member);
-    if (timer) clearTimeout(timer);
+    if (!timer) return;
+    clearTimeout(timer);
     this.timers.delete(member);
+    this.countPending();
   }
 
   /** Re-checks waiting for their time. */
@@ -66,6 +70,11 @@ export class AccessRechecks {
     this.isClosed = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    this.countPending();
+  }
+
+  private countPending(): void {
+    this.opts.metrics.joinHookRechecksPending.set(this.timers.size);
   }
 
   private async recheck(member: LocalMember, joinedWith: HookRequest, lastDelayMs: number): Promise<void> {

@@ -273,6 +273,18 @@ describe('resumes and re-checks', () => {
       reason: 'the join hook named another identity',
     });
   });
+
+  it('a participant kicked by an operator is no longer waiting for its re-check', async () => {
+    const room = newRoom('hook-recheck-kick');
+    backend.answer = () => allow({ sub: 'kicked-one', recheckAfterSec: 3600 });
+    const member = await clients.connect(a);
+    const joined = await member.join(room);
+    const pending = await metric(a, 'signaling_join_hook_rechecks_pending');
+    expect(pending).toBeGreaterThanOrEqual(1);
+    await callApi(a, 'DELETE', `/v1/rooms/${room}/participants/${joined.self.id}`);
+    await member.waitForType('kicked');
+    expect(await metric(a, 'signaling_join_hook_rechecks_pending')).toBe(pending - 1);
+  });
 });
 
 describe('a slow backend under a storm of joins', () => {
