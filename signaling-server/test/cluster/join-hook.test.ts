@@ -164,13 +164,21 @@ describe('a backend that fails: joins are refused (fail closed) in bounded time'
     await expectNextJoinAllowed(a);
   });
 
-  it('one that answers something that is not an answer', async () => {
-    for (const raw of ['<html>oops</html>', '{"allow":"yes"}', '{"allow":true,"grants":["admin"]}']) {
+  it('one that answers something that is not an answer, or one Postgres could not store', async () => {
+    const unstorable = [
+      '{"allow":true,"sub":"user\\u0000x"}',
+      '{"allow":true,"name":"\\ud800"}',
+      '{"allow":true,"meta":{"n":1e300}}',
+      `{"allow":true,"meta":${'{"a":'.repeat(100)}1${'}'.repeat(100)}}`,
+    ];
+    const raws = ['<html>oops</html>', '{"allow":"yes"}', '{"allow":true,"grants":["admin"]}', ...unstorable];
+    for (const raw of raws) {
       backend.answer = () => ({ raw });
       expect((await refusedJoin(a, newRoom('hook-malformed'))).reply).toMatchObject({ code: 'unavailable' });
+      // An answer in between keeps the breaker (BREAKER_FAILURES in a row) closed.
+      await expectNextJoinAllowed(a);
     }
-    expect(await metric(a, 'signaling_join_hook_requests_total{outcome="malformed"}')).toBe(3);
-    await expectNextJoinAllowed(a);
+    expect(await metric(a, 'signaling_join_hook_requests_total{outcome="malformed"}')).toBe(raws.length);
   });
 
   it('one that is down: the breaker opens, joins are refused without asking, and it closes once the backend is back', async () => {
