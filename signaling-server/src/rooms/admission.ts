@@ -58,7 +58,7 @@ export interface JoinHookPolicy {
 /** What a join acts under before the store is asked. */
 export interface Authorization {
   claims: TokenClaims | undefined;
-  /** Null for a resume whose access the store keeps (the hook is not asked on resume). */
+  /** Null for a resume whose access the store keeps (the hook was not asked, or failed open). */
   access: Access | null;
   /** The name and meta the join hook chose; absent: the token's name, else the client's. */
   name?: string;
@@ -122,6 +122,9 @@ export class Admission {
       case 'failed':
         if (policy.isFailOpen) {
           decided.labels(purpose, 'failed-open').inc();
+          // A resume keeps what the store holds (the hook's narrower grants, its identity): an
+          // outage must not widen them to the token's, nor make the participant a new one.
+          if (purpose === 'resume') return { claims, access: null, hookRequest: null };
           return { claims, access: claims ? tokenAccess(claims) : anonymousAccess(), hookRequest: null };
         }
         decided.labels(purpose, 'failed-closed').inc();
@@ -179,7 +182,7 @@ export class Admission {
         return { snapshot: resumed, secret: next.secret, isResumed: true, access, hookRequest: auth.hookRequest };
       }
     }
-    // A resume the hook was not asked about became a new participant: the hook decides it now.
+    // A resume the hook did not decide became a new participant: the hook decides it now.
     if (!auth.access) auth = await this.askHook(member.session, msg, claims, 'join');
     const access = auth.access!;
     const next = newResumeSecret();

@@ -429,6 +429,60 @@ describe('with JOIN_HOOK_ON_RESUME, JOIN_HOOK_FAIL_OPEN and tokens', () => {
     expect(await metric(c, 'signaling_join_hook_decisions_total{purpose="join",decision="failed-open"}')).toBe(1);
   });
 
+  it('fail-open: a resume the hook cannot decide keeps the grants the hook narrowed, not the whole token', async () => {
+    const room = newRoom('hook-failopen-resume');
+    const jwt = await token('una', ['signal', 'broadcast', 'state']);
+    tokened.answer = () => allow({ grants: ['broadcast'] });
+    const first = await clients.connect(c);
+    const joined = await first.join(room, { token: jwt });
+    first.drop();
+    tokened.answer = () => ({ status: 500 });
+    let resume = joined.resume;
+    for (let i = 0; i < 2; i++) {
+      // Twice: the first resume must not have stored the token's grants for the next.
+      const again = await clients.connect(c);
+      const resumed = await again.join(room, { token: jwt, resume });
+      resume = resumed.resume;
+      expect(resumed).toMatchObject({ resumed: true, self: { id: joined.self.id } });
+      expect(await again.request({ type: 'state', room, version: 0, data: {} })).toMatchObject({ code: 'forbidden' });
+      const { body } = await callApi(c, 'GET', `/v1/rooms/${room}/participants`);
+      expect(body.participants).toEqual([
+        expect.objectContaining({ id: joined.self.id, identity: 'una', source: 'hook', grants: ['broadcast'] }),
+      ]);
+      again.drop();
+    }
+  });
+
+  it('fail-open without tokens: a resume the hook cannot decide stays the participant it was, with its grants', async () => {
+    const node = await startNode({
+      ...shared,
+      env: {
+        JOIN_HOOK_URL: backend.url,
+        JOIN_HOOK_SECRET: HOOK_SECRET,
+        JOIN_HOOK_TIMEOUT_MS: String(TIMEOUT_MS),
+        JOIN_HOOK_ON_RESUME: 'true',
+        JOIN_HOOK_FAIL_OPEN: 'true',
+        ADMIN_API_KEYS,
+      },
+    });
+    try {
+      const room = newRoom('hook-failopen-anon-resume');
+      backend.answer = () => allow({ sub: 'nia', grants: ['broadcast'] });
+      const first = await clients.connect(node);
+      const joined = await first.join(room);
+      first.drop();
+      backend.answer = () => ({ status: 500 });
+      const again = await clients.connect(node);
+      expect(await again.join(room, { resume: joined.resume })).toMatchObject({ resumed: true, self: { id: joined.self.id } });
+      const { body } = await callApi(node, 'GET', `/v1/rooms/${room}/participants`);
+      expect(body.participants).toEqual([
+        expect.objectContaining({ id: joined.self.id, identity: 'nia', source: 'hook', grants: ['broadcast'] }),
+      ]);
+    } finally {
+      await node.kill();
+    }
+  });
+
   it('fail-open without tokens: a join is admitted anonymously while the backend is down', async () => {
     const node = await startNode({
       ...shared,
