@@ -178,8 +178,24 @@ export class Admission {
           warnings,
         );
         router.claimed(member.id, claimed);
-        const access = auth.access ?? keptAccess(resumed.identity, resumed.access, claims);
-        return { snapshot: resumed, secret: next.secret, isResumed: true, access, hookRequest: auth.hookRequest };
+        if (auth.access || resumed.access || !this.opts.joinHook) {
+          const access = auth.access ?? keptAccess(resumed.identity, resumed.access, claims);
+          return { snapshot: resumed, secret: next.secret, isResumed: true, access, hookRequest: auth.hookRequest };
+        }
+        // A row from before access was stored, and a hook that was not asked: nothing says what it
+        // may do, so the hook decides as for a join (not every grant, as anonymous mode would).
+        // A refusal reaches completeJoin, which sends the resumed participant into its grace.
+        const decided = await this.askHook(member.session, msg, claims, 'join');
+        if (decided.access!.identity !== resumed.identity) {
+          throw new ProtocolError('forbidden', 'the join hook named another identity than the participant has');
+        }
+        return {
+          snapshot: resumed,
+          secret: next.secret,
+          isResumed: true,
+          access: decided.access!,
+          hookRequest: decided.hookRequest,
+        };
       }
     }
     // A resume the hook did not decide became a new participant: the hook decides it now.
@@ -232,7 +248,7 @@ function resumingIdentity(auth: Authorization, hasHook: boolean): string | null 
   return hasHook ? undefined : null;
 }
 
-/** The access a resume keeps: the stored one, else (a row from before it was stored) the token's. */
+/** The access a resume keeps: the stored one, else (a row from before it was stored, no hook) the token's. */
 function keptAccess(identity: string | null, stored: StoredAccess | null, claims: TokenClaims | undefined): Access {
   if (stored) return fromStoredAccess(identity, stored);
   return claims ? tokenAccess(claims) : anonymousAccess();

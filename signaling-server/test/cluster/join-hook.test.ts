@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestDatabase,
@@ -246,6 +247,28 @@ describe('resumes and re-checks', () => {
       const again = await clients.connect(b);
       expect(await joinReply(again, room, { resume })).toMatchObject({ code: 'forbidden', message: 'no join' });
     }
+  });
+
+  it('a resume of a participant stored without its access (before migration 007) is asked about as a join, not given every grant', async () => {
+    const room = newRoom('hook-premigration');
+    backend.answer = () => allow({ sub: 'pre', grants: ['broadcast'] });
+    const first = await clients.connect(a);
+    const joined = await first.join(room);
+    first.drop();
+    const db = new pg.Client({ connectionString: shared.databaseUrl });
+    await db.connect();
+    try {
+      await db.query('UPDATE participants SET access = NULL WHERE id = $1', [joined.self.id]);
+    } finally {
+      await db.end();
+    }
+    const calls = backend.calls.length;
+    const again = await clients.connect(b);
+    expect(await again.join(room, { resume: joined.resume })).toMatchObject({ resumed: true, self: { id: joined.self.id } });
+    expect(backend.calls.slice(calls).map((c) => c.body)).toEqual([
+      expect.objectContaining({ type: 'join', participant: joined.self.id }),
+    ]);
+    expect(await again.request({ type: 'state', room, version: 0, data: {} })).toMatchObject({ code: 'forbidden' });
   });
 
   it('a participant whose access was revoked is removed at its re-check, with the reason, and its peers see it leave', async () => {
