@@ -61,7 +61,6 @@ async function start(config: Config, log: Logger) {
     config.DATABASE_URL ? `cannot use the database at ${addressOf(config.DATABASE_URL)}` : 'cannot open the embedded database',
     () => openAndMigrate(config, log, metrics),
   );
-  // With webhooks on
   // With webhooks on, each membership and state change also writes its events to the outbox.
   const webhookUrls = config.WEBHOOK_URLS ?? [];
   const webhookKey = webhookUrls.length > 0 ? parseWebhookSecret(config.WEBHOOK_SECRET!) : null;

@@ -174,6 +174,11 @@ export function createMetrics() {
       labelNames: ['state'] as const,
       registers,
     }),
+    joinHookRechecksPending: new Gauge({
+      name: 'signaling_join_hook_rechecks_pending',
+      help: 'Participants held on this node waiting for a join hook re-check',
+      registers,
+    }),
     joinHookDecisions: new Counter({
       name: 'signaling_join_hook_decisions_total',
       help: 'Joins, resumes and re-checks the join hook decided, by purpose and decision (allowed, denied, failed-open, failed-closed, kept, removed)',

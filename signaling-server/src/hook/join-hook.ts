@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { GRANTS, type Grant } from '../auth/token-verifier.js';
 import type { Metrics } from '../metrics.js';
 import { MAX_NAME_CHARS } from '../protocol/messages.js';
+import { StorableObject, storableString } from '../protocol/storable.js';
 import { signWebhook } from '../webhooks/signature.js';
 import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
 import { ConcurrencyGate, GateFull } from './concurrency-gate.js';
@@ -34,16 +35,17 @@ export interface HookRequest {
   headers: Record<string, string>;
 }
 
-const JsonObject = z.record(z.string(), z.unknown());
-
-/** The answer the backend must give with a 2xx status. */
+/**
+ * The answer the backend must give with a 2xx status. `sub`, `name` and `meta` go to Postgres:
+ * what it could not store is a malformed answer, as the same in a client's join is a bad request.
+ */
 export const HookAnswer = z.discriminatedUnion('allow', [
   z.object({
     allow: z.literal(true),
-    sub: z.string().min(1).max(256).optional(),
+    sub: storableString(z.string().min(1).max(256)).optional(),
     grants: z.array(z.enum(GRANTS)).max(GRANTS.length).optional(),
-    name: z.string().max(MAX_NAME_CHARS).optional(),
-    meta: JsonObject.optional(),
+    name: storableString(z.string().max(MAX_NAME_CHARS)).optional(),
+    meta: StorableObject.optional(),
     /** Ask again after this many seconds; a participant then denied is removed. */
     recheckAfterSec: z
       .number()

@@ -58,7 +58,7 @@ export interface JoinHookPolicy {
 /** What a join acts under before the store is asked. */
 export interface Authorization {
   claims: TokenClaims | undefined;
-  /** Null for a resume whose access the store keeps (the hook is not asked on resume). */
+  /** Null for a resume whose access the store keeps (the hook was not asked, or failed open). */
   access: Access | null;
   /** The name and meta the join hook chose; absent: the token's name, else the client's. */
   name?: string;
@@ -122,6 +122,9 @@ export class Admission {
       case 'failed':
         if (policy.isFailOpen) {
           decided.labels(purpose, 'failed-open').inc();
+          // A resume keeps what the store holds (the hook's narrower grants, its identity): an
+          // outage must not widen them to the token's, nor make the participant a new one.
+          if (purpose === 'resume') return { claims, access: null, hookRequest: null };
           return { claims, access: claims ? tokenAccess(claims) : anonymousAccess(), hookRequest: null };
         }
         decided.labels(purpose, 'failed-closed').inc();
@@ -175,11 +178,27 @@ export class Admission {
           warnings,
         );
         router.claimed(member.id, claimed);
-        const access = auth.access ?? keptAccess(resumed.identity, resumed.access, claims);
-        return { snapshot: resumed, secret: next.secret, isResumed: true, access, hookRequest: auth.hookRequest };
+        if (auth.access || resumed.access || !this.opts.joinHook) {
+          const access = auth.access ?? keptAccess(resumed.identity, resumed.access, claims);
+          return { snapshot: resumed, secret: next.secret, isResumed: true, access, hookRequest: auth.hookRequest };
+        }
+        // A row from before access was stored, and a hook that was not asked: nothing says what it
+        // may do, so the hook decides as for a join (not every grant, as anonymous mode would).
+        // A refusal reaches completeJoin, which sends the resumed participant into its grace.
+        const decided = await this.askHook(member.session, msg, claims, 'join');
+        if (decided.access!.identity !== resumed.identity) {
+          throw new ProtocolError('forbidden', 'the join hook named another identity than the participant has');
+        }
+        return {
+          snapshot: resumed,
+          secret: next.secret,
+          isResumed: true,
+          access: decided.access!,
+          hookRequest: decided.hookRequest,
+        };
       }
     }
-    // A resume the hook was not asked about became a new participant: the hook decides it now.
+    // A resume the hook did not decide became a new participant: the hook decides it now.
     if (!auth.access) auth = await this.askHook(member.session, msg, claims, 'join');
     const access = auth.access!;
     const next = newResumeSecret();
@@ -229,7 +248,7 @@ function resumingIdentity(auth: Authorization, hasHook: boolean): string | null 
   return hasHook ? undefined : null;
 }
 
-/** The access a resume keeps: the stored one, else (a row from before it was stored) the token's. */
+/** The access a resume keeps: the stored one, else (a row from before it was stored, no hook) the token's. */
 function keptAccess(identity: string | null, stored: StoredAccess | null, claims: TokenClaims | undefined): Access {
   if (stored) return fromStoredAccess(identity, stored);
   return claims ? tokenAccess(claims) : anonymousAccess();

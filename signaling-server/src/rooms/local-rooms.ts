@@ -16,6 +16,11 @@ export interface LocalRoomsOptions {
   fanout: LocalFanout;
   metrics: Metrics;
   log: Logger;
+  /**
+   * A member was let go of here, for whatever reason (leave, grace, kick, a resume elsewhere):
+   * what is kept per member (its re-check timer) goes with it.
+   */
+  onForget?: (member: LocalMember) => void;
 }
 
 export class LocalRooms implements MemberDirectory {
@@ -27,10 +32,12 @@ export class LocalRooms implements MemberDirectory {
   private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
   private readonly log: Logger;
+  private readonly onForget: (member: LocalMember) => void;
   private readonly deliveredBroadcast;
 
   constructor(opts: LocalRoomsOptions) {
     ({ channel: this.channel, fanout: this.fanout, metrics: this.metrics, log: this.log } = opts);
+    this.onForget = opts.onForget ?? (() => {});
     this.deliveredBroadcast = this.metrics.deliveries.labels('broadcast');
   }
 
@@ -83,6 +90,7 @@ export class LocalRooms implements MemberDirectory {
 
   /** Like drop() without touching the socket: also for a join that failed before it subscribed. */
   forget(member: LocalMember): void {
+    this.onForget(member);
     member.session.memberships.delete(member.room);
     if (this.localById.get(member.id) === member) this.localById.delete(member.id);
     this.metrics.participants.set(this.localById.size);

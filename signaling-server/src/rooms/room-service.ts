@@ -94,7 +94,7 @@ export class RoomService {
     ({ nodeId: this.nodeId, store: this.store, metrics: this.metrics, log: this.log } = opts);
     this.warnings = opts.warnings ?? new RepeatedWarnings(log, DEFAULT_LOG_REPEAT_INTERVAL_MS);
     this.channel = new RoomChannel({ nodeId, bus, metrics, log });
-    this.local = new LocalRooms({ channel: this.channel, fanout, metrics, log });
+    this.local = new LocalRooms({ channel: this.channel, fanout, metrics, log, onForget: (m) => opts.rechecks?.cancel(m) });
     this.router = new SignalRouter({
       nodeId,
       channel: this.channel,
@@ -341,6 +341,7 @@ export class RoomService {
       await dependency(view.subscription, this.warnings);
       const { snapshot, secret, isResumed, access, hookRequest } = await this.admission.admit(member, msg, meta, auth);
       member.grants = access.grants;
+      member.identity = access.identity;
       member.seq = snapshot.seq;
       member.version = snapshot.state.version;
       view.applySnapshot(snapshot.seq, [snapshot.self.id, ...snapshot.peers.map((p) => p.id)]);
@@ -387,7 +388,6 @@ export class RoomService {
       await this.refuseWhileDatabaseAway();
       const left = this.store.leave({ room, participantId: member.id }, this.nodeId, (d) => this.announceDeparture(d));
       await dependency(left, this.warnings);
-      this.opts.rechecks?.cancel(member);
       this.local.drop(member);
       if (!session.isClosed) session.link.send(encode.left(requestId, room));
       this.log.info({ room, participant: member.id }, 'left');
@@ -409,7 +409,6 @@ export class RoomService {
 
   /** Lets go of a member whose connection ended without `leave`; its gap is kept for its resume. */
   private enterGrace(member: LocalMember): HeldMembership {
-    this.opts.rechecks?.cancel(member);
     this.router.goAway(member);
     this.local.drop(member);
     return { room: member.room, participantId: member.id, resumeHash: member.resumeHash };
@@ -477,7 +476,7 @@ export class RoomService {
           frame: encode.state(room, version, msg.data, member.id),
         }),
       );
-      const result = await dependency(written, this.log);
+      const result = await dependency(written, this.warnings);
       if (!result.ok) {
         const { current } = result;
         throw new ProtocolError('version-conflict', `room state is at version ${current.version}`, { state: current });

@@ -64,6 +64,8 @@ export class LocalMember {
   status: 'joining' | 'joined' | 'gone' = 'joining';
   /** What the member's token or the join hook allows; undefined until it is admitted (anonymous mode: everything). */
   grants: ReadonlySet<Grant> | undefined;
+  /** Who the token or the join hook says it is, once admitted; a re-check may not change it. */
+  identity: string | null = null;
   /** Membership seq and state version this participant has seen; older events are not sent again. */
   seq = 0;
   version = 0;

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestDatabase,
@@ -164,13 +165,21 @@ describe('a backend that fails: joins are refused (fail closed) in bounded time'
     await expectNextJoinAllowed(a);
   });
 
-  it('one that answers something that is not an answer', async () => {
-    for (const raw of ['<html>oops</html>', '{"allow":"yes"}', '{"allow":true,"grants":["admin"]}']) {
+  it('one that answers something that is not an answer, or one Postgres could not store', async () => {
+    const unstorable = [
+      '{"allow":true,"sub":"user\\u0000x"}',
+      '{"allow":true,"name":"\\ud800"}',
+      '{"allow":true,"meta":{"n":1e300}}',
+      `{"allow":true,"meta":${'{"a":'.repeat(100)}1${'}'.repeat(100)}}`,
+    ];
+    const raws = ['<html>oops</html>', '{"allow":"yes"}', '{"allow":true,"grants":["admin"]}', ...unstorable];
+    for (const raw of raws) {
       backend.answer = () => ({ raw });
       expect((await refusedJoin(a, newRoom('hook-malformed'))).reply).toMatchObject({ code: 'unavailable' });
+      // An answer in between keeps the breaker (BREAKER_FAILURES in a row) closed.
+      await expectNextJoinAllowed(a);
     }
-    expect(await metric(a, 'signaling_join_hook_requests_total{outcome="malformed"}')).toBe(3);
-    await expectNextJoinAllowed(a);
+    expect(await metric(a, 'signaling_join_hook_requests_total{outcome="malformed"}')).toBe(raws.length);
   });
 
   it('one that is down: the breaker opens, joins are refused without asking, and it closes once the backend is back', async () => {
@@ -240,6 +249,28 @@ describe('resumes and re-checks', () => {
     }
   });
 
+  it('a resume of a participant stored without its access (before migration 007) is asked about as a join, not given every grant', async () => {
+    const room = newRoom('hook-premigration');
+    backend.answer = () => allow({ sub: 'pre', grants: ['broadcast'] });
+    const first = await clients.connect(a);
+    const joined = await first.join(room);
+    first.drop();
+    const db = new pg.Client({ connectionString: shared.databaseUrl });
+    await db.connect();
+    try {
+      await db.query('UPDATE participants SET access = NULL WHERE id = $1', [joined.self.id]);
+    } finally {
+      await db.end();
+    }
+    const calls = backend.calls.length;
+    const again = await clients.connect(b);
+    expect(await again.join(room, { resume: joined.resume })).toMatchObject({ resumed: true, self: { id: joined.self.id } });
+    expect(backend.calls.slice(calls).map((c) => c.body)).toEqual([
+      expect.objectContaining({ type: 'join', participant: joined.self.id }),
+    ]);
+    expect(await again.request({ type: 'state', room, version: 0, data: {} })).toMatchObject({ code: 'forbidden' });
+  });
+
   it('a participant whose access was revoked is removed at its re-check, with the reason, and its peers see it leave', async () => {
     const room = newRoom('hook-recheck');
     let isRevoked = false;
@@ -261,6 +292,29 @@ describe('resumes and re-checks', () => {
     expect(await member.waitForType('kicked', () => true, 5000)).toMatchObject({ room, reason: 'subscription ended' });
     await peer.waitForType('peer-left', (m) => m.peer.id === joined.self.id && m.reason === 'kicked');
     expect(await metric(a, 'signaling_join_hook_decisions_total{purpose="recheck",decision="removed"}')).toBe(1);
+  });
+
+  it('a re-check that names another identity removes the participant (a resume keeps who it is)', async () => {
+    const room = newRoom('hook-recheck-sub');
+    backend.answer = (req) => allow({ sub: req.type === 'recheck' ? 'someone-else' : 'member-2', recheckAfterSec: 1 });
+    const member = await clients.connect(a);
+    await member.join(room);
+    expect(await member.waitForType('kicked', () => true, 5000)).toMatchObject({
+      room,
+      reason: 'the join hook named another identity',
+    });
+  });
+
+  it('a participant kicked by an operator is no longer waiting for its re-check', async () => {
+    const room = newRoom('hook-recheck-kick');
+    backend.answer = () => allow({ sub: 'kicked-one', recheckAfterSec: 3600 });
+    const member = await clients.connect(a);
+    const joined = await member.join(room);
+    const pending = await metric(a, 'signaling_join_hook_rechecks_pending');
+    expect(pending).toBeGreaterThanOrEqual(1);
+    await callApi(a, 'DELETE', `/v1/rooms/${room}/participants/${joined.self.id}`);
+    await member.waitForType('kicked');
+    expect(await metric(a, 'signaling_join_hook_rechecks_pending')).toBe(pending - 1);
   });
 });
 
@@ -370,6 +424,20 @@ describe('with JOIN_HOOK_ON_RESUME, JOIN_HOOK_FAIL_OPEN and tokens', () => {
     });
   });
 
+  it("a re-check that names another identity than the token's removes the participant and the node keeps serving", async () => {
+    const room = newRoom('hook-recheck-token');
+    const jwt = await token('tom', ['signal', 'broadcast']);
+    tokened.answer = (req) => allow(req.type === 'recheck' ? { sub: 'mallory' } : { recheckAfterSec: 1 });
+    const member = await clients.connect(c);
+    await member.join(room, { token: jwt });
+    expect(await member.waitForType('kicked', () => true, 5000)).toMatchObject({
+      room,
+      reason: 'the join hook named another identity',
+    });
+    tokened.answer = () => allow();
+    await (await clients.connect(c)).join(newRoom('hook-after-recheck'), { token: jwt });
+  });
+
   it('fail-open: a join the hook cannot decide is admitted as the token alone says', async () => {
     const room = newRoom('hook-failopen');
     tokened.answer = () => ({ status: 500 });
@@ -382,6 +450,60 @@ describe('with JOIN_HOOK_ON_RESUME, JOIN_HOOK_FAIL_OPEN and tokens', () => {
       grants: ['signal'],
     });
     expect(await metric(c, 'signaling_join_hook_decisions_total{purpose="join",decision="failed-open"}')).toBe(1);
+  });
+
+  it('fail-open: a resume the hook cannot decide keeps the grants the hook narrowed, not the whole token', async () => {
+    const room = newRoom('hook-failopen-resume');
+    const jwt = await token('una', ['signal', 'broadcast', 'state']);
+    tokened.answer = () => allow({ grants: ['broadcast'] });
+    const first = await clients.connect(c);
+    const joined = await first.join(room, { token: jwt });
+    first.drop();
+    tokened.answer = () => ({ status: 500 });
+    let resume = joined.resume;
+    for (let i = 0; i < 2; i++) {
+      // Twice: the first resume must not have stored the token's grants for the next.
+      const again = await clients.connect(c);
+      const resumed = await again.join(room, { token: jwt, resume });
+      resume = resumed.resume;
+      expect(resumed).toMatchObject({ resumed: true, self: { id: joined.self.id } });
+      expect(await again.request({ type: 'state', room, version: 0, data: {} })).toMatchObject({ code: 'forbidden' });
+      const { body } = await callApi(c, 'GET', `/v1/rooms/${room}/participants`);
+      expect(body.participants).toEqual([
+        expect.objectContaining({ id: joined.self.id, identity: 'una', source: 'hook', grants: ['broadcast'] }),
+      ]);
+      again.drop();
+    }
+  });
+
+  it('fail-open without tokens: a resume the hook cannot decide stays the participant it was, with its grants', async () => {
+    const node = await startNode({
+      ...shared,
+      env: {
+        JOIN_HOOK_URL: backend.url,
+        JOIN_HOOK_SECRET: HOOK_SECRET,
+        JOIN_HOOK_TIMEOUT_MS: String(TIMEOUT_MS),
+        JOIN_HOOK_ON_RESUME: 'true',
+        JOIN_HOOK_FAIL_OPEN: 'true',
+        ADMIN_API_KEYS,
+      },
+    });
+    try {
+      const room = newRoom('hook-failopen-anon-resume');
+      backend.answer = () => allow({ sub: 'nia', grants: ['broadcast'] });
+      const first = await clients.connect(node);
+      const joined = await first.join(room);
+      first.drop();
+      backend.answer = () => ({ status: 500 });
+      const again = await clients.connect(node);
+      expect(await again.join(room, { resume: joined.resume })).toMatchObject({ resumed: true, self: { id: joined.self.id } });
+      const { body } = await callApi(node, 'GET', `/v1/rooms/${room}/participants`);
+      expect(body.participants).toEqual([
+        expect.objectContaining({ id: joined.self.id, identity: 'nia', source: 'hook', grants: ['broadcast'] }),
+      ]);
+    } finally {
+      await node.kill();
+    }
   });
 
   it('fail-open without tokens: a join is admitted anonymously while the backend is down', async () => {
