@@ -37,6 +37,7 @@ import { createLogger, type Logger } from './log.js';
 import { RepeatedWarnings } from './log-repeats.js';
 import { createMetrics } from './metrics.js';
 import { RoomService } from './rooms/room-service.js';
+import { DatabaseCheck } from './store/database-check.js';
 import { openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrations.js';
 import { PostgresStore } from './store/postgres-store.js';
@@ -158,6 +159,7 @@ async function start(config: Config, log: Logger) {
     publish: (topic, frame) => server?.publish(topic, frame),
     subscriberCount: (topic) => server?.subscriberCount(topic) ?? 0,
   };
+  const databaseCheck = new DatabaseCheck(store, DATABASE_CHECK_MS);
   const rooms = new RoomService({
     nodeId: config.NODE_ID,
     store,
@@ -183,10 +185,9 @@ async function start(config: Config, log: Logger) {
     handoverWaitMs: config.HANDOVER_WAIT_MS,
     checkpointMs: config.CHECKPOINT_MS,
     iceServers,
-    // The heartbeat (below) is the first to find Postgres gone; while it says so, a ping with a
-    // short deadline tells whether it is back, so a join never waits DB_TIMEOUT_MS on a database
-    // known to be away, nor is refused for long after it returned.
-    isDatabaseUp: () => heartbeat.isDatabaseUp || heartbeat.checkDatabase(DATABASE_RECHECK_MS),
+    // Asked before every join and leave (store/database-check.ts), so none waits DB_TIMEOUT_MS on a
+    // database that stopped answering, however recently, nor is refused once it answers again.
+    isDatabaseUp: () => databaseCheck.isUp(),
   });
 
   // A previous process with this NODE_ID held sockets that are gone now: free its participants
@@ -459,8 +460,8 @@ async function openAndMigrate(config: Config, log: Logger, metrics: ReturnType<t
   return database;
 }
 
-/** How long a join or leave waits for Postgres to answer a ping while the heartbeat says it is away. */
-const DATABASE_RECHECK_MS = 250;
+/** How long a join or leave waits for Postgres to answer a ping before it is refused `unavailable`. */
+const DATABASE_CHECK_MS = 250;
 
 /** The operator API's version in its OpenAPI document. */
 const API_VERSION = '1.0.0';

@@ -30,8 +30,6 @@ export class Heartbeat {
   private busTimer: NodeJS.Timeout | null = null;
   private isBeating = false;
   private isBusBeating = false;
-  /** False from a failed heartbeat until one succeeds. */
-  isDatabaseUp = true;
 
   constructor(private readonly opts: HeartbeatOptions) {}
 
@@ -60,19 +58,6 @@ export class Heartbeat {
     this.busTimer = null;
   }
 
-  /** Pings the database within `ms`: true (and isDatabaseUp again) if it answered. */
-  async checkDatabase(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-    const answered = this.opts.store.ping().then(
-      () => true,
-      () => false,
-    );
-    const isUp = await Promise.race([answered, late]).finally(() => clearTimeout(timer));
-    if (isUp) this.isDatabaseUp = true;
-    return isUp;
-  }
-
   private async beatThroughBus(): Promise<void> {
     if (this.isBusBeating || this.opts.isDraining()) return;
     this.isBusBeating = true;
@@ -94,7 +79,6 @@ export class Heartbeat {
     try {
       const result = await store.heartbeat(nodeId, this.status(), this.opts.isBusUp?.() ?? true);
       metrics.dbUp.set(1);
-      this.isDatabaseUp = true;
       if (result === 'judged-dead') {
         metrics.judgedDead.inc();
         log.warn('the cluster judged this node dead while it was alive: closing its connections and registering again');
@@ -104,7 +88,6 @@ export class Heartbeat {
       return true;
     } catch (err) {
       metrics.dbUp.set(0);
-      this.isDatabaseUp = false;
       metrics.backgroundErrors.labels('heartbeat').inc();
       log.warn({ err }, 'heartbeat failed');
       return false;

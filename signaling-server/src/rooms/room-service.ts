@@ -67,7 +67,7 @@ export interface RoomServiceOptions {
   /** How long to wait before retrying bookkeeping that failed because the database was away. */
   retryMs?: number;
   /**
-   * False while the database is known unreachable: joins and leaves then answer `unavailable` at
+   * False when the database does not answer now: joins and leaves then answer `unavailable` at
    * once instead of after DB_TIMEOUT_MS. Asked before each join and leave, so it must answer fast.
    */
   isDatabaseUp?: () => boolean | Promise<boolean>;

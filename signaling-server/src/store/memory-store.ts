@@ -224,6 +224,11 @@ export class MemoryStore implements RoomStore {
     this.check();
   }
 
+  /** Never: in memory nothing waits for an answer, so a ping alone tells whether it is up. */
+  lastAnsweredAt(): number {
+    return 0;
+  }
+
   private async removeWhere(
     matches: (r: Row) => boolean,
     reasonOf: (r: Row) => PeerLeftReason,

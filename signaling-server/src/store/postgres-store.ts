@@ -78,6 +78,7 @@ export type ChangeRecorder = (tx: Transaction<Database>, change: RoomChange) => 
 
 export class PostgresStore implements RoomStore {
   private readonly liveness: Kysely<Database>;
+  private answeredAt = 0;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -128,6 +129,7 @@ export class PostgresStore implements RoomStore {
     const start = performance.now();
     try {
       const result = await fn();
+      this.answeredAt = performance.now();
       this.observe(op, (performance.now() - start) / 1000, false);
       return result;
     } catch (e) {
@@ -509,6 +511,10 @@ export class PostgresStore implements RoomStore {
       .where(sql<boolean>`NOT EXISTS (SELECT 1 FROM participants p WHERE p.node_id = ${nodeId} AND p.status = 'connected')`)
       .$if(silentForMs !== null, (qb) => qb.where(sql<boolean>`heartbeat_at < now() - ${msInterval(silentForMs ?? 0)}`))
       .execute();
+  }
+
+  lastAnsweredAt(): number {
+    return this.answeredAt;
   }
 
   ping(): Promise<void> {

@@ -182,6 +182,8 @@ export interface RoomStore {
    */
   retractJoin(m: Membership, nodeId: string, announce: Announce<Departure>): Promise<Departure | null>;
   ping(): Promise<void>;
+  /** When (`performance.now()`) the database last answered a query; 0 if it never has. */
+  lastAnsweredAt(): number;
 }
 
 /**
