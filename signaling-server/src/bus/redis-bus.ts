@@ -30,6 +30,8 @@
 // Every connection (the publisher, the subscriber; on a cluster each node connection and each shard
 // subscriber) is sent a PING each probe interval, and one that misses its deadline is destroyed
 // (connection-probe.ts): a flow the network dropped silently is then a reconnect like any other.
+// On a cluster the bus counts as down while its publisher has no connection up to some master that
+// serves slots (the Cluster client stays ready when one node connection is lost).
 import { Cluster, Redis, ReplyError, type RedisOptions, type Result } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Warner } from '../log-repeats.js';
@@ -305,6 +307,9 @@ export class RedisBus implements RoomBus {
   /** The Redis server's run id: a new one after a reconnect means it restarted with nothing. */
   private runId = '';
   private isClosing = false;
+  /** On a cluster: the masters (`host:port`) that serve slots, as the last slot map said. */
+  private masters = new Set<string>();
+  private readonly reportNodeStatus = () => this.opts.onStatus?.(this.isUp());
   /** Destroys a connection that stops answering; null when probing is off. */
   private readonly probe: ConnectionProbe | null;
   private readonly warnings: Warner;
@@ -356,9 +361,16 @@ export class RedisBus implements RoomBus {
         retryDelayOnFailover: 0,
         redisOptions: { ...nodeOptions, connectionName: `${name}:pub` },
       });
-      // Every connection the Cluster client makes to a node is probed, for as long as it lives.
-      this.pub.on('+node', (redis: Redis) => this.probe?.watch('pub', redis));
+      // Every connection the Cluster client makes to a node is probed, for as long as it lives; the
+      // Cluster client itself stays ready when one of them is lost, so the bus says when it can no
+      // longer publish to some master's slots (isUp).
+      this.pub.on('+node', (redis: Redis) => {
+        this.probe?.watch('pub', redis);
+        redis.on('ready', this.reportNodeStatus);
+        redis.on('close', this.reportNodeStatus);
+      });
       this.pub.on('-node', (redis: Redis) => this.probe?.unwatch(redis));
+      this.pub.on('refresh', () => this.followMasters());
       this.shards = new ShardedSubscriber({
         cluster: this.pub,
         redisOptions: { connectTimeout: opts.timeoutMs, connectionName: `${name}:sub`, keepAlive: common.keepAlive },
@@ -435,6 +447,34 @@ export class RedisBus implements RoomBus {
   private async connectMasters(): Promise<void> {
     const masters = (this.pub as Cluster).nodes('master').filter((node) => node.status === 'wait');
     await Promise.all(masters.map((node) => node.ping().catch(() => {})));
+  }
+
+  /**
+   * After each refresh of the slot map (every second): remembers the masters that serve slots, and
+   * connects to those the Cluster client has no connection up to, such as a promoted replica or a
+   * master whose connection the probe destroyed (ioredis does not reconnect a node, it makes a new
+   * connection at the refresh and opens it at the first command). So the bus is up again as soon as
+   * every master answers, without waiting for a publish to open the way.
+   */
+  private followMasters(): void {
+    const masters = new Set<string>();
+    for (const nodes of (this.pub as Cluster).slots) if (nodes?.[0]) masters.add(nodes[0]);
+    this.masters = masters;
+    // Not while the Cluster client connects: it refuses its own ready check on a node connecting
+    // (connect() connects the masters once it is ready).
+    if (this.isClosing || this.pub.status !== 'ready') return;
+    void this.connectMasters().then(this.reportNodeStatus);
+  }
+
+  /** On a cluster: the publisher has a connection that is up to every master that serves slots. */
+  private canPublishToEveryMaster(): boolean {
+    if (!this.shards) return true;
+    const up = new Set<string>();
+    for (const node of (this.pub as Cluster).nodes('all')) {
+      if (node.status === 'ready') up.add(`${node.options.host}:${node.options.port}`);
+    }
+    for (const master of this.masters) if (!up.has(master)) return false;
+    return true;
   }
 
   private reportStatus(event: string): void {
@@ -839,7 +879,7 @@ export class RedisBus implements RoomBus {
 
   isUp(): boolean {
     const isListening = this.shards ? this.shards.isUp() : this.sub!.status === 'ready';
-    return this.pub.status === 'ready' && isListening && this.isSubscribed;
+    return this.pub.status === 'ready' && this.canPublishToEveryMaster() && isListening && this.isSubscribed;
   }
 
   /** The publishing connection, for features that keep small amounts of data in Redis. */

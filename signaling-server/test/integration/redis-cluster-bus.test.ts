@@ -5,6 +5,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { PublishOutcomeUnknown } from '../../src/bus/bus.js';
 import { keySlot } from '../../src/bus/key-slot.js';
 import { RedisBus } from '../../src/bus/redis-bus.js';
 import { uniqueName } from '../support/cluster.js';
@@ -270,18 +271,34 @@ it('heals the rooms of a master that restarted empty, with no replica to take ov
   }
 }, 90_000);
 
-it('finds a shard subscriber whose master stops answering without closing anything, and is back once it answers again', async () => {
-  // No replicas and a long node timeout: the cluster itself takes the paused master for alive, so
-  // only the connection probe (REDIS_PROBE_TIMEOUT_MS) can tell.
+/**
+ * Runs `test` on a cluster of its own with no replicas and a long node timeout: the cluster itself
+ * takes a paused master for alive, so only the connection probe (REDIS_PROBE_TIMEOUT_MS) can tell.
+ */
+async function onClusterThatCannotTell(
+  test: (quiet: LocalRedisCluster, quietAdmin: Cluster, probe: BusExtras) => Promise<void>,
+): Promise<void> {
   const quiet = await startRedisCluster({ masters: 3, replicasPerMaster: 0, nodeTimeoutMs: 60_000 });
   const quietAdmin = new Cluster(quiet.seeds.map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })));
   const probe = { probeIntervalMs: 500, probeTimeoutMs: 1000, waitReplicas: 0 } as const;
-  const silent: string[] = [];
-  const [sender, receiver] = [
-    await bus({ waitReplicas: 0 }, quiet),
-    await bus({ ...probe, onSilent: (connection) => silent.push(connection) }, quiet),
-  ];
+  const started = buses.length;
   try {
+    await test(quiet, quietAdmin, probe);
+  } finally {
+    const mine = buses.splice(started);
+    await Promise.all(mine.map((b) => b.close()));
+    quietAdmin.disconnect();
+    await quiet.stop();
+  }
+}
+
+it('finds a shard subscriber whose master stops answering without closing anything, and is back once it answers again', async () => {
+  await onClusterThatCannotTell(async (quiet, quietAdmin, probe) => {
+    const silent: string[] = [];
+    const [sender, receiver] = [
+      await bus({ waitReplicas: 0 }, quiet),
+      await bus({ ...probe, onSilent: (connection) => silent.push(connection) }, quiet),
+    ];
     const got = collect(receiver);
     const [room] = await roomsOnEveryMaster('paused', 1, quiet, quietAdmin);
     await receiver.subscribe(room!);
@@ -289,17 +306,73 @@ it('finds a shard subscriber whose master stops answering without closing anythi
     await until(() => got.get(room!)?.length === 1, 'the message before the pause');
     const victim = masterOf(room!, quietAdmin);
     quiet.pause(victim);
-    await until(() => !receiver.isUp(), 'the receiver reports itself down', 5000);
-    expect(silent).toContain('ssub');
+    // Its publisher's connection to that master is probed as well and may be found first.
+    await until(() => !receiver.isUp() && silent.includes('ssub'), 'the receiver down, its shard subscriber found silent', 5000);
     quiet.resume(victim);
     await until(() => receiver.isUp(), 'the receiver up again');
     await sender.publish(room!, 'after');
     await until(() => got.get(room!)?.length === 2, 'the message after the pause');
     expect(got.get(room!)!.map((m) => m.payload)).toEqual(['before', 'after']);
-  } finally {
-    await Promise.all([sender, receiver].map((b) => b.close()));
-    buses.splice(buses.indexOf(sender), 2);
-    quietAdmin.disconnect();
-    await quiet.stop();
-  }
+  });
 }, 90_000);
+
+it('finds a publisher connection whose master stops answering without closing anything: down, failing its publishes, then delivering every acked one', async () => {
+  await onClusterThatCannotTell(async (quiet, quietAdmin, probe) => {
+    const silent: string[] = [];
+    const sender = await bus({ ...probe, onSilent: (connection) => silent.push(connection) }, quiet);
+    // Not probed: its own connections to the paused master carry on once it answers again.
+    const receiver = await bus({ waitReplicas: 0 }, quiet);
+    const got = collect(receiver);
+    const [room] = await roomsOnEveryMaster('pub-paused', 1, quiet, quietAdmin);
+    await receiver.subscribe(room!);
+    await sender.publish(room!, 'before');
+    await until(() => got.get(room!)?.length === 1, 'the message before the pause');
+    const victim = masterOf(room!, quietAdmin);
+
+    // A publish every 20 ms throughout, each one either acked (resolved) or failed.
+    const acked: string[] = [];
+    const failed = new Map<string, Error>();
+    const settling: Promise<unknown>[] = [];
+    let sent = 0;
+    const traffic = setInterval(() => {
+      const message = `m${sent++}`;
+      settling.push(
+        sender.publish(room!, message).then(
+          () => acked.push(message),
+          (err: Error) => failed.set(message, err),
+        ),
+      );
+    }, 20);
+    try {
+      await until(() => acked.length >= 5, 'publishes before the pause');
+      const pausedAt = Date.now();
+      quiet.pause(victim);
+      // Within the probe's interval and deadline (1.5 s) and a margin for a busy machine.
+      await until(() => !sender.isUp(), 'the sender reports itself down', 4000);
+      const downMs = Date.now() - pausedAt;
+      expect(silent).toContain('pub');
+      await until(() => failed.size > 0, 'a publish failing during the pause', 5000);
+      quiet.resume(victim);
+      await until(() => sender.isUp(), 'the sender up again');
+      const ackedBeforeHeal = acked.length;
+      await until(() => acked.length >= ackedBeforeHeal + 5, 'publishes acked after the pause');
+      console.info(`publisher probe: sender down ${downMs} ms after the pause; ${failed.size} of ${sent} publishes failed`);
+    } finally {
+      clearInterval(traffic);
+    }
+    // None is left hanging: every publish was acked or reported as failed.
+    await Promise.all(settling);
+    expect(acked.length + failed.size).toBe(sent);
+
+    await sender.publish(room!, 'last');
+    await until(() => got.get(room!)?.at(-1)?.payload === 'last', 'the last message');
+    const delivered = got.get(room!)!.map((m) => m.payload);
+    // Every acked message, once, in the order it was published.
+    expect(new Set(delivered).size).toBe(delivered.length);
+    const isAcked = new Set(acked);
+    expect(delivered.filter((m) => isAcked.has(m))).toEqual(acked);
+    // A failed publish may have run only if the bus said it might (it was sent before the pause).
+    const failedButDelivered = delivered.filter((m) => failed.has(m));
+    expect(failedButDelivered.filter((m) => !(failed.get(m) instanceof PublishOutcomeUnknown))).toEqual([]);
+  });
+}, 60_000);

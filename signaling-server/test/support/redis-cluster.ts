@@ -179,7 +179,11 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
   };
   try {
     const count = masters * (1 + replicasPerMaster);
-    servers.push(...(await Promise.all(Array.from({ length: count }, () => startServer(nodeTimeoutMs)))));
+    // Every server that did start is kept for stop(), also when another one failed to.
+    const started = await Promise.allSettled(Array.from({ length: count }, () => startServer(nodeTimeoutMs)));
+    for (const result of started) if (result.status === 'fulfilled') servers.push(result.value);
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
     // redis-cli makes the first `masters` nodes masters and the rest their replicas.
     await runRedisCli([
       '--cluster',
