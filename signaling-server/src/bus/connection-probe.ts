@@ -72,7 +72,15 @@ export class ConnectionProbe {
     // One probe at a time; a connection that is not up is ioredis's to reconnect, not ours to judge.
     if (!watch || watch.deadline || redis.status !== 'ready') return;
     const stream = redis.stream;
-    watch.deadline = setTimeout(() => this.destroy(redis, stream, 'no PING reply'), this.opts.timeoutMs).unref();
+    const deadline = setTimeout(() => {
+      // Node runs due timers before it reads sockets: after the event loop was busy past the
+      // deadline (a long GC, a starved CPU), the reply may be waiting unread. One round of I/O
+      // runs before setImmediate's callback, so a reply that did arrive clears the deadline first.
+      setImmediate(() => {
+        if (watch.deadline === deadline) this.destroy(redis, stream, 'no PING reply');
+      });
+    }, this.opts.timeoutMs).unref();
+    watch.deadline = deadline;
     redis.ping().then(
       () => {
         if (redis.stream === stream) this.clearDeadline(redis);
@@ -89,10 +97,15 @@ export class ConnectionProbe {
     if (!watch) return;
     if (watch.deadline) clearTimeout(watch.deadline);
     const stream = redis.stream;
-    watch.deadline = setTimeout(() => {
-      if (redis.status === 'connect') this.destroy(redis, stream, 'no handshake reply');
-      else this.clearDeadline(redis);
+    const deadline = setTimeout(() => {
+      // As for a PING (ping()): the answer may be waiting unread after a busy event loop.
+      setImmediate(() => {
+        if (watch.deadline !== deadline) return;
+        if (redis.status === 'connect') this.destroy(redis, stream, 'no handshake reply');
+        else this.clearDeadline(redis);
+      });
     }, this.opts.timeoutMs).unref();
+    watch.deadline = deadline;
   }
 
   private clearDeadline(redis: Redis): void {
